@@ -1,0 +1,78 @@
+//! Kubewarden entry points of the Istio sidecar injector policy. Everything else is a plain
+//! engine (`engine`, `decision`, `inject`, `template`, `settings`) that never calls the host:
+//! the only host call, the Namespace lookup, is made here and handed to the engine.
+
+pub mod annotations;
+pub mod decision;
+pub mod engine;
+pub mod inject;
+pub mod merge;
+pub mod pod;
+pub mod prometheus;
+pub mod proxy_config;
+pub mod quantity;
+pub mod selector;
+pub mod settings;
+pub mod template;
+
+#[cfg(target_arch = "wasm32")]
+mod entry {
+    use guest::prelude::*;
+    use kubewarden_policy_sdk::wapc_guest as guest;
+
+    extern crate kubewarden_policy_sdk as kubewarden;
+    use kubewarden::host_capabilities::kubernetes::{GetResourceRequest, get_resource};
+    use kubewarden::response::ValidationResponse;
+    use kubewarden::settings::SettingsValidationResponse;
+    use kubewarden::{protocol_version_guest, reject_request};
+
+    use crate::engine;
+    use crate::settings::Settings;
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn wapc_init() {
+        register_function("validate", validate);
+        register_function("validate_settings", validate_settings);
+        register_function("protocol_version", protocol_version_guest);
+    }
+
+    fn validate(payload: &[u8]) -> CallResult {
+        let (request, settings) = match engine::parse_payload(payload) {
+            Ok(parsed) => parsed,
+            Err(message) => return reject_request(Some(message), Some(400), None, None),
+        };
+        let verdict = engine::evaluate(request, &settings, lookup_namespace);
+        let response = ValidationResponse {
+            accepted: verdict.accepted(),
+            message: verdict.message.clone(),
+            code: None,
+            audit_annotations: Some(verdict.audit_annotations().into_iter().collect()),
+            warnings: (!verdict.warnings.is_empty()).then(|| verdict.warnings.clone()),
+            mutated_object: verdict.mutated,
+        };
+        Ok(serde_json::to_vec(&response)?)
+    }
+
+    fn lookup_namespace(name: &str) -> Result<serde_json::Value, String> {
+        let request = GetResourceRequest {
+            api_version: "v1".to_string(),
+            kind: "Namespace".to_string(),
+            name: name.to_string(),
+            namespace: None,
+            disable_cache: false,
+            field_masks: None,
+        };
+        get_resource::<serde_json::Value>(&request).map_err(|e| e.to_string())
+    }
+
+    /// Settings are checked here rather than with the SDK's helper so that type errors name
+    /// the field (`values.global.proxy.statusPort: invalid type ...`) instead of failing the call.
+    fn validate_settings(payload: &[u8]) -> CallResult {
+        let result = Settings::from_slice(payload).and_then(|s| s.validate());
+        let response = SettingsValidationResponse {
+            valid: result.is_ok(),
+            message: result.err(),
+        };
+        Ok(serde_json::to_vec(&response)?)
+    }
+}

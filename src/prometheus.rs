@@ -1,0 +1,276 @@
+//! Istio's Prometheus "metrics merge": the app's `prometheus.io/*` annotations move into the
+//! proxy's `ISTIO_PROMETHEUS_ANNOTATIONS` env and the pod is pointed at the agent's merged
+//! endpoint.
+
+use serde_json::{Map, Value, json};
+
+use crate::annotations::{PROMETHEUS_MERGE_METRICS, parse_go_bool};
+
+const SCRAPE: &str = "prometheus_io_scrape";
+const PORT: &str = "prometheus_io_port";
+const PATH: &str = "prometheus_io_path";
+const SCRAPE_TARGETS: &str = "prometheus_istio_io_scrape_targets";
+const SECURE_PORT: &str = "prometheus_istio_io_secure_port";
+
+/// Reserved data-plane ports, with the reason users see when they point a scrape at one.
+const RESERVED: &[(&str, &str)] = &[
+    ("15000", "Envoy admin"),
+    ("15001", "outbound traffic capture"),
+    ("15004", "pilot debug"),
+    ("15006", "inbound traffic capture"),
+    ("15008", "HBONE tunnel"),
+    ("15020", "pilot-agent status / merged Prometheus"),
+    ("15021", "Envoy health"),
+    ("15053", "DNS proxy"),
+    ("15090", "Envoy Prometheus (already merged)"),
+];
+
+/// Prometheus' `SanitizeLabelName`: every character outside `[a-zA-Z0-9_]` becomes `_`, so
+/// `prometheus.io/scrape` and `prometheus-io/scrape` name the same setting.
+fn sanitize(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn find<'a>(annotations: &'a Map<String, Value>, sanitized: &str) -> Option<&'a str> {
+    annotations
+        .iter()
+        .find(|(k, _)| sanitize(k) == sanitized)
+        .map(|(_, v)| v.as_str().unwrap_or_default())
+}
+
+/// `prometheus.io/port` (any spelling), if present.
+pub fn current_port(annotations: &Map<String, Value>) -> Option<&str> {
+    find(annotations, PORT)
+}
+
+/// Removes every spelling of the scrape, port, path and scrape-targets annotations.
+pub fn clear(annotations: &mut Map<String, Value>) {
+    annotations.retain(|k, _| {
+        let s = sanitize(k);
+        !(s == SCRAPE || s == PORT || s == PATH || s == SCRAPE_TARGETS)
+    });
+}
+
+fn scrape_enabled(annotations: &Map<String, Value>) -> bool {
+    annotations
+        .iter()
+        .filter(|(k, _)| sanitize(k) == SCRAPE)
+        .find_map(|(_, v)| v.as_str().and_then(parse_go_bool))
+        .unwrap_or(true)
+}
+
+fn merge_enabled(annotations: &Map<String, Value>, mesh_default: bool) -> bool {
+    annotations
+        .get(PROMETHEUS_MERGE_METRICS)
+        .and_then(Value::as_str)
+        .and_then(parse_go_bool)
+        .unwrap_or(mesh_default)
+}
+
+fn check_port(port: &str, target: &str, what: &str) -> Result<(), String> {
+    let canon = port
+        .parse::<i64>()
+        .ok()
+        .filter(|p| (1..=65535).contains(p))
+        .map(|p| p.to_string())
+        .ok_or_else(|| format!("invalid prometheus {what}: invalid port {port:?}"))?;
+    if canon == target {
+        return Err(format!(
+            "invalid prometheus {what}: port {port} conflicts with agent port"
+        ));
+    }
+    if let Some((_, reason)) = RESERVED.iter().find(|(p, _)| *p == canon) {
+        return Err(format!(
+            "invalid prometheus {what}: port {port} is reserved for Istio ({reason}) and cannot be scraped"
+        ));
+    }
+    Ok(())
+}
+
+/// Applies the merge to the Pod's annotations, returning the env var to add to the proxy
+/// (if any). `status_port` is the mesh ProxyConfig status port.
+pub fn apply(
+    annotations: &mut Map<String, Value>,
+    mesh_merge_default: bool,
+    status_port: u16,
+) -> Result<Option<Value>, String> {
+    if !scrape_enabled(annotations) || !merge_enabled(annotations, mesh_merge_default) {
+        return Ok(None);
+    }
+    let target = status_port.to_string();
+    if current_port(annotations) == Some(target.as_str()) {
+        // Already pointing at the agent: a re-injection, or the user's own choice.
+        return Ok(None);
+    }
+    let mut scrape = String::new();
+    let mut path = String::new();
+    let mut port = String::new();
+    let mut targets: Vec<(String, String)> = Vec::new();
+    for (k, v) in annotations.iter() {
+        let v = v.as_str().unwrap_or_default();
+        match sanitize(k).as_str() {
+            PORT => port = v.to_string(),
+            SCRAPE => scrape = v.to_string(),
+            PATH => path = v.to_string(),
+            SCRAPE_TARGETS => {
+                if let Some(parsed) = parse_targets(v) {
+                    targets = parsed;
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((p, pa)) = targets.first() {
+        port = p.clone();
+        path = pa.clone();
+        for (p, _) in &targets {
+            check_port(p, &target, "scrape targets")?;
+        }
+    } else if !port.is_empty() {
+        check_port(&port, &target, "scrape configuration")?;
+    }
+    let env = if scrape.is_empty() && path.is_empty() && port.is_empty() && targets.is_empty() {
+        None
+    } else {
+        // Go's json.Marshal of PrometheusScrapeConfiguration: scrape, path, port, targets.
+        let mut cfg = Map::new();
+        cfg.insert("scrape".into(), scrape.into());
+        cfg.insert("path".into(), path.into());
+        cfg.insert("port".into(), port.into());
+        if !targets.is_empty() {
+            let list: Vec<Value> = targets
+                .iter()
+                .map(|(p, pa)| json!({"port": p, "path": pa}))
+                .collect();
+            cfg.insert("targets".into(), Value::Array(list));
+        }
+        Some(json!({
+            "name": "ISTIO_PROMETHEUS_ANNOTATIONS",
+            "value": Value::Object(cfg).to_string(),
+        }))
+    };
+    clear(annotations);
+    annotations.insert("prometheus.io/port".into(), target.into());
+    annotations.insert("prometheus.io/path".into(), "/stats/prometheus".into());
+    annotations.insert("prometheus.io/scrape".into(), "true".into());
+    Ok(env)
+}
+
+/// `port:path` pairs; an empty path means `/metrics`; `None` when an entry has no port.
+fn parse_targets(raw: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for entry in raw.split(',') {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let (port, path) = match entry.split_once(':') {
+            Some((p, pa)) => (p.trim(), pa.trim()),
+            None => (entry, ""),
+        };
+        if port.is_empty() {
+            return None;
+        }
+        let path = if path.is_empty() { "/metrics" } else { path };
+        out.push((port.to_string(), path.to_string()));
+    }
+    Some(out)
+}
+
+/// Istio's `applySecurePrometheusAnnotation`: advertise the proxy's secure merged-metrics
+/// port unless the user already set the annotation.
+pub fn apply_secure_port(annotations: &mut Map<String, Value>, proxy_env: &[Value]) {
+    if annotations.keys().any(|k| sanitize(k) == SECURE_PORT) {
+        return;
+    }
+    let port = proxy_env.iter().find_map(|e| {
+        (e.get("name").and_then(Value::as_str) == Some("ENVOY_SECURE_MERGED_METRICS_PORT"))
+            .then(|| e.get("value").and_then(Value::as_str))
+            .flatten()
+            .filter(|v| !v.is_empty() && *v != "0")
+    });
+    if let Some(port) = port {
+        annotations.insert("prometheus.istio.io/secure-port".into(), port.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn annos(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn plain_pod_gets_agent_annotations_and_no_env() {
+        let mut a = annos(json!({}));
+        assert_eq!(apply(&mut a, true, 15020).unwrap(), None);
+        assert_eq!(
+            a,
+            annos(
+                json!({"prometheus.io/port": "15020", "prometheus.io/path": "/stats/prometheus", "prometheus.io/scrape": "true"})
+            )
+        );
+    }
+
+    #[test]
+    fn app_annotations_move_into_env() {
+        let mut a = annos(
+            json!({"prometheus.io/scrape": "true", "prometheus.io/port": "8080", "prometheus.io/path": "/m"}),
+        );
+        let env = apply(&mut a, true, 15020).unwrap().unwrap();
+        assert_eq!(
+            env["value"],
+            "{\"scrape\":\"true\",\"path\":\"/m\",\"port\":\"8080\"}"
+        );
+        assert_eq!(a["prometheus.io/port"], "15020");
+    }
+
+    #[test]
+    fn scrape_false_or_merge_off_leaves_pod_alone() {
+        for v in [
+            json!({"prometheus.io/scrape": "false"}),
+            json!({"prometheus-io/scrape": "0"}),
+            json!({PROMETHEUS_MERGE_METRICS: "false"}),
+        ] {
+            let mut a = annos(v.clone());
+            assert_eq!(apply(&mut a, true, 15020).unwrap(), None);
+            assert_eq!(a, annos(v));
+        }
+        let mut a = annos(json!({}));
+        apply(&mut a, false, 15020).unwrap();
+        assert!(a.is_empty());
+    }
+
+    #[test]
+    fn reserved_or_bad_ports_reject() {
+        for port in ["15090", "15020", "abc", "0"] {
+            let mut a = annos(json!({"prometheus.io/port": port}));
+            if port == "15020" {
+                assert_eq!(apply(&mut a, true, 15020).unwrap(), None, "already merged");
+            } else {
+                assert!(apply(&mut a, true, 15020).is_err(), "{port}");
+            }
+        }
+    }
+
+    #[test]
+    fn scrape_targets() {
+        let mut a = annos(json!({"prometheus.istio.io/scrape-targets": "8080:/a, 9090"}));
+        let env = apply(&mut a, true, 15020).unwrap().unwrap();
+        assert_eq!(
+            env["value"],
+            "{\"scrape\":\"\",\"path\":\"/a\",\"port\":\"8080\",\"targets\":[{\"port\":\"8080\",\"path\":\"/a\"},{\"port\":\"9090\",\"path\":\"/metrics\"}]}"
+        );
+        assert!(!a.contains_key("prometheus.istio.io/scrape-targets"));
+    }
+}

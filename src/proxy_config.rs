@@ -1,0 +1,219 @@
+//! The effective ProxyConfig of a Pod: `meshConfig.defaultConfig` overlaid with the pod's
+//! `proxy.istio.io/config` annotation (YAML or JSON), as istiod's `GetProxyConfigOrDefault`
+//! does when no ProxyConfig resources exist.
+
+use serde_json::{Map, Value};
+
+/// Istio's default status port (`ProxyConfig.statusPort`).
+pub const DEFAULT_STATUS_PORT: u16 = 15020;
+
+/// Typed view of the ProxyConfig fields injection reads; `raw` keeps everything for
+/// `PROXY_CONFIG`.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyConfig {
+    pub raw: Map<String, Value>,
+}
+
+impl ProxyConfig {
+    /// Merges the annotation (if any) onto the mesh default config.
+    pub fn effective(
+        default_config: &Map<String, Value>,
+        annotation: Option<&str>,
+    ) -> Result<ProxyConfig, String> {
+        let mut raw = default_config.clone();
+        if let Some(text) = annotation {
+            let overlay = parse_annotation(text)?;
+            merge_into(&mut raw, overlay);
+        }
+        Ok(ProxyConfig { raw })
+    }
+
+    pub fn status_port(&self) -> u16 {
+        self.raw
+            .get("statusPort")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0)
+            .unwrap_or(DEFAULT_STATUS_PORT)
+    }
+
+    pub fn hold_application_until_proxy_starts(&self) -> bool {
+        match self.raw.get("holdApplicationUntilProxyStarts") {
+            Some(Value::Bool(b)) => *b,
+            // protojson BoolValue written as {"value": true}
+            Some(Value::Object(m)) => m.get("value").and_then(Value::as_bool).unwrap_or(false),
+            _ => false,
+        }
+    }
+
+    /// `REDIRECT` unless set (the proto enum default).
+    pub fn interception_mode(&self) -> &str {
+        self.raw
+            .get("interceptionMode")
+            .and_then(Value::as_str)
+            .unwrap_or("REDIRECT")
+    }
+
+    pub fn image_type(&self) -> &str {
+        self.raw
+            .get("image")
+            .and_then(|i| i.get("imageType"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// proxyMetadata entries, sorted by key as Go's template `range` over a map is.
+    pub fn proxy_metadata(&self) -> Vec<(&str, String)> {
+        let mut out: Vec<(&str, String)> = match self.raw.get("proxyMetadata") {
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| (k.as_str(), scalar_to_string(v)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+
+    pub fn proxy_metadata_value(&self, key: &str) -> Option<String> {
+        self.raw
+            .get("proxyMetadata")
+            .and_then(|m| m.get(key))
+            .map(scalar_to_string)
+    }
+
+    /// `PROXY_CONFIG`: the config with fields equal to Istio's defaults removed, as compact
+    /// JSON (Istio's `protoToJSON(cleanProxyConfig(..))`), followed by a newline.
+    pub fn to_env_value(&self) -> String {
+        let mut cleaned = self.raw.clone();
+        if cleaned
+            .get("statusPort")
+            .and_then(Value::as_u64)
+            .is_some_and(|p| p == DEFAULT_STATUS_PORT as u64)
+        {
+            cleaned.remove("statusPort");
+        }
+        if cleaned
+            .get("proxyMetadata")
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+        {
+            cleaned.remove("proxyMetadata");
+        }
+        let mut s = Value::Object(cleaned).to_string();
+        s.push('\n');
+        s
+    }
+}
+
+fn scalar_to_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Parses a `proxy.istio.io/config` value (YAML, of which JSON is a subset) and checks the
+/// types of the fields injection relies on.
+pub fn parse_annotation(text: &str) -> Result<Map<String, Value>, String> {
+    let value: Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let map = match value {
+        Value::Object(m) => m,
+        Value::Null => Map::new(),
+        other => return Err(format!("expected a ProxyConfig object, got {other}")),
+    };
+    check_types(&map)?;
+    Ok(map)
+}
+
+fn check_types(map: &Map<String, Value>) -> Result<(), String> {
+    if let Some(v) = map.get("statusPort")
+        && !v.as_u64().is_some_and(|p| p <= 65535)
+    {
+        return Err(format!("statusPort: {v} is not a port"));
+    }
+    if let Some(v) = map.get("interceptionMode") {
+        match v.as_str() {
+            Some("REDIRECT" | "TPROXY" | "NONE") => {}
+            _ => return Err(format!("interceptionMode: invalid value {v}")),
+        }
+    }
+    if let Some(v) = map.get("holdApplicationUntilProxyStarts")
+        && !(v.is_boolean() || v.get("value").is_some_and(Value::is_boolean))
+    {
+        return Err(format!(
+            "holdApplicationUntilProxyStarts: {v} is not a bool"
+        ));
+    }
+    if let Some(v) = map.get("proxyMetadata") {
+        let Some(m) = v.as_object() else {
+            return Err("proxyMetadata: must be a map of strings".into());
+        };
+        if let Some((k, _)) = m.iter().find(|(_, v)| v.is_object() || v.is_array()) {
+            return Err(format!("proxyMetadata.{k}: must be a string"));
+        }
+    }
+    if let Some(v) = map.get("image")
+        && !v.is_object()
+    {
+        return Err("image: must be an object".into());
+    }
+    Ok(())
+}
+
+/// Proto-merge semantics for the fields we know: maps merge key by key, everything else is
+/// replaced.
+fn merge_into(base: &mut Map<String, Value>, overlay: Map<String, Value>) {
+    for (k, v) in overlay {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Object(b)), Value::Object(o)) => merge_into(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults() {
+        let pc = ProxyConfig::effective(&Map::new(), None).unwrap();
+        assert_eq!(pc.status_port(), 15020);
+        assert_eq!(pc.interception_mode(), "REDIRECT");
+        assert!(!pc.hold_application_until_proxy_starts());
+        assert_eq!(pc.to_env_value(), "{}\n");
+    }
+
+    #[test]
+    fn annotation_overrides_mesh_defaults_and_merges_metadata() {
+        let mesh = json!({"proxyMetadata": {"A": "1", "B": "2"}, "statusPort": 15020});
+        let pc = ProxyConfig::effective(
+            mesh.as_object().unwrap(),
+            Some("holdApplicationUntilProxyStarts: true\nproxyMetadata:\n  B: three\n"),
+        )
+        .unwrap();
+        assert!(pc.hold_application_until_proxy_starts());
+        assert_eq!(
+            pc.proxy_metadata(),
+            vec![("A", "1".to_string()), ("B", "three".to_string())]
+        );
+        assert_eq!(
+            pc.to_env_value(),
+            "{\"proxyMetadata\":{\"A\":\"1\",\"B\":\"three\"},\"holdApplicationUntilProxyStarts\":true}\n"
+        );
+    }
+
+    #[test]
+    fn json_annotation_and_bad_types() {
+        assert!(parse_annotation("{\"interceptionMode\": \"TPROXY\"}").is_ok());
+        assert!(parse_annotation("interceptionMode: SOMETHING").is_err());
+        assert!(parse_annotation("statusPort: abc").is_err());
+        assert!(parse_annotation("[1, 2]").is_err());
+        assert!(parse_annotation("a: [").is_err());
+        assert!(parse_annotation("").unwrap().is_empty());
+    }
+}

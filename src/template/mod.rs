@@ -1,0 +1,252 @@
+//! Injection templates: each renders a partial Pod (JSON) from the template input, the way
+//! Istio's Go templates render YAML. Built-in templates are Rust functions reproducing Istio's
+//! Helm chart templates; custom templates come from settings as partial Pods.
+
+use serde_json::{Map, Value};
+
+use crate::annotations as ann;
+use crate::proxy_config::ProxyConfig;
+use crate::settings::Settings;
+
+pub mod sidecar;
+
+/// Where the Pod comes from, as Istio's `GetDeployMetaFromPod` derives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployMeta {
+    pub name: String,
+    pub namespace: String,
+    pub api_version: String,
+    pub kind: String,
+}
+
+/// Everything a template reads (Istio's `SidecarTemplateData`).
+pub struct TemplateInput<'a> {
+    /// The Pod with any previous injection stripped.
+    pub pod: &'a Value,
+    pub settings: &'a Settings,
+    pub proxy_config: &'a ProxyConfig,
+    pub deploy: &'a DeployMeta,
+    pub native_sidecar: bool,
+    pub proxy_uid: i64,
+    pub proxy_gid: i64,
+    /// `ISTIO_META_NETWORK` for the proxy (values or the pod's topology label).
+    pub network: &'a str,
+}
+
+impl<'a> TemplateInput<'a> {
+    pub fn annotations(&self) -> Option<&'a Map<String, Value>> {
+        self.pod
+            .get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(Value::as_object)
+    }
+
+    pub fn labels(&self) -> Option<&'a Map<String, Value>> {
+        self.pod
+            .get("metadata")
+            .and_then(|m| m.get("labels"))
+            .and_then(Value::as_object)
+    }
+
+    /// An annotation's value if present (even empty).
+    pub fn annotation(&self, key: &str) -> Option<&'a str> {
+        self.annotations()
+            .and_then(|a| a.get(key))
+            .map(|v| v.as_str().unwrap_or_default())
+    }
+
+    /// Istio's template `annotation` helper: the annotation if present, else the default.
+    pub fn annotation_or(&self, key: &str, default: &str) -> String {
+        self.annotation(key).unwrap_or(default).to_string()
+    }
+
+    /// Sprig's `index .Labels k | default x`: a missing or empty label gives the default.
+    pub fn label_nonempty(&self, key: &str) -> Option<&'a str> {
+        self.labels()
+            .and_then(|l| l.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    pub fn containers(&self) -> &'a [Value] {
+        self.pod
+            .get("spec")
+            .and_then(|s| s.get("containers"))
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    pub fn interception_mode(&self) -> String {
+        self.annotation_or(
+            ann::INTERCEPTION_MODE,
+            self.proxy_config.interception_mode(),
+        )
+    }
+
+    pub fn status_port(&self) -> String {
+        self.annotation_or(
+            ann::STATUS_PORT,
+            &self.settings.values.global.proxy.status_port.to_string(),
+        )
+    }
+}
+
+/// Renders the named built-in or custom template.
+pub fn render(name: &str, input: &TemplateInput) -> Result<Value, String> {
+    if let Some(custom) = input.settings.templates.get(name) {
+        return custom_template(name, custom);
+    }
+    match name {
+        "sidecar" => Ok(sidecar::render(input)),
+        other => Err(format!(
+            "requested template {other:?} not found; have {}",
+            input.settings.known_templates().join(", ")
+        )),
+    }
+}
+
+/// A template from settings: a partial Pod, given as an object or as a YAML/JSON string.
+fn custom_template(name: &str, template: &Value) -> Result<Value, String> {
+    match template {
+        Value::Object(_) => Ok(template.clone()),
+        Value::String(text) => serde_yaml::from_str::<Value>(text)
+            .map_err(|e| format!("template {name:?} is not valid YAML: {e}"))
+            .and_then(|v| {
+                if v.is_object() {
+                    Ok(v)
+                } else {
+                    Err(format!(
+                        "template {name:?} must be a partial Pod (an object)"
+                    ))
+                }
+            }),
+        _ => Err(format!(
+            "template {name:?} must be a partial Pod (an object)"
+        )),
+    }
+}
+
+/// Image URL as Istio's `imageURL`: `hub/name:tag`, with a known image-type suffix of the tag
+/// replaced by `image_type` (`default` removes it).
+pub fn image_url(hub: &str, name: &str, tag: &str, image_type: &str) -> String {
+    let mut tag = tag;
+    if !image_type.is_empty() {
+        for known in ["distroless", "debug"] {
+            if let Some(stripped) = tag.strip_suffix(known).and_then(|t| t.strip_suffix('-')) {
+                tag = stripped;
+                break;
+            }
+        }
+    }
+    if image_type.is_empty() || image_type == "default" {
+        format!("{hub}/{name}:{tag}")
+    } else {
+        format!("{hub}/{name}:{tag}-{image_type}")
+    }
+}
+
+/// Istio's `ProxyImage`: image name from values, type from annotation, ProxyConfig or variant.
+pub fn proxy_image(input: &TemplateInput) -> String {
+    let g = &input.settings.values.global;
+    let name = if g.proxy.image.is_empty() {
+        "proxyv2"
+    } else {
+        &g.proxy.image
+    };
+    image_with_type(input, name, input.proxy_config.image_type())
+}
+
+/// Istio's `ProxyInitImage`.
+pub fn proxy_init_image(input: &TemplateInput) -> String {
+    let g = &input.settings.values.global;
+    let name = if g.proxy_init.image.is_empty() {
+        "proxyv2"
+    } else {
+        &g.proxy_init.image
+    };
+    image_with_type(input, name, "")
+}
+
+fn image_with_type(input: &TemplateInput, name: &str, proxy_config_type: &str) -> String {
+    let g = &input.settings.values.global;
+    let mut image_type = proxy_config_type;
+    if image_type.is_empty() {
+        image_type = &g.variant;
+    }
+    if let Some(t) = input.annotation(ann::PROXY_IMAGE_TYPE) {
+        image_type = t;
+    }
+    image_url(&g.hub, name, &g.tag, image_type)
+}
+
+/// Istio's `excludeInboundPort`: appends the status port to the excluded list unless it is
+/// 0, blank or already there.
+pub fn exclude_inbound_port(status_port: &str, excluded: &str) -> String {
+    let port = status_port.trim();
+    if port.is_empty() || port == "0" {
+        return excluded.to_string();
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for p in excluded.split(',') {
+        if p == port {
+            return excluded.to_string();
+        }
+        let p = p.trim();
+        if !p.is_empty() {
+            out.push(p);
+        }
+    }
+    out.push(port);
+    out.join(",")
+}
+
+/// Sprig's `trunc 63 | trimAll "-_."` on a canonical name.
+pub fn truncate_canonical_name(name: &str) -> String {
+    let truncated: String = name.chars().take(63).collect();
+    truncated
+        .trim_matches(|c| c == '-' || c == '_' || c == '.')
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_urls() {
+        assert_eq!(image_url("h", "proxyv2", "1.2", ""), "h/proxyv2:1.2");
+        assert_eq!(
+            image_url("h", "proxyv2", "1.2", "distroless"),
+            "h/proxyv2:1.2-distroless"
+        );
+        assert_eq!(
+            image_url("h", "proxyv2", "1.2-debug", "distroless"),
+            "h/proxyv2:1.2-distroless"
+        );
+        assert_eq!(
+            image_url("h", "proxyv2", "1.2-debug", "default"),
+            "h/proxyv2:1.2"
+        );
+        assert_eq!(
+            image_url("h", "proxyv2", "1.2-debug", ""),
+            "h/proxyv2:1.2-debug"
+        );
+    }
+
+    #[test]
+    fn exclude_inbound_ports() {
+        assert_eq!(exclude_inbound_port("15020", ""), "15020");
+        assert_eq!(exclude_inbound_port("15020", "80, 81"), "80,81,15020");
+        assert_eq!(exclude_inbound_port("15020", "80,15020"), "80,15020");
+        assert_eq!(exclude_inbound_port("0", "80"), "80");
+        assert_eq!(exclude_inbound_port("", ""), "");
+    }
+
+    #[test]
+    fn canonical_name_truncation() {
+        assert_eq!(truncate_canonical_name("-a.b_"), "a.b");
+        let long = format!("{}-x", "a".repeat(62));
+        assert_eq!(truncate_canonical_name(&long), "a".repeat(62));
+    }
+}
