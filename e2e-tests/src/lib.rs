@@ -1,0 +1,18 @@
+//! `kwhost`: a small kwctl-compatible host for Kubewarden waPC policies,
+//! used by this project's end-to-end tests.
+//!
+//! - [`host`]: loads a module with wasmtime-provider + wapc and runs
+//!   `protocol_version`, `validate_settings`, `validate`, answering the
+//!   guest's host calls like kwctl in replay mode.
+//! - [`session`]: kwctl's host-capabilities session files (record/replay).
+//! - [`response`]: the AdmissionRequest given to the policy and the
+//!   AdmissionResponse built from its answer, as policy-evaluator does.
+//! - [`metadata`]: the metadata `kwctl annotate` embeds, and the custom
+//!   section it lives in.
+//! - [`annotate`]: `kwctl annotate`.
+
+pub mod annotate;
+pub mod host;
+pub mod metadata;
+pub mod response;
+pub mod session;
