@@ -10,9 +10,11 @@
 //! - [`metadata`]: the metadata `kwctl annotate` embeds, and the custom
 //!   section it lives in.
 //! - [`annotate`]: `kwctl annotate`.
+//! - [`scenario`]: the scenario files and checks of `tests/scenarios.rs`.
 
 pub mod annotate;
 pub mod host;
 pub mod metadata;
 pub mod response;
+pub mod scenario;
 pub mod session;
