@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::annotations::{self as ann, STATUS};
 use crate::merge::merge;
 use crate::pod;
+use crate::probes;
 use crate::prometheus;
 use crate::proxy_config::ProxyConfig;
 use crate::settings::Settings;
@@ -394,6 +395,27 @@ fn post_process(
         &proxy_env_snapshot,
     );
 
+    // Probe rewriting.
+    let has_proxy =
+        has_container(pod, "containers", PROXY) || has_container(pod, "initContainers", PROXY);
+    if has_proxy
+        && probes::enabled(
+            pod::metadata_map(pod, "annotations"),
+            settings
+                .values
+                .sidecar_injector_webhook
+                .rewrite_app_http_probe,
+        )
+    {
+        if let Some(dumped) = probes::dump(pod, mesh_status_port) {
+            let previously_injected = annotation(pod, STATUS).is_some();
+            if let Some(env) = proxy_env_mut(pod) {
+                merge_or_append_probers(env, previously_injected, dumped);
+            }
+        }
+        probes::rewrite(pod, mesh_status_port);
+    }
+
     // Metadata: network label, status, injected annotations.
     if !network.is_empty() {
         pod::metadata_map_mut(pod, "labels")
@@ -408,6 +430,31 @@ fn post_process(
 
     reorder(pod, settings, _proxy_config);
     Ok(())
+}
+
+/// Istio's `mergeOrAppendProbers`: on re-injection the existing probers are kept (they
+/// describe the app's original probes, which the Pod no longer shows).
+fn merge_or_append_probers(env: &mut Vec<Value>, previously_injected: bool, new: String) {
+    if previously_injected
+        && let Some(existing) = env
+            .iter_mut()
+            .find(|e| e.get("name").and_then(Value::as_str) == Some(probes::ENV))
+    {
+        let old: Option<std::collections::BTreeMap<String, Value>> = existing
+            .get("value")
+            .and_then(Value::as_str)
+            .and_then(|v| serde_json::from_str(v).ok());
+        let fresh: Option<std::collections::BTreeMap<String, Value>> =
+            serde_json::from_str(&new).ok();
+        if let (Some(old), Some(mut merged)) = (old, fresh) {
+            merged.extend(old);
+            if let Ok(value) = serde_json::to_string(&merged) {
+                *existing = json!({"name": probes::ENV, "value": value});
+            }
+        }
+        return;
+    }
+    env.push(json!({"name": probes::ENV, "value": new}));
 }
 
 fn proxy_env_mut(pod: &mut Value) -> Option<&mut Vec<Value>> {

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod inject;
 pub mod merge;
 pub mod pod;
+pub mod probes;
 pub mod prometheus;
 pub mod proxy_config;
 pub mod quantity;

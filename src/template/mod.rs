@@ -8,6 +8,9 @@ use crate::annotations as ann;
 use crate::proxy_config::ProxyConfig;
 use crate::settings::Settings;
 
+mod common;
+pub mod gateway;
+pub mod grpc;
 pub mod sidecar;
 
 /// Where the Pod comes from, as Istio's `GetDeployMetaFromPod` derives it.
@@ -68,6 +71,10 @@ impl<'a> TemplateInput<'a> {
             .filter(|s| !s.is_empty())
     }
 
+    pub fn deploy_name(&self) -> &'a str {
+        &self.deploy.name
+    }
+
     pub fn containers(&self) -> &'a [Value] {
         self.pod
             .get("spec")
@@ -99,6 +106,9 @@ pub fn render(name: &str, input: &TemplateInput) -> Result<Value, String> {
     }
     match name {
         "sidecar" => Ok(sidecar::render(input)),
+        "gateway" => Ok(gateway::render(input)),
+        "grpc-simple" => Ok(grpc::render_simple(input)),
+        "grpc-agent" => Ok(grpc::render_agent(input)),
         other => Err(format!(
             "requested template {other:?} not found; have {}",
             input.settings.known_templates().join(", ")

@@ -4,11 +4,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{
-    TemplateInput, exclude_inbound_port, proxy_image, proxy_init_image, truncate_canonical_name,
-};
+use super::common::*;
+use super::{TemplateInput, exclude_inbound_port, proxy_init_image, truncate_canonical_name};
 use crate::annotations as ann;
-use crate::quantity::Quantity;
 
 pub fn render(input: &TemplateInput) -> Value {
     let s = input.settings;
@@ -27,12 +25,7 @@ pub fn render(input: &TemplateInput) -> Value {
     let hold_proxy = (input.proxy_config.hold_application_until_proxy_starts()
         || v.proxy.hold_application_until_proxy_starts)
         && !native;
-    let app_containers: Vec<&str> = input
-        .containers()
-        .iter()
-        .filter_map(|c| c.get("name").and_then(Value::as_str))
-        .filter(|n| *n != "istio-proxy")
-        .collect();
+    let app_containers = app_containers(input);
 
     let metadata = json!({
         "labels": labels(input),
@@ -43,14 +36,7 @@ pub fn render(input: &TemplateInput) -> Value {
     if mode != "NONE" {
         init_containers.push(init_container(input, &mode, tproxy));
     }
-    let proxy = proxy_container(
-        input,
-        &app_containers,
-        &mode,
-        tproxy,
-        cap_net_bind,
-        hold_proxy,
-    );
+    let proxy = proxy_container(input, &app_containers, tproxy, cap_net_bind, hold_proxy);
     let mut spec = Map::new();
     if native {
         init_containers.push(proxy);
@@ -60,14 +46,7 @@ pub fn render(input: &TemplateInput) -> Value {
         spec.insert("containers".into(), Value::Array(vec![proxy]));
     }
     spec.insert("volumes".into(), Value::Array(volumes(input)));
-    if !v.image_pull_secrets.is_empty() {
-        let secrets = v
-            .image_pull_secrets
-            .iter()
-            .map(|n| json!({ "name": n }))
-            .collect();
-        spec.insert("imagePullSecrets".into(), Value::Array(secrets));
-    }
+    image_pull_secrets(input, &mut spec);
     json!({ "metadata": metadata, "spec": spec })
 }
 
@@ -94,23 +73,13 @@ fn labels(input: &TemplateInput) -> Value {
                 .into(),
         );
     }
-    let name = input
-        .label_nonempty("service.istio.io/canonical-name")
-        .or_else(|| input.label_nonempty("app.kubernetes.io/name"))
-        .or_else(|| input.label_nonempty("app"))
-        .unwrap_or(&input.deploy.name);
     labels.insert(
         "service.istio.io/canonical-name".into(),
-        truncate_canonical_name(name).into(),
+        truncate_canonical_name(canonical_name(input)).into(),
     );
-    let revision = input
-        .label_nonempty("service.istio.io/canonical-revision")
-        .or_else(|| input.label_nonempty("app.kubernetes.io/version"))
-        .or_else(|| input.label_nonempty("version"))
-        .unwrap_or("latest");
     labels.insert(
         "service.istio.io/canonical-revision".into(),
-        revision.into(),
+        canonical_revision(input).into(),
     );
     Value::Object(labels)
 }
@@ -119,15 +88,7 @@ fn annotations(input: &TemplateInput, app_containers: &[&str], mode: &str) -> Va
     let s = input.settings;
     let proxy = &s.values.global.proxy;
     let mut a = Map::new();
-    a.insert("istio.io/rev".into(), s.revision_or_default().into());
-    if let Some(first) = app_containers.first() {
-        if input.annotation(ann::DEFAULT_LOGS_CONTAINER).is_none() {
-            a.insert(ann::DEFAULT_LOGS_CONTAINER.into(), (*first).into());
-        }
-        if input.annotation(ann::DEFAULT_CONTAINER).is_none() {
-            a.insert(ann::DEFAULT_CONTAINER.into(), (*first).into());
-        }
-    }
+    revision_and_default_container(input, app_containers, &mut a);
     if s.values.pilot.cni.enabled {
         // The CNI plugin reads the effective traffic settings from the pod's annotations.
         if s.values.pilot.cni.provider == "multus" {
@@ -364,7 +325,6 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool) -> Value {
 fn proxy_container(
     input: &TemplateInput,
     app_containers: &[&str],
-    mode: &str,
     tproxy: bool,
     cap_net_bind: bool,
     hold_proxy: bool,
@@ -372,38 +332,9 @@ fn proxy_container(
     let s = input.settings;
     let v = &s.values.global;
     let proxy = &v.proxy;
-    let image_annotation = input.annotation_or(ann::PROXY_IMAGE, &proxy.image);
-    let image = if image_annotation.contains('/') {
-        image_annotation
-    } else {
-        proxy_image(input)
-    };
+    let image = proxy_image_ref(input);
     let status_port = input.status_port();
-
-    let mut args: Vec<String> = vec![
-        "proxy".into(),
-        "sidecar".into(),
-        "--domain".into(),
-        format!("$(POD_NAMESPACE).svc.{}", proxy.cluster_domain),
-        format!(
-            "--proxyLogLevel={}",
-            input.annotation_or(ann::LOG_LEVEL, &proxy.log_level)
-        ),
-        format!(
-            "--proxyComponentLogLevel={}",
-            input.annotation_or(ann::COMPONENT_LOG_LEVEL, &proxy.component_log_level)
-        ),
-        format!(
-            "--log_output_level={}",
-            input.annotation_or(ann::AGENT_LOG_LEVEL, &v.logging.level)
-        ),
-    ];
-    if v.sts.service_port != 0 {
-        args.push(format!("--stsPort={}", v.sts.service_port));
-    }
-    if v.log_as_json {
-        args.push("--log_as_json".into());
-    }
+    let mut args = proxy_args(input, "sidecar");
     if !proxy.outlier_log_path.is_empty() {
         args.push(format!("--outlierLogPath={}", proxy.outlier_log_path));
     }
@@ -434,10 +365,7 @@ fn proxy_container(
             ]}}}),
         );
     }
-    c.insert(
-        "env".into(),
-        Value::Array(proxy_env(input, app_containers, mode)),
-    );
+    c.insert("env".into(), Value::Array(proxy_env(input, app_containers)));
     if !v.image_pull_policy.is_empty() {
         c.insert("imagePullPolicy".into(), v.image_pull_policy.clone().into());
     }
@@ -474,7 +402,7 @@ fn proxy_container(
     Value::Object(c)
 }
 
-fn proxy_env(input: &TemplateInput, app_containers: &[&str], mode: &str) -> Vec<Value> {
+fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
     let s = input.settings;
     let v = &s.values.global;
     let mut env = Vec::with_capacity(24);
@@ -485,86 +413,25 @@ fn proxy_env(input: &TemplateInput, app_containers: &[&str], mode: &str) -> Vec<
     {
         env.push(json!({"name": "REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION", "value": "true"}));
     }
-    env.push(json!({"name": "PILOT_CERT_PROVIDER", "value": v.pilot_cert_provider}));
-    let ca_addr = if !v.ca_address.is_empty() {
-        v.ca_address.clone()
-    } else if s.revision.is_empty() {
-        format!("istiod.{}.svc:15012", v.istio_namespace)
-    } else {
-        format!("istiod-{}.{}.svc:15012", s.revision, v.istio_namespace)
-    };
-    env.push(json!({"name": "CA_ADDR", "value": ca_addr}));
-    for (name, path) in [
-        ("POD_NAME", "metadata.name"),
-        ("POD_NAMESPACE", "metadata.namespace"),
-        ("INSTANCE_IP", "status.podIP"),
-        ("SERVICE_ACCOUNT", "spec.serviceAccountName"),
-        ("HOST_IP", "status.hostIP"),
-    ] {
-        env.push(field_ref(name, path));
-    }
+    identity_env(input, &mut env);
     env.push(resource_field_ref("ISTIO_CPU_LIMIT", "limits.cpu"));
     env.push(json!({"name": "PROXY_CONFIG", "value": input.proxy_config.to_env_value()}));
     env.push(json!({"name": "ISTIO_META_POD_PORTS", "value": pod_ports(input)}));
     env.push(json!({"name": "ISTIO_META_APP_CONTAINERS", "value": app_containers.join(",")}));
     env.push(resource_field_ref("GOMEMLIMIT", "limits.memory"));
-    let cluster = if v.multi_cluster.cluster_name.is_empty() {
-        "Kubernetes"
-    } else {
-        &v.multi_cluster.cluster_name
-    };
-    env.push(json!({"name": "ISTIO_META_CLUSTER_ID", "value": cluster}));
+    env.push(json!({"name": "ISTIO_META_CLUSTER_ID", "value": cluster_id(input)}));
     env.push(field_ref("ISTIO_META_NODE_NAME", "spec.nodeName"));
     let meta_mode = match input.annotation(ann::INTERCEPTION_MODE) {
         Some(m) if !m.is_empty() => m.to_string(),
         _ => input.proxy_config.interception_mode().to_string(),
     };
-    let _ = mode;
     env.push(json!({"name": "ISTIO_META_INTERCEPTION_MODE", "value": meta_mode}));
-    if !v.network.is_empty() {
-        env.push(json!({"name": "ISTIO_META_NETWORK", "value": v.network}));
-    }
     let workload = input
         .label_nonempty("service.istio.io/workload-name")
-        .unwrap_or(&input.deploy.name);
-    if !workload.is_empty() {
-        env.push(json!({"name": "ISTIO_META_WORKLOAD_NAME", "value": workload}));
-    }
-    if !input.deploy.api_version.is_empty() && !input.deploy.name.is_empty() {
-        let ns = if input.deploy.namespace.is_empty() {
-            "default"
-        } else {
-            &input.deploy.namespace
-        };
-        env.push(json!({
-            "name": "ISTIO_META_OWNER",
-            "value": format!(
-                "kubernetes://apis/{}/namespaces/{ns}/{}s/{}",
-                input.deploy.api_version,
-                input.deploy.kind.to_lowercase(),
-                input.deploy.name
-            ),
-        }));
-    }
-    if input.annotation(ann::BOOTSTRAP_OVERRIDE).is_some() {
-        env.push(json!({
-            "name": "ISTIO_BOOTSTRAP_OVERRIDE",
-            "value": "/etc/istio/custom-bootstrap/custom_bootstrap.json",
-        }));
-    }
-    let trust_domain = if s.mesh_config.trust_domain.is_empty() {
-        &v.trust_domain
-    } else {
-        &s.mesh_config.trust_domain
-    };
-    if !v.mesh_id.is_empty() {
-        env.push(json!({"name": "ISTIO_META_MESH_ID", "value": v.mesh_id}));
-    } else if !trust_domain.is_empty() {
-        env.push(json!({"name": "ISTIO_META_MESH_ID", "value": trust_domain}));
-    }
-    if !trust_domain.is_empty() {
-        env.push(json!({"name": "TRUST_DOMAIN", "value": trust_domain}));
-    }
+        .unwrap_or(input.deploy_name());
+    network_and_workload_env(input, workload, &mut env);
+    bootstrap_override_env(input, &mut env);
+    mesh_env(input, &mut env);
     if v.proxy.tracer == "datadog"
         && let Some(raw) = input.annotation("apm.datadoghq.com/env")
         && let Ok(Value::Object(vars)) = serde_json::from_str::<Value>(raw)
@@ -583,54 +450,6 @@ fn proxy_env(input: &TemplateInput, app_containers: &[&str], mode: &str) -> Vec<
         env.push(json!({"name": k, "value": val}));
     }
     env
-}
-
-/// `ISTIO_META_POD_PORTS`: every container port as Go marshals `ContainerPort` (field order
-/// name, hostPort, containerPort, protocol, hostIP; empty fields omitted), one per line.
-fn pod_ports(input: &TemplateInput) -> String {
-    let mut out = String::from("[");
-    let mut first = true;
-    for c in input.containers() {
-        let Some(ports) = c.get("ports").and_then(Value::as_array) else {
-            continue;
-        };
-        for p in ports {
-            out.push_str("\n    ");
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push_str(&container_port_json(p));
-        }
-    }
-    out.push_str("\n]");
-    out
-}
-
-fn container_port_json(p: &Value) -> String {
-    let mut m = Map::new();
-    let str_field = |k: &str| p.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let num_field = |k: &str| p.get(k).and_then(Value::as_i64).filter(|n| *n != 0);
-    if let Some(v) = str_field("name") {
-        m.insert("name".into(), v.into());
-    }
-    if let Some(v) = num_field("hostPort") {
-        m.insert("hostPort".into(), v.into());
-    }
-    m.insert(
-        "containerPort".into(),
-        p.get("containerPort")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            .into(),
-    );
-    if let Some(v) = str_field("protocol") {
-        m.insert("protocol".into(), v.into());
-    }
-    if let Some(v) = str_field("hostIP") {
-        m.insert("hostIP".into(), v.into());
-    }
-    Value::Object(m).to_string()
 }
 
 fn proxy_security_context(input: &TemplateInput, tproxy: bool, cap_net_bind: bool) -> Value {
@@ -685,69 +504,13 @@ fn proxy_security_context(input: &TemplateInput, tproxy: bool, cap_net_bind: boo
     Value::Object(sc)
 }
 
-/// The template's `resources` block: the proxy resource annotations if any is set (then only
-/// those), else `values.global.proxy.resources`. Quantities are written in canonical form, as
-/// Kubernetes serialises them.
-fn resources(input: &TemplateInput) -> Value {
-    let keys = [
-        (ann::PROXY_CPU, "requests", "cpu"),
-        (ann::PROXY_MEMORY, "requests", "memory"),
-        (ann::PROXY_CPU_LIMIT, "limits", "cpu"),
-        (ann::PROXY_MEMORY_LIMIT, "limits", "memory"),
-    ];
-    let mut out = Map::new();
-    if keys.iter().any(|(k, _, _)| input.annotation(k).is_some()) {
-        for (key, section, resource) in keys {
-            if let Some(v) = input.annotation(key) {
-                let entry = out
-                    .entry(section)
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if let Some(m) = entry.as_object_mut() {
-                    m.insert(resource.into(), canonical_quantity(v).into());
-                }
-            }
-        }
-        return Value::Object(out);
-    }
-    if let Some(sections) = input.settings.values.global.proxy.resources.as_object() {
-        for (section, entries) in sections {
-            let Some(entries) = entries.as_object() else {
-                continue;
-            };
-            let mut m = Map::new();
-            for (resource, q) in entries {
-                let text = match q {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    _ => continue,
-                };
-                m.insert(resource.clone(), canonical_quantity(&text).into());
-            }
-            if !m.is_empty() {
-                out.insert(section.clone(), Value::Object(m));
-            }
-        }
-    }
-    Value::Object(out)
-}
-
-fn canonical_quantity(text: &str) -> String {
-    Quantity::parse(text)
-        .map(|q| q.canonical())
-        .unwrap_or_else(|_| text.to_string())
-}
-
 fn volume_mounts(input: &TemplateInput) -> Vec<Value> {
     let v = &input.settings.values.global;
     let mut mounts = vec![
         json!({"name": "workload-socket", "mountPath": "/var/run/secrets/workload-spiffe-uds"}),
         json!({"name": "credential-socket", "mountPath": "/var/run/secrets/credential-uds"}),
+        workload_certs_mount(input),
     ];
-    if v.ca_name == "GkeWorkloadCertificate" {
-        mounts.push(json!({"name": "gke-workload-certificate", "mountPath": "/var/run/secrets/workload-spiffe-credentials", "readOnly": true}));
-    } else {
-        mounts.push(json!({"name": "workload-certs", "mountPath": "/var/run/secrets/workload-spiffe-credentials"}));
-    }
     if v.pilot_cert_provider == "istiod" {
         mounts.push(json!({"mountPath": "/var/run/secrets/istio", "name": "istiod-ca-cert"}));
         mounts.push(json!({"mountPath": "/var/run/secrets/istio/crl", "name": "istio-ca-crl"}));
@@ -772,148 +535,28 @@ fn volume_mounts(input: &TemplateInput) -> Vec<Value> {
 
 fn volumes(input: &TemplateInput) -> Vec<Value> {
     let s = input.settings;
-    let v = &s.values.global;
     let mut vols = vec![
         json!({"name": "workload-socket"}),
         json!({"name": "credential-socket"}),
+        workload_certs_volume(input, false),
     ];
-    if v.ca_name == "GkeWorkloadCertificate" {
-        vols.push(json!({"name": "gke-workload-certificate", "csi": {"driver": "workloadcertificates.security.cloud.google.com"}}));
-    } else {
-        vols.push(json!({"name": "workload-certs"}));
-    }
-    if let Some(cm) = input.annotation(ann::BOOTSTRAP_OVERRIDE) {
-        vols.push(json!({"name": "custom-bootstrap-volume", "configMap": {"name": cm}}));
-    }
+    vols.extend(bootstrap_override_volume(input));
     vols.push(json!({"emptyDir": {"medium": "Memory"}, "name": "istio-envoy"}));
     vols.push(json!({"name": "istio-data", "emptyDir": {}}));
-    vols.push(json!({"name": "istio-podinfo", "downwardAPI": {"items": [
-        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
-        {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
-    ]}}));
-    vols.push(
-        json!({"name": "istio-token", "projected": {"sources": [{"serviceAccountToken": {
-            "path": "istio-token", "expirationSeconds": 43200, "audience": v.sds.token.aud,
-        }}]}}),
-    );
-    if v.pilot_cert_provider == "istiod" {
-        let trust_bundle_api = s
-            .values
-            .pilot
-            .env
-            .get("ENABLE_CLUSTER_TRUST_BUNDLE_API")
-            .is_some_and(|v| v.as_bool() == Some(true));
-        if trust_bundle_api {
-            let name = if v.trust_bundle_name.is_empty() {
-                "root-cert"
-            } else {
-                &v.trust_bundle_name
-            };
-            vols.push(
-                json!({"name": "istiod-ca-cert", "projected": {"sources": [{"clusterTrustBundle": {
-                    "name": format!("istio.io:istiod-ca:{name}"), "path": "root-cert.pem",
-                }}]}}),
-            );
-        } else {
-            let name = if v.trust_bundle_name.is_empty() {
-                "istio-ca-root-cert"
-            } else {
-                &v.trust_bundle_name
-            };
-            vols.push(json!({"name": "istiod-ca-cert", "configMap": {"name": name}}));
-        }
-    }
+    vols.push(podinfo_volume());
+    vols.push(istio_token_volume(input));
+    vols.extend(istiod_ca_volume(input));
     let crl = if s.values.pilot.crl_config_map_name.is_empty() {
         "istio-ca-crl"
     } else {
         &s.values.pilot.crl_config_map_name
     };
     vols.push(json!({"name": "istio-ca-crl", "configMap": {"name": crl, "optional": true}}));
-    if v.mount_mtls_certs {
-        let sa = input
-            .pod
-            .get("spec")
-            .and_then(|s| s.get("serviceAccountName"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .unwrap_or("default");
-        vols.push(json!({"name": "istio-certs", "secret": {"optional": true, "secretName": format!("istio.{sa}")}}));
-    }
+    vols.extend(mtls_certs_volume(input));
     for (name, spec) in user_entries(input, ann::USER_VOLUME) {
         vols.push(named(name, spec));
     }
     vols
-}
-
-/// Entries of a `userVolume`/`userVolumeMount` annotation (a JSON object name -> spec), in
-/// key order as Go's template `range` over a map yields them. Unparsable values add nothing.
-fn user_entries(input: &TemplateInput, key: &str) -> Vec<(String, Value)> {
-    let Some(raw) = input.annotation(key) else {
-        return Vec::new();
-    };
-    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(raw) else {
-        return Vec::new();
-    };
-    let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    entries
-}
-
-fn named(name: String, spec: Value) -> Value {
-    let mut m = Map::new();
-    m.insert("name".into(), name.into());
-    if let Value::Object(fields) = spec {
-        for (k, v) in fields {
-            if k != "name" {
-                m.insert(k, v);
-            }
-        }
-    }
-    Value::Object(m)
-}
-
-fn probe(initial_delay: u64, period: u64, failure_threshold: u64) -> Value {
-    let mut p = Map::new();
-    p.insert(
-        "httpGet".into(),
-        json!({"path": "/healthz/ready", "port": 15021}),
-    );
-    // Go omits zero int32 fields (omitempty).
-    if initial_delay != 0 {
-        p.insert("initialDelaySeconds".into(), initial_delay.into());
-    }
-    if period != 0 {
-        p.insert("periodSeconds".into(), period.into());
-    }
-    p.insert("timeoutSeconds".into(), 3.into());
-    if failure_threshold != 0 {
-        p.insert("failureThreshold".into(), failure_threshold.into());
-    }
-    Value::Object(p)
-}
-
-fn annotation_number(input: &TemplateInput, key: &str, default: u32) -> u64 {
-    input
-        .annotation(key)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(default as u64)
-}
-
-fn plain_env(entries: &[(&str, String)]) -> Value {
-    Value::Array(
-        entries
-            .iter()
-            .map(|(k, v)| json!({"name": k, "value": v}))
-            .collect(),
-    )
-}
-
-fn field_ref(name: &str, path: &str) -> Value {
-    json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
-}
-
-fn resource_field_ref(name: &str, resource: &str) -> Value {
-    json!({"name": name, "valueFrom": {"resourceFieldRef": {"resource": resource, "divisor": "1"}}})
 }
 
 fn nonzero_or(port: u16, default: &str) -> String {
@@ -921,16 +564,5 @@ fn nonzero_or(port: u16, default: &str) -> String {
         default.to_string()
     } else {
         port.to_string()
-    }
-}
-
-/// Helm's truthiness for maps: present and non-empty.
-fn is_set(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Object(m) => !m.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::String(s) => !s.is_empty(),
-        _ => true,
     }
 }

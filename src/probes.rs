@@ -1,0 +1,327 @@
+//! Probe rewriting (Istio's `app_probe.go`): with mTLS the kubelet cannot reach the app's
+//! HTTP/TCP/gRPC probes, so they are pointed at the agent's status port under
+//! `/app-health/<container>/...`, and the originals are handed to the agent in
+//! `ISTIO_KUBE_APP_PROBERS`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::annotations::{REWRITE_PROBERS, STATUS_PORT, parse_go_bool};
+use crate::pod;
+
+const PROXY: &str = "istio-proxy";
+pub const ENV: &str = "ISTIO_KUBE_APP_PROBERS";
+
+/// Istio's `ShouldRewriteAppHTTPProbers`: a parseable annotation wins over the setting.
+pub fn enabled(annotations: Option<&Map<String, Value>>, setting: bool) -> bool {
+    annotations
+        .and_then(|a| a.get(REWRITE_PROBERS))
+        .and_then(Value::as_str)
+        .and_then(parse_go_bool)
+        .unwrap_or(setting)
+}
+
+/// The five agent URLs of a container (`status.FormatProberURL`).
+fn urls(container: &str) -> [(&'static str, String); 5] {
+    [
+        ("readinessProbe", format!("/app-health/{container}/readyz")),
+        ("livenessProbe", format!("/app-health/{container}/livez")),
+        ("startupProbe", format!("/app-health/{container}/startupz")),
+        ("preStop", format!("/app-lifecycle/{container}/prestopz")),
+        (
+            "postStart",
+            format!("/app-lifecycle/{container}/poststartz"),
+        ),
+    ]
+}
+
+/// `ISTIO_KUBE_APP_PROBERS` for the Pod: original probes keyed by their new URL, sorted.
+/// Named ports are resolved; probes already aimed at `target_port` and unresolvable named
+/// ports are left out. `None` when there is nothing to hand over.
+pub fn dump(pod_value: &Value, target_port: u16) -> Option<String> {
+    let mut out: BTreeMap<String, Value> = BTreeMap::new();
+    let all = pod::containers(pod_value, "initContainers")
+        .iter()
+        .chain(pod::containers(pod_value, "containers"));
+    for c in all {
+        let name = pod::name_of(c);
+        if name == PROXY {
+            continue;
+        }
+        let ports: Vec<(&str, i64)> = c
+            .get("ports")
+            .and_then(Value::as_array)
+            .map(|ps| {
+                ps.iter()
+                    .filter_map(|p| {
+                        let n = p
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .filter(|n| !n.is_empty())?;
+                        Some((
+                            n,
+                            p.get("containerPort").and_then(Value::as_i64).unwrap_or(0),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (field, url) in urls(name) {
+            let (handler, is_probe) = match field {
+                "preStop" | "postStart" => (c.get("lifecycle").and_then(|l| l.get(field)), false),
+                _ => (c.get(field), true),
+            };
+            if let Some(prober) = handler.and_then(|h| internal_prober(h, is_probe))
+                && let Some(prober) = resolve_port(prober, &ports, target_port)
+            {
+                out.insert(url, prober);
+            }
+        }
+    }
+    if out.is_empty() {
+        return None;
+    }
+    serde_json::to_string(&out).ok()
+}
+
+/// A probe or lifecycle handler as the agent's `Prober`: one action plus the timeout.
+fn internal_prober(handler: &Value, is_probe: bool) -> Option<Value> {
+    let mut p = Map::new();
+    if let Some(h) = handler.get("httpGet").filter(|v| v.is_object()) {
+        p.insert("httpGet".into(), http_get_action(h));
+    } else if let Some(t) = handler.get("tcpSocket").filter(|v| v.is_object()) {
+        p.insert("tcpSocket".into(), tcp_socket_action(t));
+    } else if is_probe && let Some(g) = handler.get("grpc").filter(|v| v.is_object()) {
+        let mut a = Map::new();
+        a.insert("port".into(), g.get("port").cloned().unwrap_or(json!(0)));
+        a.insert(
+            "service".into(),
+            g.get("service").cloned().unwrap_or(Value::Null),
+        );
+        p.insert("grpc".into(), Value::Object(a));
+    } else {
+        return None;
+    }
+    if is_probe
+        && let Some(t) = handler.get("timeoutSeconds").and_then(Value::as_i64)
+        && t != 0
+    {
+        p.insert("timeoutSeconds".into(), t.into());
+    }
+    Some(Value::Object(p))
+}
+
+/// Go's field order and omitempty rules for `HTTPGetAction`.
+fn http_get_action(h: &Value) -> Value {
+    let mut a = Map::new();
+    if let Some(v) = h
+        .get("path")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        a.insert("path".into(), v.into());
+    }
+    a.insert("port".into(), h.get("port").cloned().unwrap_or(json!(0)));
+    if let Some(v) = h
+        .get("host")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        a.insert("host".into(), v.into());
+    }
+    if let Some(v) = h
+        .get("scheme")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        a.insert("scheme".into(), v.into());
+    }
+    if let Some(v) = h
+        .get("httpHeaders")
+        .filter(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+    {
+        a.insert("httpHeaders".into(), v.clone());
+    }
+    Value::Object(a)
+}
+
+fn tcp_socket_action(t: &Value) -> Value {
+    let mut a = Map::new();
+    a.insert("port".into(), t.get("port").cloned().unwrap_or(json!(0)));
+    if let Some(v) = t
+        .get("host")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        a.insert("host".into(), v.into());
+    }
+    Value::Object(a)
+}
+
+fn resolve_port(mut prober: Value, ports: &[(&str, i64)], target_port: u16) -> Option<Value> {
+    if prober.get("grpc").is_some() {
+        return Some(prober);
+    }
+    let action = if prober.get("httpGet").is_some() {
+        "httpGet"
+    } else {
+        "tcpSocket"
+    };
+    let port = prober.get_mut(action)?.get_mut("port")?;
+    match port {
+        Value::String(name) => {
+            let number = ports.iter().find(|(n, _)| n == name).map(|(_, p)| *p)?;
+            *port = number.into();
+        }
+        Value::Number(n) => {
+            if n.as_i64() == Some(target_port as i64) {
+                return None;
+            }
+        }
+        _ => {}
+    }
+    Some(prober)
+}
+
+/// Rewrites every container's probes and lifecycle handlers (except the proxy's) to the
+/// agent. The status port is the pod annotation's (even if invalid, as Istio's `Atoi`
+/// gives 0) or the mesh default.
+pub fn rewrite(pod_value: &mut Value, mesh_status_port: u16) {
+    let port: i64 = match pod::metadata_map(pod_value, "annotations")
+        .and_then(|a| a.get(STATUS_PORT))
+        .and_then(Value::as_str)
+    {
+        Some(v) => v.parse::<i64>().unwrap_or(0),
+        None => mesh_status_port as i64,
+    };
+    for field in ["containers", "initContainers"] {
+        let Some(list) = pod::containers_mut(pod_value, field) else {
+            continue;
+        };
+        for c in list.iter_mut() {
+            let name = pod::name_of(c).to_string();
+            if name == PROXY {
+                continue;
+            }
+            for (probe_field, url) in urls(&name) {
+                let handler = match probe_field {
+                    "preStop" | "postStart" => {
+                        c.get_mut("lifecycle").and_then(|l| l.get_mut(probe_field))
+                    }
+                    _ => c.get_mut(probe_field),
+                };
+                if let Some(h) = handler.and_then(Value::as_object_mut) {
+                    convert(
+                        h,
+                        &url,
+                        port,
+                        !matches!(probe_field, "preStop" | "postStart"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn convert(handler: &mut Map<String, Value>, url: &str, port: i64, is_probe: bool) {
+    if let Some(Value::Object(http)) = handler.get_mut("httpGet") {
+        http.insert("path".into(), url.into());
+        http.insert("port".into(), port.into());
+        if http.get("scheme").and_then(Value::as_str) == Some("HTTPS") {
+            http.insert("scheme".into(), "HTTP".into());
+        }
+        return;
+    }
+    let replaced = if handler.get("tcpSocket").is_some_and(Value::is_object) {
+        "tcpSocket"
+    } else if is_probe && handler.get("grpc").is_some_and(Value::is_object) {
+        "grpc"
+    } else {
+        return;
+    };
+    handler.remove(replaced);
+    handler.insert("httpGet".into(), json!({"path": url, "port": port}));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod_with(containers: Value) -> Value {
+        json!({"metadata": {}, "spec": {"containers": containers}})
+    }
+
+    #[test]
+    fn http_tcp_grpc_and_lifecycle_are_rewritten() {
+        let mut p = pod_with(json!([{
+            "name": "app",
+            "ports": [{"name": "http", "containerPort": 80}],
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": "http", "scheme": "HTTPS"}, "timeoutSeconds": 5, "periodSeconds": 2},
+            "livenessProbe": {"tcpSocket": {"port": 81}},
+            "startupProbe": {"grpc": {"port": 82}},
+            "lifecycle": {"preStop": {"httpGet": {"port": 83}}, "postStart": {"exec": {"command": ["x"]}}}
+        }, {"name": "istio-proxy", "readinessProbe": {"httpGet": {"path": "/healthz/ready", "port": 15021}}}]));
+        let dumped = dump(&p, 15020).unwrap();
+        assert_eq!(
+            dumped,
+            r#"{"/app-health/app/livez":{"tcpSocket":{"port":81}},"/app-health/app/readyz":{"httpGet":{"path":"/ready","port":80,"scheme":"HTTPS"},"timeoutSeconds":5},"/app-health/app/startupz":{"grpc":{"port":82,"service":null}},"/app-lifecycle/app/prestopz":{"httpGet":{"port":83}}}"#
+        );
+        rewrite(&mut p, 15020);
+        let c = &p["spec"]["containers"][0];
+        assert_eq!(
+            c["readinessProbe"],
+            json!({"httpGet": {"path": "/app-health/app/readyz", "port": 15020, "scheme": "HTTP"}, "timeoutSeconds": 5, "periodSeconds": 2})
+        );
+        assert_eq!(
+            c["livenessProbe"],
+            json!({"httpGet": {"path": "/app-health/app/livez", "port": 15020}})
+        );
+        assert_eq!(
+            c["startupProbe"],
+            json!({"httpGet": {"path": "/app-health/app/startupz", "port": 15020}})
+        );
+        assert_eq!(
+            c["lifecycle"]["preStop"],
+            json!({"httpGet": {"path": "/app-lifecycle/app/prestopz", "port": 15020}})
+        );
+        assert_eq!(
+            c["lifecycle"]["postStart"],
+            json!({"exec": {"command": ["x"]}})
+        );
+        // The proxy's own probe is untouched.
+        assert_eq!(
+            p["spec"]["containers"][1]["readinessProbe"]["httpGet"]["port"],
+            15021
+        );
+        // Rewritten probes point at the status port, so a second dump has nothing left.
+        assert_eq!(dump(&p, 15020), None);
+    }
+
+    #[test]
+    fn unresolvable_named_ports_and_exec_are_skipped() {
+        let p = pod_with(
+            json!([{"name": "a", "livenessProbe": {"httpGet": {"port": "nope"}}, "readinessProbe": {"exec": {"command": ["true"]}}}]),
+        );
+        assert_eq!(dump(&p, 15020), None);
+    }
+
+    #[test]
+    fn status_port_annotation_is_the_target() {
+        let mut p = json!({"metadata": {"annotations": {STATUS_PORT: "15999"}}, "spec": {"containers": [{"name": "a", "livenessProbe": {"httpGet": {"port": 8080}}}]}});
+        rewrite(&mut p, 15020);
+        assert_eq!(
+            p["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"],
+            15999
+        );
+    }
+
+    #[test]
+    fn annotation_overrides_setting() {
+        let a = json!({REWRITE_PROBERS: "false"});
+        assert!(!enabled(a.as_object(), true));
+        let a = json!({REWRITE_PROBERS: "maybe"});
+        assert!(enabled(a.as_object(), true));
+        assert!(!enabled(None, false));
+    }
+}

@@ -1,0 +1,469 @@
+//! Pieces shared by the built-in templates: the env entries, probes, resources and volume
+//! helpers that Istio's templates spell out identically.
+
+use serde_json::{Map, Value, json};
+
+use super::TemplateInput;
+use crate::annotations as ann;
+use crate::quantity::Quantity;
+
+/// `ISTIO_META_POD_PORTS`: every container port as Go marshals `ContainerPort` (field order
+/// name, hostPort, containerPort, protocol, hostIP; empty fields omitted), one per line.
+pub(super) fn pod_ports(input: &TemplateInput) -> String {
+    let mut out = String::from("[");
+    let mut first = true;
+    for c in input.containers() {
+        let Some(ports) = c.get("ports").and_then(Value::as_array) else {
+            continue;
+        };
+        for p in ports {
+            out.push_str("\n    ");
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(&container_port_json(p));
+        }
+    }
+    out.push_str("\n]");
+    out
+}
+
+pub(super) fn container_port_json(p: &Value) -> String {
+    let mut m = Map::new();
+    let str_field = |k: &str| p.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let num_field = |k: &str| p.get(k).and_then(Value::as_i64).filter(|n| *n != 0);
+    if let Some(v) = str_field("name") {
+        m.insert("name".into(), v.into());
+    }
+    if let Some(v) = num_field("hostPort") {
+        m.insert("hostPort".into(), v.into());
+    }
+    m.insert(
+        "containerPort".into(),
+        p.get("containerPort")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .into(),
+    );
+    if let Some(v) = str_field("protocol") {
+        m.insert("protocol".into(), v.into());
+    }
+    if let Some(v) = str_field("hostIP") {
+        m.insert("hostIP".into(), v.into());
+    }
+    Value::Object(m).to_string()
+}
+
+/// The template's `resources` block: the proxy resource annotations if any is set (then only
+/// those), else `values.global.proxy.resources`. Quantities are written in canonical form, as
+/// Kubernetes serialises them.
+pub(super) fn resources(input: &TemplateInput) -> Value {
+    let keys = [
+        (ann::PROXY_CPU, "requests", "cpu"),
+        (ann::PROXY_MEMORY, "requests", "memory"),
+        (ann::PROXY_CPU_LIMIT, "limits", "cpu"),
+        (ann::PROXY_MEMORY_LIMIT, "limits", "memory"),
+    ];
+    let mut out = Map::new();
+    if keys.iter().any(|(k, _, _)| input.annotation(k).is_some()) {
+        for (key, section, resource) in keys {
+            if let Some(v) = input.annotation(key) {
+                let entry = out
+                    .entry(section)
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Some(m) = entry.as_object_mut() {
+                    m.insert(resource.into(), canonical_quantity(v).into());
+                }
+            }
+        }
+        return Value::Object(out);
+    }
+    if let Some(sections) = input.settings.values.global.proxy.resources.as_object() {
+        for (section, entries) in sections {
+            let Some(entries) = entries.as_object() else {
+                continue;
+            };
+            let mut m = Map::new();
+            for (resource, q) in entries {
+                let text = match q {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => continue,
+                };
+                m.insert(resource.clone(), canonical_quantity(&text).into());
+            }
+            if !m.is_empty() {
+                out.insert(section.clone(), Value::Object(m));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+pub(super) fn canonical_quantity(text: &str) -> String {
+    Quantity::parse(text)
+        .map(|q| q.canonical())
+        .unwrap_or_else(|_| text.to_string())
+}
+
+/// Entries of a `userVolume`/`userVolumeMount` annotation (a JSON object name -> spec), in
+/// key order as Go's template `range` over a map yields them. Unparsable values add nothing.
+pub(super) fn user_entries(input: &TemplateInput, key: &str) -> Vec<(String, Value)> {
+    let Some(raw) = input.annotation(key) else {
+        return Vec::new();
+    };
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(raw) else {
+        return Vec::new();
+    };
+    let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+}
+
+pub(super) fn named(name: String, spec: Value) -> Value {
+    let mut m = Map::new();
+    m.insert("name".into(), name.into());
+    if let Value::Object(fields) = spec {
+        for (k, v) in fields {
+            if k != "name" {
+                m.insert(k, v);
+            }
+        }
+    }
+    Value::Object(m)
+}
+
+pub(super) fn probe(initial_delay: u64, period: u64, failure_threshold: u64) -> Value {
+    let mut p = Map::new();
+    p.insert(
+        "httpGet".into(),
+        json!({"path": "/healthz/ready", "port": 15021}),
+    );
+    // Go omits zero int32 fields (omitempty).
+    if initial_delay != 0 {
+        p.insert("initialDelaySeconds".into(), initial_delay.into());
+    }
+    if period != 0 {
+        p.insert("periodSeconds".into(), period.into());
+    }
+    p.insert("timeoutSeconds".into(), 3.into());
+    if failure_threshold != 0 {
+        p.insert("failureThreshold".into(), failure_threshold.into());
+    }
+    Value::Object(p)
+}
+
+pub(super) fn annotation_number(input: &TemplateInput, key: &str, default: u32) -> u64 {
+    input
+        .annotation(key)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(default as u64)
+}
+
+pub(super) fn plain_env(entries: &[(&str, String)]) -> Value {
+    Value::Array(
+        entries
+            .iter()
+            .map(|(k, v)| json!({"name": k, "value": v}))
+            .collect(),
+    )
+}
+
+pub(super) fn field_ref(name: &str, path: &str) -> Value {
+    json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
+}
+
+pub(super) fn resource_field_ref(name: &str, resource: &str) -> Value {
+    json!({"name": name, "valueFrom": {"resourceFieldRef": {"resource": resource, "divisor": "1"}}})
+}
+
+/// Helm's truthiness for maps: present and non-empty.
+pub(super) fn is_set(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Object(m) => !m.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+/// `CA_ADDR`: the configured CA, else this revision's istiod.
+pub(super) fn ca_addr(input: &TemplateInput) -> String {
+    let s = input.settings;
+    let v = &s.values.global;
+    if !v.ca_address.is_empty() {
+        v.ca_address.clone()
+    } else if s.revision.is_empty() {
+        format!("istiod.{}.svc:15012", v.istio_namespace)
+    } else {
+        format!("istiod-{}.{}.svc:15012", s.revision, v.istio_namespace)
+    }
+}
+
+/// The env every template starts with: cert provider, CA address and the downward-API
+/// identity of the pod.
+pub(super) fn identity_env(input: &TemplateInput, env: &mut Vec<Value>) {
+    let v = &input.settings.values.global;
+    env.push(json!({"name": "PILOT_CERT_PROVIDER", "value": v.pilot_cert_provider}));
+    env.push(json!({"name": "CA_ADDR", "value": ca_addr(input)}));
+    for (name, path) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+        ("INSTANCE_IP", "status.podIP"),
+        ("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+        ("HOST_IP", "status.hostIP"),
+    ] {
+        env.push(field_ref(name, path));
+    }
+}
+
+pub(super) fn cluster_id<'a>(input: &TemplateInput<'a>) -> &'a str {
+    let name = &input.settings.values.global.multi_cluster.cluster_name;
+    if name.is_empty() { "Kubernetes" } else { name }
+}
+
+/// `ISTIO_META_NETWORK` (when a network is set in values), then the workload name and owner.
+pub(super) fn network_and_workload_env(
+    input: &TemplateInput,
+    workload: &str,
+    env: &mut Vec<Value>,
+) {
+    let v = &input.settings.values.global;
+    if !v.network.is_empty() {
+        env.push(json!({"name": "ISTIO_META_NETWORK", "value": v.network}));
+    }
+    if !workload.is_empty() {
+        env.push(json!({"name": "ISTIO_META_WORKLOAD_NAME", "value": workload}));
+    }
+    let d = input.deploy;
+    if !d.api_version.is_empty() && !d.name.is_empty() {
+        let ns = if d.namespace.is_empty() {
+            "default"
+        } else {
+            &d.namespace
+        };
+        env.push(json!({
+            "name": "ISTIO_META_OWNER",
+            "value": format!(
+                "kubernetes://apis/{}/namespaces/{ns}/{}s/{}",
+                d.api_version,
+                d.kind.to_lowercase(),
+                d.name
+            ),
+        }));
+    }
+}
+
+/// `ISTIO_META_MESH_ID` and `TRUST_DOMAIN`.
+pub(super) fn mesh_env(input: &TemplateInput, env: &mut Vec<Value>) {
+    let s = input.settings;
+    let v = &s.values.global;
+    let trust_domain = if s.mesh_config.trust_domain.is_empty() {
+        &v.trust_domain
+    } else {
+        &s.mesh_config.trust_domain
+    };
+    if !v.mesh_id.is_empty() {
+        env.push(json!({"name": "ISTIO_META_MESH_ID", "value": v.mesh_id}));
+    } else if !trust_domain.is_empty() {
+        env.push(json!({"name": "ISTIO_META_MESH_ID", "value": trust_domain}));
+    }
+    if !trust_domain.is_empty() {
+        env.push(json!({"name": "TRUST_DOMAIN", "value": trust_domain}));
+    }
+}
+
+pub(super) fn bootstrap_override_env(input: &TemplateInput, env: &mut Vec<Value>) {
+    if input.annotation(ann::BOOTSTRAP_OVERRIDE).is_some() {
+        env.push(json!({
+            "name": "ISTIO_BOOTSTRAP_OVERRIDE",
+            "value": "/etc/istio/custom-bootstrap/custom_bootstrap.json",
+        }));
+    }
+}
+
+/// Names of the app containers (all but istio-proxy), in order.
+pub(super) fn app_containers<'a>(input: &TemplateInput<'a>) -> Vec<&'a str> {
+    input
+        .containers()
+        .iter()
+        .filter_map(|c| c.get("name").and_then(Value::as_str))
+        .filter(|n| *n != "istio-proxy")
+        .collect()
+}
+
+/// The canonical service name: label, `app.kubernetes.io/name`, `app`, workload name.
+pub(super) fn canonical_name<'a>(input: &TemplateInput<'a>) -> &'a str {
+    input
+        .label_nonempty("service.istio.io/canonical-name")
+        .or_else(|| input.label_nonempty("app.kubernetes.io/name"))
+        .or_else(|| input.label_nonempty("app"))
+        .unwrap_or(input.deploy_name())
+}
+
+pub(super) fn canonical_revision<'a>(input: &TemplateInput<'a>) -> &'a str {
+    input
+        .label_nonempty("service.istio.io/canonical-revision")
+        .or_else(|| input.label_nonempty("app.kubernetes.io/version"))
+        .or_else(|| input.label_nonempty("version"))
+        .unwrap_or("latest")
+}
+
+/// `istio.io/rev` and the kubectl default-container annotations (only if absent).
+pub(super) fn revision_and_default_container(
+    input: &TemplateInput,
+    app_containers: &[&str],
+    annotations: &mut Map<String, Value>,
+) {
+    annotations.insert(
+        "istio.io/rev".into(),
+        input.settings.revision_or_default().into(),
+    );
+    if let Some(first) = app_containers.first() {
+        if input.annotation(ann::DEFAULT_LOGS_CONTAINER).is_none() {
+            annotations.insert(ann::DEFAULT_LOGS_CONTAINER.into(), (*first).into());
+        }
+        if input.annotation(ann::DEFAULT_CONTAINER).is_none() {
+            annotations.insert(ann::DEFAULT_CONTAINER.into(), (*first).into());
+        }
+    }
+}
+
+/// The proxy image: the annotation verbatim if it (or the values image) is a full
+/// reference, else hub/name:tag.
+pub(super) fn proxy_image_ref(input: &TemplateInput) -> String {
+    let image = input.annotation_or(ann::PROXY_IMAGE, &input.settings.values.global.proxy.image);
+    if image.contains('/') {
+        image
+    } else {
+        super::proxy_image(input)
+    }
+}
+
+/// The projected istio-token, the istiod CA certificate and downward-API volumes.
+pub(super) fn istio_token_volume(input: &TemplateInput) -> Value {
+    json!({"name": "istio-token", "projected": {"sources": [{"serviceAccountToken": {
+        "path": "istio-token", "expirationSeconds": 43200, "audience": input.settings.values.global.sds.token.aud,
+    }}]}})
+}
+
+pub(super) fn podinfo_volume() -> Value {
+    json!({"name": "istio-podinfo", "downwardAPI": {"items": [
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+        {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
+    ]}})
+}
+
+/// `istiod-ca-cert` when istiod is the cert provider.
+pub(super) fn istiod_ca_volume(input: &TemplateInput) -> Option<Value> {
+    let s = input.settings;
+    let v = &s.values.global;
+    if v.pilot_cert_provider != "istiod" {
+        return None;
+    }
+    let trust_bundle_api = s
+        .values
+        .pilot
+        .env
+        .get("ENABLE_CLUSTER_TRUST_BUNDLE_API")
+        .is_some_and(|v| v.as_bool() == Some(true));
+    Some(if trust_bundle_api {
+        let name = if v.trust_bundle_name.is_empty() {
+            "root-cert"
+        } else {
+            &v.trust_bundle_name
+        };
+        json!({"name": "istiod-ca-cert", "projected": {"sources": [{"clusterTrustBundle": {
+            "name": format!("istio.io:istiod-ca:{name}"), "path": "root-cert.pem",
+        }}]}})
+    } else {
+        let name = if v.trust_bundle_name.is_empty() {
+            "istio-ca-root-cert"
+        } else {
+            &v.trust_bundle_name
+        };
+        json!({"name": "istiod-ca-cert", "configMap": {"name": name}})
+    })
+}
+
+/// `istio-certs` (values.global.mountMtlsCerts), named after the service account.
+pub(super) fn mtls_certs_volume(input: &TemplateInput) -> Option<Value> {
+    if !input.settings.values.global.mount_mtls_certs {
+        return None;
+    }
+    let sa = input
+        .pod
+        .get("spec")
+        .and_then(|s| s.get("serviceAccountName"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default");
+    Some(
+        json!({"name": "istio-certs", "secret": {"optional": true, "secretName": format!("istio.{sa}")}}),
+    )
+}
+
+pub(super) fn workload_certs_volume(input: &TemplateInput, empty_dir: bool) -> Value {
+    if input.settings.values.global.ca_name == "GkeWorkloadCertificate" {
+        json!({"name": "gke-workload-certificate", "csi": {"driver": "workloadcertificates.security.cloud.google.com"}})
+    } else if empty_dir {
+        json!({"emptyDir": {}, "name": "workload-certs"})
+    } else {
+        json!({"name": "workload-certs"})
+    }
+}
+
+pub(super) fn workload_certs_mount(input: &TemplateInput) -> Value {
+    if input.settings.values.global.ca_name == "GkeWorkloadCertificate" {
+        json!({"name": "gke-workload-certificate", "mountPath": "/var/run/secrets/workload-spiffe-credentials", "readOnly": true})
+    } else {
+        json!({"name": "workload-certs", "mountPath": "/var/run/secrets/workload-spiffe-credentials"})
+    }
+}
+
+pub(super) fn bootstrap_override_volume(input: &TemplateInput) -> Option<Value> {
+    input
+        .annotation(ann::BOOTSTRAP_OVERRIDE)
+        .map(|cm| json!({"name": "custom-bootstrap-volume", "configMap": {"name": cm}}))
+}
+
+pub(super) fn image_pull_secrets(input: &TemplateInput, spec: &mut Map<String, Value>) {
+    let secrets = &input.settings.values.global.image_pull_secrets;
+    if !secrets.is_empty() {
+        let list = secrets.iter().map(|n| json!({ "name": n })).collect();
+        spec.insert("imagePullSecrets".into(), Value::Array(list));
+    }
+}
+
+/// The agent's command-line arguments after `proxy <mode>`.
+pub(super) fn proxy_args(input: &TemplateInput, mode: &str) -> Vec<String> {
+    let v = &input.settings.values.global;
+    let proxy = &v.proxy;
+    let mut args: Vec<String> = vec![
+        "proxy".into(),
+        mode.into(),
+        "--domain".into(),
+        format!("$(POD_NAMESPACE).svc.{}", proxy.cluster_domain),
+        format!(
+            "--proxyLogLevel={}",
+            input.annotation_or(ann::LOG_LEVEL, &proxy.log_level)
+        ),
+        format!(
+            "--proxyComponentLogLevel={}",
+            input.annotation_or(ann::COMPONENT_LOG_LEVEL, &proxy.component_log_level)
+        ),
+        format!(
+            "--log_output_level={}",
+            input.annotation_or(ann::AGENT_LOG_LEVEL, &v.logging.level)
+        ),
+    ];
+    if v.sts.service_port != 0 {
+        args.push(format!("--stsPort={}", v.sts.service_port));
+    }
+    if v.log_as_json {
+        args.push("--log_as_json".into());
+    }
+    args
+}
