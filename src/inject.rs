@@ -43,7 +43,15 @@ pub fn inject(
         .unwrap_or(&settings.values.global.network)
         .to_string();
     let deploy = pod::deploy_meta(&pod, namespace);
-    let (proxy_uid, proxy_gid) = proxy_ids(namespace_annotations);
+    let openshift = settings
+        .values
+        .global
+        .platform
+        .eq_ignore_ascii_case("openshift");
+    let (proxy_uid, proxy_gid) = proxy_ids(namespace_annotations.filter(|_| openshift));
+    if openshift {
+        reset_proxy_user_matching_app(&mut pod);
+    }
     let native_default = settings.native_sidecars;
     let native_annotation = annotation(&pod, ann::NATIVE_SIDECAR).map(str::to_string);
     // The template's rule: any non-empty annotation value except "false" means native.
@@ -59,42 +67,56 @@ pub fn inject(
     };
 
     let previous_status = annotation(&pod, STATUS).and_then(parse_status);
-    let original_overrides = OriginalContainers::capture(&pod);
 
-    // Render every template from the stripped Pod, merging each onto both the template Pod
-    // (what we inject) and the Pod itself.
+    // Render every template from the stripped Pod (Istio renders all from the same input).
     let stripped = strip(&pod, previous_status.as_ref(), mesh_status_port)?;
-    let mut template_pod = json!({});
-    for name in &templates {
-        let rendered = {
-            let input = TemplateInput {
-                pod: stripped.as_ref().unwrap_or(&pod),
-                settings,
-                proxy_config: &proxy_config,
-                deploy: &deploy,
-                native_sidecar: native_for_template,
-                proxy_uid,
-                proxy_gid,
-                network: &network,
-            };
-            template::render(name, &input)?
+    let rendered: Vec<Value> = {
+        let input = TemplateInput {
+            pod: stripped.as_ref().unwrap_or(&pod),
+            settings,
+            proxy_config: &proxy_config,
+            deploy: &deploy,
+            native_sidecar: native_for_template,
+            proxy_uid,
+            proxy_gid,
+            network: &network,
         };
-        merge(&mut template_pod, &rendered);
+        templates
+            .iter()
+            .map(|name| template::render(name, &input))
+            .collect::<Result<_, _>>()?
+    };
+    drop(stripped);
+
+    // The user's versions of containers the templates define are re-applied on top later.
+    let mut template_pod = json!({});
+    for r in &rendered {
+        merge(&mut template_pod, r);
+    }
+    let originals = OriginalContainers::capture(&pod, &template_pod);
+
+    // Merge each template onto the Pod, in order.
+    let mut so_far = json!({});
+    for r in &rendered {
+        merge(&mut so_far, r);
         if native_for_move
-            && has_container(&template_pod, "initContainers", PROXY)
+            && has_container(&so_far, "initContainers", PROXY)
             && has_container(&pod, "containers", PROXY)
         {
             move_container_to_init(&mut pod, PROXY);
         }
-        merge(&mut pod, &rendered);
+        merge(&mut pod, r);
     }
+    drop(so_far);
+    normalize_injected(&mut pod, &template_pod, &originals);
 
     reapply_user_containers(
         &mut pod,
         &template_pod,
-        &original_overrides,
+        &originals,
         previous_status.as_ref(),
     )?;
+    adjust_init_container_user(&mut pod, &originals, &proxy_config);
 
     post_process(
         &mut pod,
@@ -240,11 +262,19 @@ struct OriginalContainers {
 }
 
 impl OriginalContainers {
-    fn capture(pod: &Value) -> Self {
+    /// Captures the Pod's containers whose names a template defines, and the user's own
+    /// istio-proxy (which also steers the init container's user).
+    fn capture(pod: &Value, template_pod: &Value) -> Self {
+        let wanted = |name: &str| {
+            name == PROXY
+                || ["containers", "initContainers"]
+                    .iter()
+                    .any(|f| has_container(template_pod, f, name))
+        };
         let pick = |field: &str| -> Vec<Value> {
             pod::containers(pod, field)
                 .iter()
-                .filter(|c| matches!(pod::name_of(c), PROXY | INIT | VALIDATION))
+                .filter(|c| wanted(pod::name_of(c)))
                 .cloned()
                 .collect()
         };
@@ -253,6 +283,14 @@ impl OriginalContainers {
             init_containers: pick("initContainers"),
             saved: annotation(pod, ann::PROXY_OVERRIDES).and_then(|s| serde_json::from_str(s).ok()),
         }
+    }
+
+    /// The user's istio-proxy as Istio's `FindSidecar` finds it in the original Pod.
+    fn user_proxy(&self) -> Option<&Value> {
+        self.containers
+            .iter()
+            .chain(self.init_containers.iter())
+            .find(|c| pod::name_of(c) == PROXY)
     }
 
     /// Istio looks for an injected container's user version among the containers, and for
@@ -288,6 +326,7 @@ fn reapply_user_containers(
     originals: &OriginalContainers,
     status: Option<&Status>,
 ) -> Result<(), String> {
+    // On re-injection the previous injection is not an override.
     let mut applied = Map::new();
     for (field, previously) in [
         ("containers", status.map(|s| &s.containers)),
@@ -315,7 +354,7 @@ fn reapply_user_containers(
                 other(field)
             };
             merge(pod, &json!({"spec": {target_field: [overlay.clone()]}}));
-            overlays.push(overlay);
+            overlays.push(crate::go_json::container(&overlay));
         }
         if !overlays.is_empty() {
             applied.insert(field.to_string(), Value::Array(overlays));
@@ -334,6 +373,117 @@ fn reapply_user_containers(
         );
     }
     Ok(())
+}
+
+/// Istio's `adjustInitContainerUser`: a user-set `runAsUser`/`runAsGroup` on istio-proxy
+/// carries over to the traffic-capture container (`-u`, and the CNI validation container's
+/// user); under TPROXY the proxy must stay root.
+fn adjust_init_container_user(
+    pod: &mut Value,
+    originals: &OriginalContainers,
+    proxy_config: &ProxyConfig,
+) {
+    let Some(user) = originals.user_proxy() else {
+        return;
+    };
+    let sc = user.get("securityContext");
+    let run_as_user = sc.and_then(|s| s.get("runAsUser")).and_then(Value::as_i64);
+    let run_as_group = sc.and_then(|s| s.get("runAsGroup")).and_then(Value::as_i64);
+    if run_as_user.is_none() && run_as_group.is_none() {
+        return;
+    }
+    let Some(init_name) = [INIT, VALIDATION]
+        .into_iter()
+        .find(|n| has_container(pod, "initContainers", n))
+    else {
+        return;
+    };
+    let tproxy = proxy_config.interception_mode() == "TPROXY"
+        || annotation(pod, ann::INTERCEPTION_MODE) == Some("TPROXY");
+    if tproxy
+        && run_as_user.is_some()
+        && let Some(proxy) = find_container_mut(pod, PROXY)
+        && let Some(sc) = proxy
+            .get_mut("securityContext")
+            .and_then(Value::as_object_mut)
+    {
+        sc.insert("runAsUser".into(), 0.into());
+    }
+    let Some(init) = pod::containers_mut(pod, "initContainers")
+        .and_then(|l| l.iter_mut().find(|c| pod::name_of(c) == init_name))
+    else {
+        return;
+    };
+    if !tproxy && init_name == VALIDATION {
+        let sc = pod::ensure_object(init)
+            .entry("securityContext")
+            .or_insert_with(|| json!({}));
+        let sc = pod::ensure_object(sc);
+        if let Some(u) = run_as_user {
+            sc.insert("runAsUser".into(), u.into());
+        }
+        if let Some(g) = run_as_group {
+            sc.insert("runAsGroup".into(), g.into());
+        }
+    }
+    // iptables' --uid-owner must not be 0.
+    let Some(uid) = run_as_user.filter(|u| *u != 0) else {
+        return;
+    };
+    if let Some(args) = init.get_mut("args").and_then(Value::as_array_mut)
+        && let Some(i) = args.iter().position(|a| a.as_str() == Some("-u"))
+        && i + 1 < args.len()
+    {
+        args[i + 1] = uid.to_string().into();
+    }
+}
+
+/// Istio's `FindSidecar`-style lookup: containers first, then init containers.
+fn find_container_mut<'a>(pod: &'a mut Value, name: &str) -> Option<&'a mut Value> {
+    let field = if has_container(pod, "containers", name) {
+        "containers"
+    } else {
+        "initContainers"
+    };
+    pod::containers_mut(pod, field)?
+        .iter_mut()
+        .find(|c| pod::name_of(c) == name)
+}
+
+/// Containers Istio adds pass through Go's typed Pod, which drops empty lists and always
+/// writes `resources`. The same is done to the containers the templates added (never to the
+/// user's own containers).
+fn normalize_injected(pod: &mut Value, template_pod: &Value, originals: &OriginalContainers) {
+    for field in ["containers", "initContainers"] {
+        let names: Vec<String> = pod::containers(template_pod, field)
+            .iter()
+            .map(|c| pod::name_of(c).to_string())
+            .collect();
+        let Some(list) = pod::containers_mut(pod, field) else {
+            continue;
+        };
+        for c in list.iter_mut() {
+            let name = pod::name_of(c);
+            if !names.iter().any(|n| n == name) {
+                continue;
+            }
+            let user_defined =
+                originals.find(field, name).is_some() || originals.saved(field, name).is_some();
+            let obj = pod::ensure_object(c);
+            // EnvVar.value is omitempty.
+            if let Some(env) = obj.get_mut("env").and_then(Value::as_array_mut) {
+                for e in env.iter_mut().filter_map(Value::as_object_mut) {
+                    if e.get("value").and_then(Value::as_str) == Some("") {
+                        e.remove("value");
+                    }
+                }
+            }
+            obj.retain(|_, v| !v.as_array().is_some_and(Vec::is_empty));
+            if !user_defined {
+                obj.entry("resources").or_insert_with(|| json!({}));
+            }
+        }
+    }
 }
 
 fn other(field: &str) -> &'static str {
@@ -389,7 +539,14 @@ fn post_process(
     {
         list.push(env);
     }
-    let proxy_env_snapshot: Vec<Value> = proxy_env_mut(pod).map(|e| e.clone()).unwrap_or_default();
+    let proxy_env_snapshot: Vec<Value> = ["containers", "initContainers"]
+        .iter()
+        .flat_map(|f| pod::containers(pod, f))
+        .find(|c| pod::name_of(c) == PROXY)
+        .and_then(|c| c.get("env"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     prometheus::apply_secure_port(
         pod::metadata_map_mut(pod, "annotations"),
         &proxy_env_snapshot,
@@ -558,6 +715,44 @@ fn move_named(list: &mut Vec<Value>, name: &str, last: bool) {
     }
 }
 
+/// OpenShift assigns the same `runAsUser` to every container, which would make the proxy's
+/// traffic indistinguishable from the app's: Istio drops the proxy's user and group when
+/// they equal the app's (`isSidecarUserMatchingAppUser`).
+fn reset_proxy_user_matching_app(pod: &mut Value) {
+    let run_as_user = |c: &Value| {
+        c.get("securityContext")
+            .and_then(|s| s.get("runAsUser"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
+    let mut proxy_user = None;
+    let mut app_user = 0;
+    for c in pod::containers(pod, "containers")
+        .iter()
+        .chain(pod::containers(pod, "initContainers"))
+    {
+        match pod::name_of(c) {
+            PROXY => {
+                if c.get("securityContext").is_some_and(Value::is_object) {
+                    proxy_user = Some(run_as_user(c));
+                }
+            }
+            INIT | VALIDATION => {}
+            _ => app_user = run_as_user(c),
+        }
+    }
+    if proxy_user != Some(app_user) {
+        return;
+    }
+    if let Some(sc) = find_container_mut(pod, PROXY)
+        .and_then(|c| c.get_mut("securityContext"))
+        .and_then(Value::as_object_mut)
+    {
+        sc.remove("runAsUser");
+        sc.remove("runAsGroup");
+    }
+}
+
 /// Istio's `GetProxyIDs`: 1337/1337, or OpenShift's preallocated ranges from the namespace.
 fn proxy_ids(namespace_annotations: Option<&Map<String, Value>>) -> (i64, i64) {
     let mut uid = 1337;
@@ -565,36 +760,34 @@ fn proxy_ids(namespace_annotations: Option<&Map<String, Value>>) -> (i64, i64) {
     let Some(a) = namespace_annotations else {
         return (uid, gid);
     };
-    // "start/size": the proxy gets the highest UID of the range.
-    if let Some(range) = a
-        .get("openshift.io/sa.scc.uid-range")
-        .and_then(Value::as_str)
-        && let Some(max) = range_max(range)
-    {
+    // The proxy gets the highest UID of the namespace's range...
+    let annotation = |k: &str| a.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    if let Some(max) = annotation("openshift.io/sa.scc.uid-range").and_then(range_max) {
         uid = max;
     }
-    if let Some(groups) = a
-        .get("openshift.io/sa.scc.supplemental-groups")
-        .and_then(Value::as_str)
-        && let Some(first) = groups.split(',').next()
-        && let Some(max) = range_max(first.trim())
-    {
-        gid = max;
+    // ...and the highest GID of the first supplemental group block (falling back to the UID
+    // range); every block must parse.
+    let groups = annotation("openshift.io/sa.scc.supplemental-groups")
+        .or_else(|| annotation("openshift.io/sa.scc.uid-range"));
+    if let Some(groups) = groups {
+        let blocks: Option<Vec<i64>> = groups.split(',').map(range_max).collect();
+        if let Some(first) = blocks.as_ref().and_then(|b| b.first()) {
+            gid = *first;
+        }
     }
     (uid, gid)
 }
 
+/// The last ID of an OpenShift block, `start/size` or `start-end`.
 fn range_max(range: &str) -> Option<i64> {
-    let (start, size) = range
-        .split_once('/')
-        .or_else(|| range.split_once('-').map(|(a, b)| (a, b)))?;
-    let start: i64 = start.trim().parse().ok()?;
-    if range.contains('/') {
-        let size: i64 = size.trim().parse().ok()?;
+    let parse = |s: &str| s.trim().parse::<u32>().ok().map(i64::from);
+    if let Some((start, size)) = range.split_once('/') {
+        let (start, size) = (parse(start)?, parse(size)?);
         (size > 0).then(|| start + size - 1)
     } else {
-        let end: i64 = size.trim().parse().ok()?;
-        (end >= start).then_some(end)
+        let (start, end) = range.split_once('-')?;
+        let (_, end) = (parse(start)?, parse(end)?);
+        Some(end)
     }
 }
 
@@ -626,6 +819,10 @@ mod tests {
     fn openshift_ranges() {
         let a = json!({"openshift.io/sa.scc.uid-range": "1000680000/10000", "openshift.io/sa.scc.supplemental-groups": "1000680000/10000"});
         assert_eq!(proxy_ids(a.as_object()), (1000689999, 1000689999));
+        let a = json!({"openshift.io/sa.scc.uid-range": "1000-1999"});
+        assert_eq!(proxy_ids(a.as_object()), (1999, 1999));
+        let a = json!({"openshift.io/sa.scc.supplemental-groups": "5000/10,bad"});
+        assert_eq!(proxy_ids(a.as_object()), (1337, 1337));
         assert_eq!(proxy_ids(None), (1337, 1337));
     }
 }

@@ -5,6 +5,7 @@
 pub mod annotations;
 pub mod decision;
 pub mod engine;
+pub mod go_json;
 pub mod inject;
 pub mod merge;
 pub mod pod;

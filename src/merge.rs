@@ -56,28 +56,76 @@ fn merge_maps(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
     }
 }
 
+/// Kubernetes' `mergeSlice` for lists with a merge key: items present in both are merged,
+/// new patch items are added, and the result is ordered as the API machinery orders it —
+/// the patch's items in patch order, with the original's other items interleaved where the
+/// original had them relative to the patch items it also had.
 fn merge_lists(field: &str, target: &mut Vec<Value>, patch: &[Value]) {
     let Some(key) = merge_key(field) else {
         *target = patch.to_vec();
         return;
     };
-    for item in patch {
-        let Some(id) = item.get(key) else {
-            target.push(strip_nulls(item));
-            continue;
-        };
-        match target.iter_mut().find(|t| t.get(key) == Some(id)) {
-            Some(existing) => {
-                if retains_keys(field)
-                    && let (Value::Object(e), Value::Object(p)) = (&mut *existing, item)
-                {
-                    e.retain(|k, _| p.contains_key(k));
-                }
-                merge(existing, item);
-            }
-            None => target.push(strip_nulls(item)),
+    let original: Vec<Value> = std::mem::take(target);
+    let original_keys: Vec<Option<&Value>> = original.iter().map(|o| o.get(key)).collect();
+    let index_in = |keys: &[Option<&Value>], id: Option<&Value>| -> Option<usize> {
+        id.and_then(|id| keys.iter().position(|k| *k == Some(id)))
+    };
+    let patch_keys: Vec<Option<&Value>> = patch.iter().map(|p| p.get(key)).collect();
+
+    // Items of the original not named by the patch keep the original order.
+    let mut server_only: Vec<Value> = Vec::new();
+    let mut merged_by_patch: Vec<Option<Value>> = vec![None; patch.len()];
+    for item in &original {
+        match index_in(&patch_keys, item.get(key)) {
+            Some(_) => {}
+            None => server_only.push(item.clone()),
         }
     }
+    // Patch items, in patch order, merged onto their original counterpart when there is one.
+    for (i, p) in patch.iter().enumerate() {
+        if patch_keys[..i].contains(&p.get(key)) && p.get(key).is_some() {
+            continue; // a duplicate key in the patch merges into the first
+        }
+        let merged = match index_in(&original_keys, p.get(key)) {
+            Some(oi) => {
+                let mut existing = original[oi].clone();
+                if retains_keys(field)
+                    && let (Value::Object(e), Value::Object(pm)) = (&mut existing, p)
+                {
+                    e.retain(|k, _| pm.contains_key(k));
+                }
+                merge(&mut existing, p);
+                existing
+            }
+            None => strip_nulls(p),
+        };
+        merged_by_patch[i] = Some(merged);
+    }
+    let patch_items: Vec<Value> = merged_by_patch.into_iter().flatten().collect();
+
+    // mergeSortedSlice(serverOnly, patchItems, original): a server-only item goes first only
+    // when both it and the next patch item were in the original and it came earlier there.
+    let mut out = Vec::with_capacity(server_only.len() + patch_items.len());
+    let (mut i, mut j) = (0, 0);
+    while i < server_only.len() || j < patch_items.len() {
+        let take_server = if i >= server_only.len() {
+            false
+        } else if j >= patch_items.len() {
+            true
+        } else {
+            let li = index_in(&original_keys, server_only[i].get(key));
+            let ri = index_in(&original_keys, patch_items[j].get(key));
+            matches!((li, ri), (Some(l), Some(r)) if l < r)
+        };
+        if take_server {
+            out.push(server_only[i].clone());
+            i += 1;
+        } else {
+            out.push(patch_items[j].clone());
+            j += 1;
+        }
+    }
+    *target = out;
 }
 
 /// A patch's `null` means "delete"; added as new, nulls simply do not appear.
@@ -110,11 +158,13 @@ mod tests {
             {"name": "new", "image": "n"}
         ]}});
         merge(&mut pod, &patch);
+        // The patch's order wins for the items it names (Y before X); `app`, which only the
+        // original has, keeps its place before the first item they share.
         assert_eq!(
             pod,
             json!({"spec": {"containers": [
                 {"name": "app", "image": "a"},
-                {"name": "istio-proxy", "image": "proxy", "env": [{"name": "X", "value": "3"}, {"name": "Y", "value": "2"}], "args": ["b", "c"]},
+                {"name": "istio-proxy", "image": "proxy", "env": [{"name": "Y", "value": "2"}, {"name": "X", "value": "3"}], "args": ["b", "c"]},
                 {"name": "new", "image": "n"}
             ]}})
         );
@@ -156,6 +206,33 @@ mod tests {
         assert_eq!(
             c,
             json!({"volumeMounts": [{"name": "b", "mountPath": "/a"}, {"name": "c", "mountPath": "/c"}], "ports": [{"containerPort": 80, "name": "x", "protocol": "TCP"}], "command": ["y"]})
+        );
+    }
+
+    #[test]
+    fn new_patch_items_come_before_original_only_items() {
+        // As the API machinery orders them: Istio's volumes come first, then the user's.
+        let mut pod = json!({"spec": {"volumes": [{"name": "data"}]}});
+        merge(
+            &mut pod,
+            &json!({"spec": {"volumes": [{"name": "a"}, {"name": "b"}]}}),
+        );
+        assert_eq!(
+            pod,
+            json!({"spec": {"volumes": [{"name": "a"}, {"name": "b"}, {"name": "data"}]}})
+        );
+    }
+
+    #[test]
+    fn original_only_items_keep_their_place_among_shared_items() {
+        let mut l = json!({"env": [{"name": "A"}, {"name": "OLD"}, {"name": "B"}]});
+        merge(
+            &mut l,
+            &json!({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}, {"name": "C"}]}),
+        );
+        assert_eq!(
+            l,
+            json!({"env": [{"name": "A", "value": "1"}, {"name": "OLD"}, {"name": "B", "value": "2"}, {"name": "C"}]})
         );
     }
 

@@ -82,27 +82,139 @@ impl ProxyConfig {
             .map(scalar_to_string)
     }
 
-    /// `PROXY_CONFIG`: the config with fields equal to Istio's defaults removed, as compact
-    /// JSON (Istio's `protoToJSON(cleanProxyConfig(..))`), followed by a newline.
+    /// `PROXY_CONFIG`: the config without the fields equal to Istio's defaults (Istio's
+    /// `cleanProxyConfig`) and without proto3 zero values, as compact JSON in the proto's
+    /// declaration order (as protojson writes it), followed by a newline.
     pub fn to_env_value(&self) -> String {
-        let mut cleaned = self.raw.clone();
-        if cleaned
-            .get("statusPort")
-            .and_then(Value::as_u64)
-            .is_some_and(|p| p == DEFAULT_STATUS_PORT as u64)
-        {
-            cleaned.remove("statusPort");
+        let mut out = Map::new();
+        let mut rest: Vec<(&String, &Value)> = Vec::new();
+        for (k, v) in &self.raw {
+            if is_default_or_zero(k, v) {
+                continue;
+            }
+            if !FIELD_ORDER.contains(&k.as_str()) {
+                rest.push((k, v));
+            }
         }
-        if cleaned
-            .get("proxyMetadata")
-            .and_then(Value::as_object)
-            .is_some_and(Map::is_empty)
-        {
-            cleaned.remove("proxyMetadata");
+        for name in FIELD_ORDER {
+            if let Some(v) = self.raw.get(*name)
+                && !is_default_or_zero(name, v)
+            {
+                let v = if matches!(*name, "proxyMetadata" | "runtimeValues") {
+                    sorted_map(v)
+                } else {
+                    v.clone()
+                };
+                out.insert((*name).to_string(), v);
+            }
         }
-        let mut s = Value::Object(cleaned).to_string();
+        for (k, v) in rest {
+            out.insert(k.clone(), v.clone());
+        }
+        let mut s = Value::Object(out).to_string();
         s.push('\n');
         s
+    }
+}
+
+/// ProxyConfig's fields in declaration order (mesh/v1alpha1/proxy.proto), JSON names.
+const FIELD_ORDER: &[&str] = &[
+    "configPath",
+    "binaryPath",
+    "serviceCluster",
+    "tracingServiceName",
+    "drainDuration",
+    "discoveryAddress",
+    "discoveryRefreshDelay",
+    "zipkinAddress",
+    "statsdUdpAddress",
+    "envoyMetricsServiceAddress",
+    "proxyAdminPort",
+    "availabilityZone",
+    "controlPlaneAuthPolicy",
+    "customConfigFile",
+    "statNameLength",
+    "concurrency",
+    "proxyBootstrapTemplatePath",
+    "interceptionMode",
+    "tracing",
+    "sds",
+    "envoyAccessLogService",
+    "envoyMetricsService",
+    "proxyMetadata",
+    "runtimeValues",
+    "statusPort",
+    "extraStatTags",
+    "gatewayTopology",
+    "terminationDrainDuration",
+    "meshId",
+    "readinessProbe",
+    "proxyStatsMatcher",
+    "holdApplicationUntilProxyStarts",
+    "caCertificatesPem",
+    "image",
+    "privateKeyProvider",
+    "proxyHeaders",
+    "fileFlushInterval",
+    "fileFlushMinSizeKb",
+    "statsCompression",
+    "connectionSettings",
+];
+
+/// Fields Istio drops because they equal `mesh.DefaultProxyConfig()`, and proto3 zero values
+/// of plain scalars, which protojson never writes.
+fn is_default_or_zero(name: &str, v: &Value) -> bool {
+    let default = match name {
+        "configPath" => Some(Value::from("./etc/istio/proxy")),
+        "binaryPath" => Some(Value::from("/usr/local/bin/envoy")),
+        "serviceCluster" => Some(Value::from("istio-proxy")),
+        "drainDuration" => Some(Value::from("45s")),
+        "terminationDrainDuration" => Some(Value::from("5s")),
+        "discoveryAddress" => Some(Value::from("istiod.istio-system.svc:15012")),
+        "proxyAdminPort" => Some(Value::from(15000)),
+        "controlPlaneAuthPolicy" => Some(Value::from("MUTUAL_TLS")),
+        "statNameLength" => Some(Value::from(189)),
+        "statusPort" => Some(Value::from(DEFAULT_STATUS_PORT)),
+        _ => None,
+    };
+    if default.as_ref() == Some(v) {
+        return true;
+    }
+    // Wrapper types (concurrency, holdApplicationUntilProxyStarts, ...) are written even
+    // when zero; plain proto3 scalars and enums are not.
+    let plain_scalar = !matches!(
+        name,
+        "concurrency" | "holdApplicationUntilProxyStarts" | "statsCompression"
+    );
+    match v {
+        Value::Null => true,
+        Value::String(s) => {
+            plain_scalar
+                && (s.is_empty()
+                    || (name == "interceptionMode" && s == "REDIRECT")
+                    || (name == "controlPlaneAuthPolicy" && s == "NONE"))
+        }
+        Value::Number(n) => plain_scalar && n.as_f64() == Some(0.0),
+        Value::Bool(b) => plain_scalar && !b,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty() && matches!(name, "proxyMetadata" | "runtimeValues"),
+    }
+}
+
+/// Proto maps (proxyMetadata, runtimeValues) are written with sorted keys.
+fn sorted_map(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )
+        }
+        other => other.clone(),
     }
 }
 
@@ -128,7 +240,7 @@ pub fn parse_annotation(text: &str) -> Result<Map<String, Value>, String> {
 
 fn check_types(map: &Map<String, Value>) -> Result<(), String> {
     if let Some(v) = map.get("statusPort")
-        && !v.as_u64().is_some_and(|p| p <= 65535)
+        && v.as_u64().is_none_or(|p| p > 65535)
     {
         return Err(format!("statusPort: {v} is not a port"));
     }

@@ -104,6 +104,8 @@ pub struct Global {
     pub mount_mtls_certs: bool,
     pub sds: Sds,
     pub trust_bundle_name: String,
+    /// `openshift` turns on Istio's OpenShift handling (UID ranges from the namespace).
+    pub platform: String,
 }
 
 impl Default for Global {
@@ -131,6 +133,7 @@ impl Default for Global {
             mount_mtls_certs: false,
             sds: Sds::default(),
             trust_bundle_name: String::new(),
+            platform: String::new(),
         }
     }
 }
@@ -524,7 +527,7 @@ impl Settings {
             fail("values.global.tag: must not be empty".into());
         }
         if let Some(port) = self.mesh_config.default_config.get("statusPort")
-            && !port.as_u64().is_some_and(|p| p <= 65535)
+            && port.as_u64().is_none_or(|p| p > 65535)
         {
             fail(format!(
                 "meshConfig.defaultConfig.statusPort: {port} is not a port number"

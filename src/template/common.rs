@@ -467,3 +467,108 @@ pub(super) fn proxy_args(input: &TemplateInput, mode: &str) -> Vec<String> {
     }
     args
 }
+
+/// `COMPLIANCE_POLICY` (istiod's env, given as `values.pilot.env.COMPLIANCE_POLICY`) and,
+/// for FIPS 140-3, Go's `GODEBUG=fips140=only`.
+pub(super) fn compliance_env(input: &TemplateInput, env: &mut Vec<Value>) {
+    let Some(policy) = input
+        .settings
+        .values
+        .pilot
+        .env
+        .get("COMPLIANCE_POLICY")
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty())
+    else {
+        return;
+    };
+    env.push(json!({"name": "COMPLIANCE_POLICY", "value": policy}));
+    if policy == "fips-140-3" {
+        env.push(json!({"name": "GODEBUG", "value": "fips140=only"}));
+    }
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES` when an OpenTelemetry extension provider asks for semantic
+/// conventions: service.namespace, service.version and service.instance.id, each from its
+/// `resource.opentelemetry.io/*` annotation or derived from the Pod.
+pub(super) fn otel_resource_attributes(input: &TemplateInput) -> Option<String> {
+    let wanted = input
+        .settings
+        .mesh_config
+        .extension_providers
+        .iter()
+        .any(|p| {
+            p.get("opentelemetry")
+                .and_then(|o| o.get("serviceAttributeEnrichment"))
+                .and_then(Value::as_str)
+                == Some("OTEL_SEMANTIC_CONVENTIONS")
+        });
+    if !wanted {
+        return None;
+    }
+    let annotation = |k: &str| input.annotation(k).filter(|v| !v.is_empty());
+    let namespace = input.deploy.namespace.as_str();
+    let containers = input.containers();
+    let mut attrs: Vec<String> = Vec::new();
+    if let Some(v) = annotation("resource.opentelemetry.io/service.namespace") {
+        attrs.push(format!("service.namespace={v}"));
+    } else if !namespace.is_empty() {
+        attrs.push(format!("service.namespace={namespace}"));
+    }
+    if let Some(v) = annotation("resource.opentelemetry.io/service.version")
+        .or_else(|| input.label_nonempty("app.kubernetes.io/version"))
+    {
+        attrs.push(format!("service.version={v}"));
+    } else if let [only] = containers {
+        let image = only
+            .get("image")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let (tag, digest) = image_tag_digest(image);
+        let version = match (tag, digest) {
+            ("", "") => None,
+            (tag, "") => Some(tag.to_string()),
+            ("", digest) => Some(digest.to_string()),
+            (tag, digest) => Some(format!("{tag}@{digest}")),
+        };
+        if let Some(v) = version {
+            attrs.push(format!("service.version={v}"));
+        }
+    }
+    if let Some(v) = annotation("resource.opentelemetry.io/service.instance.id") {
+        attrs.push(format!("service.instance.id={v}"));
+    } else if let Some(first) = containers.first() {
+        let name = first
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        attrs.push(format!(
+            "service.instance.id={namespace}.$(POD_NAME).{name}"
+        ));
+    }
+    (!attrs.is_empty()).then(|| attrs.join(","))
+}
+
+/// The tag (after the last `:` following the last `/`) and the digest (after `@`).
+fn image_tag_digest(image: &str) -> (&str, &str) {
+    let (image, digest) = image.split_once('@').unwrap_or((image, ""));
+    let last_slash = image.rfind('/');
+    let tag = match image.rfind(':') {
+        Some(c) if last_slash.is_none_or(|s| c > s) => &image[c + 1..],
+        _ => "",
+    };
+    (tag, digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_tags_and_digests() {
+        assert_eq!(image_tag_digest("reg:5000/app:1.2"), ("1.2", ""));
+        assert_eq!(image_tag_digest("reg:5000/app"), ("", ""));
+        assert_eq!(image_tag_digest("app:1@sha256:ab"), ("1", "sha256:ab"));
+        assert_eq!(image_tag_digest("app@sha256:ab"), ("", "sha256:ab"));
+    }
+}

@@ -73,6 +73,7 @@ fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
     env.push(json!({"name": "PROXY_CONFIG", "value": input.proxy_config.to_env_value()}));
     env.push(json!({"name": "ISTIO_META_POD_PORTS", "value": pod_ports(input)}));
     env.push(resource_field_ref("GOMEMLIMIT", "limits.memory"));
+    compliance_env(input, &mut env);
     env.push(json!({"name": "ISTIO_META_APP_CONTAINERS", "value": app_containers.join(",")}));
     env.push(json!({"name": "ISTIO_META_CLUSTER_ID", "value": cluster_id(input)}));
     env.push(field_ref("ISTIO_META_NODE_NAME", "spec.nodeName"));

@@ -419,6 +419,7 @@ fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
     env.push(json!({"name": "ISTIO_META_POD_PORTS", "value": pod_ports(input)}));
     env.push(json!({"name": "ISTIO_META_APP_CONTAINERS", "value": app_containers.join(",")}));
     env.push(resource_field_ref("GOMEMLIMIT", "limits.memory"));
+    compliance_env(input, &mut env);
     env.push(json!({"name": "ISTIO_META_CLUSTER_ID", "value": cluster_id(input)}));
     env.push(field_ref("ISTIO_META_NODE_NAME", "spec.nodeName"));
     let meta_mode = match input.annotation(ann::INTERCEPTION_MODE) {
@@ -445,6 +446,9 @@ fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
             };
             env.push(json!({"name": k, "value": val}));
         }
+    }
+    if let Some(attrs) = otel_resource_attributes(input) {
+        env.push(json!({"name": "OTEL_RESOURCE_ATTRIBUTES", "value": attrs}));
     }
     for (k, val) in input.proxy_config.proxy_metadata() {
         env.push(json!({"name": k, "value": val}));
