@@ -335,18 +335,30 @@ fn reapply_user_containers(
         let mut overlays = Vec::new();
         for c in pod::containers(template_pod, field) {
             let name = pod::name_of(c);
-            if previously.is_some_and(|names| names.iter().any(|n| n == name)) {
-                continue;
-            }
-            let found = originals
-                .saved(field, name)
-                .or_else(|| originals.find(field, name));
+            // On re-injection the Pod's copy of an injected container is the previous
+            // injection, not a user override. Istio then drops the user's overrides; the
+            // saved ones (proxy.istio.io/overrides) are re-applied here instead, so that
+            // re-injecting changes nothing.
+            let reinjected = previously.is_some_and(|names| names.iter().any(|n| n == name));
+            let found = if reinjected {
+                originals.saved(field, name)
+            } else {
+                originals
+                    .saved(field, name)
+                    .or_else(|| originals.find(field, name))
+            };
             let Some(found) = found else { continue };
             let mut overlay = found.clone();
-            if overlay.get("image").and_then(Value::as_str) == Some("auto")
-                && let Some(m) = overlay.as_object_mut()
-            {
-                m.remove("image");
+            if let Some(m) = overlay.as_object_mut() {
+                if m.get("image").and_then(Value::as_str) == Some("auto") {
+                    m.remove("image");
+                }
+                // The saved copy is Go-shaped; its empty `resources` is not the user's.
+                if m.get("resources")
+                    .is_some_and(|r| r.as_object().is_some_and(Map::is_empty))
+                {
+                    m.remove("resources");
+                }
             }
             let target_field = if has_container(pod, field, name) {
                 field

@@ -439,10 +439,9 @@ impl Settings {
             }
         }
         for (name, tmpl) in &self.templates {
-            if !tmpl.is_object() {
-                fail(format!(
-                    "templates.{name}: must be a partial Pod (an object)"
-                ));
+            // An object, or Istio's own form: the partial Pod as a YAML string.
+            if let Err(e) = crate::template::custom_template(name, tmpl) {
+                fail(format!("templates.{name}: {e}"));
             }
         }
         for (alias, targets) in &self.aliases {
@@ -724,6 +723,20 @@ mod tests {
         );
         let err = parse(json!({"defaultTemplates": []})).unwrap_err();
         assert!(err.starts_with("defaultTemplates:"), "{err}");
+    }
+
+    #[test]
+    fn templates_may_be_objects_or_yaml_strings() {
+        assert!(
+            parse(json!({"templates": {"a": {"spec": {}}, "b": "spec:\n  containers: []\n"}}))
+                .is_ok()
+        );
+        let err = parse(json!({"templates": {"bad": "spec: [unclosed"}})).unwrap_err();
+        assert!(err.starts_with("templates.bad:"), "{err}");
+        let err = parse(json!({"templates": {"list": "- a"}})).unwrap_err();
+        assert!(err.starts_with("templates.list:"), "{err}");
+        let err = parse(json!({"templates": {"num": 3}})).unwrap_err();
+        assert!(err.starts_with("templates.num:"), "{err}");
     }
 
     #[test]

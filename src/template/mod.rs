@@ -117,7 +117,7 @@ pub fn render(name: &str, input: &TemplateInput) -> Result<Value, String> {
 }
 
 /// A template from settings: a partial Pod, given as an object or as a YAML/JSON string.
-fn custom_template(name: &str, template: &Value) -> Result<Value, String> {
+pub fn custom_template(name: &str, template: &Value) -> Result<Value, String> {
     match template {
         Value::Object(_) => Ok(template.clone()),
         Value::String(text) => serde_yaml::from_str::<Value>(text)
