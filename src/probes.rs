@@ -174,10 +174,9 @@ fn resolve_port(mut prober: Value, ports: &[(&str, i64)], target_port: u16) -> O
             let number = ports.iter().find(|(n, _)| n == name).map(|(_, p)| *p)?;
             *port = number.into();
         }
-        Value::Number(n)
-            if n.as_i64() == Some(target_port as i64) => {
-                return None;
-            }
+        Value::Number(n) if n.as_i64() == Some(target_port as i64) => {
+            return None;
+        }
         _ => {}
     }
     Some(prober)
