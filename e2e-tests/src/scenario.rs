@@ -252,26 +252,40 @@ impl Evaluator for Kwctl {
 /// - `/metadata/annotations/sidecar.istio.io~1status` (re-injection),
 /// - `/spec/containers/N/{readiness,liveness,startup}Probe[/...]` and the same
 ///   under `initContainers` (probe rewriting),
-/// - `/spec/containers/N/lifecycle[/...]`.
-pub fn is_istio_rewrite(path: &str) -> bool {
+/// - `/spec/containers/N/lifecycle[/...]`,
+/// - anything inside a container the user declared under the name of one of
+///   Istio's own containers (`istio-proxy`, `istio-init`, `istio-validation`):
+///   Istio merges such a container with its template (for example the
+///   gateway template's `image: auto`).
+pub fn is_istio_rewrite(path: &str, original: &Value) -> bool {
     if let Some(key) = path.strip_prefix("/metadata/annotations/") {
         return key.starts_with("prometheus.io~1") || key == "sidecar.istio.io~1status";
     }
     let segments: Vec<&str> = path.split('/').collect();
     // ["", "spec", "containers"|"initContainers", N, field, ...]
-    match segments.as_slice() {
-        ["", "spec", list, index, field, ..] if index.parse::<usize>().is_ok() => match *list {
-            "containers" => {
-                matches!(
-                    *field,
-                    "readinessProbe" | "livenessProbe" | "startupProbe" | "lifecycle"
-                )
-            }
-            "initContainers" => {
-                matches!(*field, "readinessProbe" | "livenessProbe" | "startupProbe")
-            }
-            _ => false,
-        },
+    let ["", "spec", list, index, field, ..] = segments.as_slice() else {
+        return false;
+    };
+    let Ok(index) = index.parse::<usize>() else {
+        return false;
+    };
+    let declared_name = original
+        .pointer(&format!("/spec/{list}/{index}/name"))
+        .and_then(Value::as_str);
+    if matches!(
+        declared_name,
+        Some("istio-proxy" | "istio-init" | "istio-validation")
+    ) {
+        return true;
+    }
+    match *list {
+        "containers" => {
+            matches!(
+                *field,
+                "readinessProbe" | "livenessProbe" | "startupProbe" | "lifecycle"
+            )
+        }
+        "initContainers" => matches!(*field, "readinessProbe" | "livenessProbe" | "startupProbe"),
         _ => false,
     }
 }
@@ -444,7 +458,7 @@ pub fn check(scenario: &Scenario, evaluator: &dyn Evaluator) -> Result<Vec<Strin
                 op["op"].as_str().unwrap_or(""),
                 op["path"].as_str().unwrap_or(""),
             );
-            if kind != "add" && !is_istio_rewrite(path) {
+            if kind != "add" && !is_istio_rewrite(path, &original) {
                 failures.push(format!(
                     "patch op {op} is not an addition nor an Istio rewrite"
                 ));
@@ -496,17 +510,23 @@ mod tests {
 
     #[test]
     fn allowed_rewrites() {
+        let pod = serde_json::json!({"spec": {
+            "containers": [{"name": "app"}, {"name": "istio-proxy", "image": "auto"}],
+            "initContainers": [{"name": "setup"}]
+        }});
         for ok in [
             "/metadata/annotations/prometheus.io~1port",
             "/metadata/annotations/prometheus.io~1scrape",
             "/metadata/annotations/sidecar.istio.io~1status",
             "/spec/containers/0/readinessProbe",
             "/spec/containers/3/livenessProbe/httpGet/port",
-            "/spec/containers/1/startupProbe/httpGet/path",
+            "/spec/containers/0/startupProbe/httpGet/path",
             "/spec/initContainers/0/startupProbe/httpGet/port",
             "/spec/containers/0/lifecycle/postStart",
+            "/spec/containers/1/image",
+            "/spec/containers/1/args/0",
         ] {
-            assert!(is_istio_rewrite(ok), "{ok}");
+            assert!(is_istio_rewrite(ok, &pod), "{ok}");
         }
         for bad in [
             "/metadata/annotations",
@@ -514,12 +534,14 @@ mod tests {
             "/metadata/labels/prometheus.io~1port",
             "/spec/containers/0/image",
             "/spec/containers/0",
+            "/spec/containers/1",
             "/spec/containers",
             "/spec/containers/x/readinessProbe",
             "/spec/initContainers/0/lifecycle",
+            "/spec/initContainers/0/image",
             "/spec/volumes/0/readinessProbe",
         ] {
-            assert!(!is_istio_rewrite(bad), "{bad}");
+            assert!(!is_istio_rewrite(bad, &pod), "{bad}");
         }
     }
 
