@@ -127,7 +127,7 @@ fn validate_quantity(value: &str) -> Result<(), String> {
     }
     Quantity::parse(value)
         .map(|_| ())
-        .map_err(|_| "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'".into())
+        .map_err(|e| e.to_string())
 }
 
 fn validate_proxy_config(value: &str) -> Result<(), String> {

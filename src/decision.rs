@@ -367,7 +367,7 @@ fn first_matching_selector(
         match Selector::parse(raw) {
             Err(e) => warnings.push(format!("ignored invalid selector {field}[{i}]: {e}")),
             Ok(sel) if sel.is_empty() => warnings.push(format!(
-                "ignored empty selector {field}[{i}]: it selects nothing"
+                "ignored empty selector {field}[{i}]: it would match every pod, so Istio skips it"
             )),
             Ok(sel) => {
                 if sel.matches(pod.labels) {
