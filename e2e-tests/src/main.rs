@@ -349,3 +349,84 @@ fn cmd_session_namespace(raw: &[String]) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    const VALUES: &[(&str, char)] = &[("request-path", 'r'), ("settings-json", '\0')];
+
+    #[test]
+    fn long_short_and_inline_flags() {
+        let args = Args::parse(
+            &strings(&[
+                "-r",
+                "req.json",
+                "--settings-json={\"a\":1}",
+                "--allow-context-aware",
+                "policy.wasm",
+            ]),
+            VALUES,
+            &["allow-context-aware"],
+        )
+        .unwrap();
+        assert_eq!(args.value("request-path"), Some("req.json"));
+        assert_eq!(args.value("settings-json"), Some("{\"a\":1}"));
+        assert!(args.switch("allow-context-aware"));
+        assert_eq!(args.one_positional("module").unwrap(), "policy.wasm");
+        // The last occurrence wins.
+        let args = Args::parse(
+            &strings(&["--request-path", "a", "--request-path", "b"]),
+            VALUES,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(args.value("request-path"), Some("b"));
+    }
+
+    #[test]
+    fn usage_errors() {
+        let is_usage = |r: Result<Args>| {
+            r.err()
+                .is_some_and(|e| e.downcast_ref::<UsageError>().is_some())
+        };
+        assert!(is_usage(Args::parse(&strings(&["--nope"]), VALUES, &[])));
+        assert!(is_usage(Args::parse(&strings(&["-x", "1"]), VALUES, &[])));
+        assert!(is_usage(Args::parse(
+            &strings(&["--request-path"]),
+            VALUES,
+            &[]
+        )));
+        assert!(is_usage(Args::parse(
+            &strings(&["--flag=1"]),
+            VALUES,
+            &["flag"]
+        )));
+        let args = Args::parse(&strings(&["a.wasm", "b.wasm"]), VALUES, &[]).unwrap();
+        assert!(args.one_positional("module").is_err());
+        assert!(args.required("request-path").is_err());
+    }
+
+    #[test]
+    fn minimum_version() {
+        let md = |v: &str| {
+            let mut m = Metadata::from_yaml("rules: []\nmutating: false\n").unwrap();
+            m.minimum_kubewarden_version = Some(v.to_string());
+            m
+        };
+        assert!(check_minimum_version(None).is_ok());
+        assert!(check_minimum_version(Some(&md("1.35.9"))).is_ok());
+        assert!(check_minimum_version(Some(&md("1.20.0"))).is_ok());
+        let err = check_minimum_version(Some(&md("1.36.0")))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "Policy required Kubewarden version 1.36.0 or greater. But it's running on 1.35.0"
+        );
+    }
+}
