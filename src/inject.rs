@@ -34,9 +34,12 @@ pub fn inject(
             .and_then(|a| a.get(ann::PROXY_CONFIG))
             .and_then(Value::as_str),
     )?;
-    let mesh_status_port = ProxyConfig::effective(&settings.mesh_config.default_config, None)
-        .map(|pc| pc.status_port())
-        .unwrap_or(crate::proxy_config::DEFAULT_STATUS_PORT);
+    // The mesh-wide status port (Istio's meshConfig.defaultConfig.statusPort) drives the
+    // Prometheus merge and probe rewriting; the pod annotation only the templates.
+    let mesh_status_port = ProxyConfig {
+        raw: settings.mesh_config.default_config.clone(),
+    }
+    .status_port();
     let network = pod::metadata_map(&pod, "labels")
         .and_then(|l| l.get("topology.istio.io/network"))
         .and_then(Value::as_str)
@@ -79,7 +82,6 @@ pub fn inject(
             native_sidecar: native_for_template,
             proxy_uid,
             proxy_gid,
-            network: &network,
         };
         templates
             .iter()
@@ -513,7 +515,7 @@ fn post_process(
     settings: &Settings,
     network: &str,
     mesh_status_port: u16,
-    _proxy_config: &ProxyConfig,
+    proxy_config: &ProxyConfig,
 ) -> Result<(), String> {
     // Cluster and network envs are moved to the end of the proxy env, sorted (overwriteClusterInfo).
     let mut cluster_envs: Vec<(&str, &str)> = Vec::new();
@@ -597,7 +599,7 @@ fn post_process(
         annotations.insert(k.clone(), v.clone().into());
     }
 
-    reorder(pod, settings, _proxy_config);
+    reorder(pod, settings, proxy_config);
     Ok(())
 }
 

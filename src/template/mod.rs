@@ -32,8 +32,6 @@ pub struct TemplateInput<'a> {
     pub native_sidecar: bool,
     pub proxy_uid: i64,
     pub proxy_gid: i64,
-    /// `ISTIO_META_NETWORK` for the proxy (values or the pod's topology label).
-    pub network: &'a str,
 }
 
 impl<'a> TemplateInput<'a> {
