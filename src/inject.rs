@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::annotations::{self as ann, STATUS};
-use crate::merge::merge;
+use crate::merge::{merge, merge_onto_pod};
 use crate::pod;
 use crate::probes;
 use crate::prometheus;
@@ -107,7 +107,7 @@ pub fn inject(
         {
             move_container_to_init(&mut pod, PROXY);
         }
-        merge(&mut pod, r);
+        merge_onto_pod(&mut pod, r);
     }
     drop(so_far);
     normalize_injected(&mut pod, &template_pod, &originals);
@@ -367,7 +367,7 @@ fn reapply_user_containers(
             } else {
                 other(field)
             };
-            merge(pod, &json!({"spec": {target_field: [overlay.clone()]}}));
+            merge_onto_pod(pod, &json!({"spec": {target_field: [overlay.clone()]}}));
             overlays.push(crate::go_json::container(&overlay));
         }
         if !overlays.is_empty() {

@@ -29,15 +29,37 @@ fn retains_keys(field: &str) -> bool {
     field == "volumes"
 }
 
-/// Merges `patch` onto `target` in place.
+/// How merged lists are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// As Kubernetes' strategic merge orders them: the patch's items first, in patch order.
+    Istio,
+    /// The original's items keep their positions, new items are appended, so that the
+    /// JSONPatch of the change only adds. Used for lists the user wrote (volumes, pull
+    /// secrets, the app containers' env, mounts and ports).
+    KeepOriginal,
+}
+
+/// Merges `patch` onto `target` in place, ordering every list as Kubernetes does.
 pub fn merge(target: &mut Value, patch: &Value) {
+    merge_value(target, patch, Order::Istio);
+}
+
+/// Merges a partial Pod onto a Pod: the user's lists keep their order (new items are
+/// appended); inside Istio's own containers (istio-proxy, istio-init, istio-validation) lists
+/// are ordered as Kubernetes' strategic merge orders them.
+pub fn merge_onto_pod(pod: &mut Value, patch: &Value) {
+    merge_value(pod, patch, Order::KeepOriginal);
+}
+
+fn merge_value(target: &mut Value, patch: &Value, order: Order) {
     match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => merge_maps(t, p),
+        (Value::Object(t), Value::Object(p)) => merge_maps(t, p, order),
         (t, p) => *t = p.clone(),
     }
 }
 
-fn merge_maps(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+fn merge_maps(target: &mut Map<String, Value>, patch: &Map<String, Value>, order: Order) {
     for (key, pv) in patch {
         if pv.is_null() {
             target.remove(key);
@@ -45,8 +67,8 @@ fn merge_maps(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
         }
         match target.get_mut(key) {
             Some(tv) => match (tv, pv) {
-                (Value::Object(t), Value::Object(p)) => merge_maps(t, p),
-                (Value::Array(t), Value::Array(p)) => merge_lists(key, t, p),
+                (Value::Object(t), Value::Object(p)) => merge_maps(t, p, order),
+                (Value::Array(t), Value::Array(p)) => merge_lists(key, t, p, order),
                 (tv, pv) => *tv = pv.clone(),
             },
             None => {
@@ -60,7 +82,7 @@ fn merge_maps(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
 /// new patch items are added, and the result is ordered as the API machinery orders it —
 /// the patch's items in patch order, with the original's other items interleaved where the
 /// original had them relative to the patch items it also had.
-fn merge_lists(field: &str, target: &mut Vec<Value>, patch: &[Value]) {
+fn merge_lists(field: &str, target: &mut Vec<Value>, patch: &[Value], order: Order) {
     let Some(key) = merge_key(field) else {
         *target = patch.to_vec();
         return;
@@ -94,7 +116,18 @@ fn merge_lists(field: &str, target: &mut Vec<Value>, patch: &[Value]) {
                 {
                     e.retain(|k, _| pm.contains_key(k));
                 }
-                merge(&mut existing, p);
+                // Istio's own containers are Istio's to order; the user's are not.
+                let inner = if order == Order::KeepOriginal
+                    && field.ends_with("ontainers")
+                    && matches!(
+                        existing.get("name").and_then(Value::as_str),
+                        Some("istio-proxy" | "istio-init" | "istio-validation")
+                    ) {
+                    Order::Istio
+                } else {
+                    order
+                };
+                merge_value(&mut existing, p, inner);
                 existing
             }
             None => strip_nulls(p),
@@ -102,6 +135,25 @@ fn merge_lists(field: &str, target: &mut Vec<Value>, patch: &[Value]) {
         merged_by_patch[i] = Some(merged);
     }
     let patch_items: Vec<Value> = merged_by_patch.into_iter().flatten().collect();
+
+    if order == Order::KeepOriginal {
+        // Original positions first (with merged values), then the new items.
+        let mut out: Vec<Value> = Vec::with_capacity(original.len() + patch_items.len());
+        let mut new_items = Vec::new();
+        let mut merged_by_key: Vec<Option<Value>> = vec![None; original.len()];
+        for item in patch_items {
+            match index_in(&original_keys, item.get(key)) {
+                Some(oi) => merged_by_key[oi] = Some(item),
+                None => new_items.push(item),
+            }
+        }
+        for (oi, slot) in merged_by_key.into_iter().enumerate() {
+            out.push(slot.unwrap_or_else(|| original[oi].clone()));
+        }
+        out.extend(new_items);
+        *target = out;
+        return;
+    }
 
     // mergeSortedSlice(serverOnly, patchItems, original): a server-only item goes first only
     // when both it and the next patch item were in the original and it came earlier there.
@@ -220,6 +272,38 @@ mod tests {
         assert_eq!(
             pod,
             json!({"spec": {"volumes": [{"name": "a"}, {"name": "b"}, {"name": "data"}]}})
+        );
+    }
+
+    #[test]
+    fn onto_a_pod_the_users_lists_keep_their_order_and_new_items_are_appended() {
+        let mut pod = json!({"spec": {
+            "volumes": [{"name": "data"}, {"name": "shared", "emptyDir": {}}],
+            "containers": [
+                {"name": "app", "env": [{"name": "A"}]},
+                {"name": "istio-proxy", "image": "auto", "ports": [{"containerPort": 8080}]}
+            ]
+        }});
+        merge_onto_pod(
+            &mut pod,
+            &json!({"spec": {
+                "volumes": [{"name": "new"}, {"name": "shared", "emptyDir": {"medium": "Memory"}}],
+                "containers": [
+                    {"name": "istio-proxy", "image": "proxy", "ports": [{"containerPort": 15090}]},
+                    {"name": "app", "env": [{"name": "B"}]}
+                ]
+            }}),
+        );
+        assert_eq!(
+            pod,
+            json!({"spec": {
+                "volumes": [{"name": "data"}, {"name": "shared", "emptyDir": {"medium": "Memory"}}, {"name": "new"}],
+                "containers": [
+                    {"name": "app", "env": [{"name": "A"}, {"name": "B"}]},
+                    // Inside Istio's own container, Kubernetes' order: the patch's items first.
+                    {"name": "istio-proxy", "image": "proxy", "ports": [{"containerPort": 15090}, {"containerPort": 8080}]}
+                ]
+            }})
         );
     }
 
