@@ -13,8 +13,11 @@
 //! - [`scenario`]: the scenario files and checks of `tests/scenarios.rs`.
 
 pub mod annotate;
+pub mod artifacthub;
 pub mod host;
+pub mod manifests;
 pub mod metadata;
+pub mod push;
 pub mod response;
 pub mod scenario;
 pub mod session;

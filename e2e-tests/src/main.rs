@@ -11,6 +11,8 @@ use kwhost::metadata::{KWCTL_VERSION, Metadata, major_minor};
 use kwhost::response::AdmissionRequest;
 use kwhost::session::Session;
 
+mod delivery;
+
 const USAGE: &str = "\
 kwhost: a kwctl-compatible host for Kubewarden waPC policies (subset of kwctl)
 
@@ -21,6 +23,7 @@ USAGE:
   kwhost annotate --metadata-path METADATA.yml [--usage-path README.md] --output-path OUT.wasm IN.wasm
   kwhost inspect MODULE.wasm
   kwhost session-namespace NAME [--namespace-json JSON | --not-found]
+{DELIVERY_USAGE}
 
 run        Evaluates one AdmissionRequest (or AdmissionReview; `-` reads stdin) and
            prints kwctl's AdmissionResponse line on stdout. Host capability calls are
@@ -33,9 +36,17 @@ inspect    Prints the embedded metadata JSON.
 session-namespace
            Prints a kwctl session file answering the policy's get_resource(v1/Namespace
            NAME) with the given Namespace object (or kwctl's not-found error).
+{DELIVERY_HELP}
 
 Short flags as kwctl: -r request, -s settings, -m metadata, -u usage, -o output.
 Exit codes: 0 evaluation ran (allowed or not), 1 error, 2 usage error.";
+
+/// [`USAGE`] with the delivery commands filled in.
+fn usage() -> String {
+    USAGE
+        .replace("{DELIVERY_USAGE}", delivery::USAGE)
+        .replace("{DELIVERY_HELP}", delivery::HELP)
+}
 
 /// A usage error (exit code 2), as opposed to a runtime failure (exit code 1).
 #[derive(Debug)]
@@ -143,8 +154,12 @@ fn main() -> ExitCode {
         Some("annotate") => cmd_annotate(&raw[1..]),
         Some("inspect") => cmd_inspect(&raw[1..]),
         Some("session-namespace") => cmd_session_namespace(&raw[1..]),
+        Some("push") => delivery::cmd_push(&raw[1..]),
+        Some("pull") => delivery::cmd_pull(&raw[1..]),
+        Some("manifests") => delivery::cmd_manifests(&raw[1..]),
+        Some("artifacthub") => delivery::cmd_artifacthub(&raw[1..]),
         Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
+            println!("{}", usage());
             Ok(())
         }
         Some("-V" | "--version") => {
@@ -160,7 +175,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<UsageError>().is_some() => {
-            eprintln!("error: {e}\n\n{USAGE}");
+            eprintln!("error: {e}\n\n{}", usage());
             ExitCode::from(2)
         }
         Err(e) => {
