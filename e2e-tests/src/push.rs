@@ -370,12 +370,6 @@ impl Failure {
             Failure::Other(anyhow!(message))
         }
     }
-
-    fn into_error(self) -> anyhow::Error {
-        match self {
-            Failure::Transport(e) | Failure::Other(e) => e,
-        }
-    }
 }
 
 /// The error with its causes, on one line.
@@ -395,25 +389,48 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// A clear message for an oci-client error, with a hint for the usual causes.
 fn describe(e: &OciDistributionError) -> String {
-    let text = chain(e);
     match e {
-        OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => format!(
-            "the registry refused the credentials (HTTP 401): {text}; log in with `docker login <registry>` or pass --docker-config-json-path"
+        OciDistributionError::UnauthorizedError { url } => format!(
+            "the registry refused the request with HTTP 401 (not authorized) at {url}; log in with `docker login <registry>` or pass --docker-config-json-path"
         ),
-        OciDistributionError::ServerError { code, .. } if *code == 401 || *code == 403 => format!(
-            "the registry refused the request (HTTP {code}, not authorized): {text}; check the credentials (`docker login <registry>`) and the permissions on the repository"
+        OciDistributionError::AuthenticationFailure(message) => format!(
+            "the registry refused the credentials: {}; log in with `docker login <registry>` or pass --docker-config-json-path",
+            message.trim()
         ),
-        OciDistributionError::ServerError { code, .. } => {
-            format!("the registry answered HTTP {code}: {text}")
+        OciDistributionError::ServerError { code, url, message } => {
+            let why = match code {
+                401 | 403 => {
+                    "not authorized: check the credentials (`docker login <registry>`) and the permissions on the repository"
+                }
+                405 => {
+                    "uploads are not allowed here: a read-only registry or a pull-through cache?"
+                }
+                404 => "not found",
+                400..=499 => "request refused",
+                _ => "server error",
+            };
+            let verb = if *code >= 500 {
+                "failed"
+            } else {
+                "refused the request"
+            };
+            format!(
+                "the registry {verb} with HTTP {code} ({why}) at {url}: {}",
+                message.trim()
+            )
         }
-        OciDistributionError::RegistryError { .. } => {
-            format!("the registry refused the request: {text}")
+        OciDistributionError::RegistryError { envelope, url } => {
+            let errors: Vec<String> = envelope
+                .errors
+                .iter()
+                .map(|e| format!("{:?}: {}", e.code, e.message))
+                .collect();
+            format!(
+                "the registry refused the request at {url}: {}",
+                errors.join("; ")
+            )
         }
-        OciDistributionError::RequestError(r) if r.is_connect() => {
-            format!("cannot connect to the registry: {text}")
-        }
-        _ => text,
+        _ => chain(e),
     }
 }
 
@@ -441,23 +458,24 @@ where
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let mut errors: Vec<String> = Vec::new();
+    let mut tried: Vec<&str> = Vec::new();
     let count = attempts.len();
     for (i, (label, config)) in attempts.into_iter().enumerate() {
         let client = Client::new(config);
+        tried.push(label);
         match runtime.block_on(op(client)) {
             Ok(value) => return Ok(value),
-            Err(Failure::Transport(e)) if i + 1 < count => errors.push(format!("{label}: {e:#}")),
-            Err(failure) => {
-                let e = failure.into_error();
-                if errors.is_empty() {
-                    return Err(e);
-                }
+            Err(Failure::Transport(_)) if i + 1 < count => {}
+            Err(Failure::Transport(e)) => {
                 return Err(anyhow!(
-                    "{e:#} (over {label}; before that {})",
-                    errors.join("; ")
+                    "cannot reach the registry {registry} (tried {}): {e:#}; is it running, and is the address right?",
+                    tried.join(", then ")
                 ));
             }
+            Err(Failure::Other(e)) if tried.len() > 1 => {
+                return Err(anyhow!("{e:#} (over {label}, HTTPS having failed)"));
+            }
+            Err(Failure::Other(e)) => return Err(e),
         }
     }
     unreachable!("the last attempt always returns")
