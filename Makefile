@@ -5,6 +5,12 @@
 #                   istio-injection=enabled) and print the response and the injected Pod
 #   make test       fmt check, clippy, unit tests, end-to-end tests
 #   make e2e-tests  end-to-end tests only (KWCTL=/path/to/kwctl runs them through kwctl)
+#   make push REGISTRY=host[:port]/repository [TAG=vX.Y.Z]
+#                   publish annotated-policy.wasm (kwctl push, or kwhost push) and print
+#                   the digest-pinned reference
+#   make manifests  regenerate the ClusterAdmissionPolicy manifests in manifests/
+#   make artifacthub
+#                   regenerate artifacthub/artifacthub-pkg.yml
 #   make clean
 #
 # Targets install what they need (the wasm32-wasip1 target, the test host).
@@ -17,6 +23,8 @@ CRATE := istio_sidecar_injector
 KWCTL ?= $(shell command -v kwctl 2>/dev/null)
 KWHOST := e2e-tests/target/release/kwhost
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+# The policy version (Cargo.toml); must equal io.kubewarden.policy.version.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 HOST_SOURCES := $(shell find e2e-tests/src -name '*.rs') e2e-tests/Cargo.toml e2e-tests/Cargo.lock
 
 .PHONY: all
@@ -79,6 +87,50 @@ e2e-tests: annotated-policy.wasm
 
 .PHONY: test
 test: fmt lint unit-tests e2e-tests
+
+# Publishing. REGISTRY is host[:port]/repository (registry:// optional), TAG defaults
+# to v$(VERSION). PUSH_SOURCES is a kwctl sources file (insecure_sources,
+# source_authorities); without one, a loopback registry (localhost, 127.x, [::1]) is
+# pushed to as an insecure source (HTTPS without verification, then plain HTTP).
+REGISTRY ?=
+TAG ?= v$(VERSION)
+PUSH_SOURCES ?=
+
+.PHONY: push
+push: annotated-policy.wasm $(RUNNER_DEP)
+	@if [ -z "$(REGISTRY)" ]; then \
+		echo "usage: make push REGISTRY=host[:port]/repository [TAG=v$(VERSION)] [PUSH_SOURCES=sources.yml]" >&2; exit 2; \
+	fi
+	@if [ "$(TAG)" != "v$(VERSION)" ]; then \
+		echo "note: TAG=$(TAG) is not the policy version v$(VERSION) (io.kubewarden.policy.version)" >&2; \
+	fi
+	@set -euo pipefail; \
+	ref='$(REGISTRY)'; ref="$${ref#registry://}"; host="$${ref%%/*}"; sources='$(PUSH_SOURCES)'; \
+	if [ -z "$$sources" ]; then \
+		case "$$host" in localhost|localhost:*|127.*|\[::1\]*) \
+			mkdir -p target; sources=target/push-sources.yml; \
+			printf 'insecure_sources:\n  - "%s"\n' "$$host" > "$$sources";; \
+		esac; \
+	fi; \
+	set -x; \
+	$(RUNNER) push $${sources:+--sources-path "$$sources"} annotated-policy.wasm "registry://$$ref:$(TAG)"
+
+# ClusterAdmissionPolicy manifests for both namespaceSelection modes, for the default
+# revision and the revisions below; manifests/settings.yml goes into every policy.
+MANIFEST_REVISIONS := default canary
+
+.PHONY: manifests
+manifests: $(KWHOST)
+	$(KWHOST) manifests --metadata-path policy-metadata.yml --settings-path manifests/settings.yml \
+		$(addprefix --revision ,$(MANIFEST_REVISIONS)) --output-dir manifests
+
+# kwctl scaffold artifacthub, with the version from Cargo.toml (checked against the
+# metadata) and createdAt kept while the version is unchanged (kwhost, also when kwctl
+# is installed: kwctl would stamp the current time on every run).
+.PHONY: artifacthub
+artifacthub: $(KWHOST)
+	$(KWHOST) artifacthub --metadata-path policy-metadata.yml --version $(VERSION) \
+		--questions-path questions-ui.yml --output artifacthub/artifacthub-pkg.yml
 
 .PHONY: clean
 clean:
