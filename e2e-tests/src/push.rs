@@ -591,10 +591,10 @@ fn registry_auth(registry: &str, opts: &RemoteOptions) -> Result<RegistryAuth> {
         .cred_helpers
         .get(registry)
         .or(config.creds_store.as_ref());
-    if let Some(helper) = helper {
-        if let Some(auth) = credential_helper(helper, registry)? {
-            return Ok(auth);
-        }
+    if let Some(helper) = helper
+        && let Some(auth) = credential_helper(helper, registry)?
+    {
+        return Ok(auth);
     }
     Ok(RegistryAuth::Anonymous)
 }
