@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::json_text::{array, ordered};
+
 const CONTAINER: &[&str] = &[
     "name",
     "image",
@@ -76,77 +78,34 @@ const VOLUME_MOUNT: &[&str] = &[
     "subPathExpr",
 ];
 
-/// A container as Go's `json.Marshal(corev1.Container)` writes it.
-pub fn container(c: &Value) -> Value {
+/// A container as Go's `json.Marshal(corev1.Container)` writes it, as JSON text.
+pub fn container(c: &Value) -> String {
     let Value::Object(m) = c else {
-        return c.clone();
+        return c.to_string();
     };
     // ResourceRequirements is a struct, never omitted.
     let mut m = m.clone();
-    m.entry("resources")
-        .or_insert_with(|| Value::Object(Map::new()));
-    Value::Object(ordered(&m, CONTAINER, |key, v| match key {
-        "securityContext" => reorder(v, SECURITY_CONTEXT, |k, v| {
-            if k == "capabilities" {
-                reorder(v, CAPABILITIES, keep)
-            } else {
-                v.clone()
-            }
-        }),
-        "livenessProbe" | "readinessProbe" | "startupProbe" => reorder(v, PROBE, |k, v| {
-            if k == "httpGet" {
-                reorder(v, HTTP_GET, keep)
-            } else {
-                v.clone()
-            }
-        }),
-        "resources" => reorder(v, RESOURCES, keep),
-        "env" => each(v, ENV_VAR),
-        "ports" => each(v, CONTAINER_PORT),
-        "volumeMounts" => each(v, VOLUME_MOUNT),
-        _ => v.clone(),
-    }))
+    m.entry("resources").or_insert_with(|| Value::Object(Map::new()));
+    ordered(&Value::Object(m), CONTAINER, &|key, v| match key {
+        "securityContext" => Some(ordered(v, SECURITY_CONTEXT, &|k, v| {
+            (k == "capabilities").then(|| ordered(v, CAPABILITIES, &|_, _| None))
+        })),
+        "livenessProbe" | "readinessProbe" | "startupProbe" => Some(ordered(v, PROBE, &|k, v| {
+            (k == "httpGet").then(|| ordered(v, HTTP_GET, &|_, _| None))
+        })),
+        "resources" => Some(ordered(v, RESOURCES, &|_, _| None)),
+        "env" => Some(each(v, ENV_VAR)),
+        "ports" => Some(each(v, CONTAINER_PORT)),
+        "volumeMounts" => Some(each(v, VOLUME_MOUNT)),
+        _ => None,
+    })
 }
 
-fn keep(_: &str, v: &Value) -> Value {
-    v.clone()
-}
-
-fn each(list: &Value, order: &[&str]) -> Value {
+fn each(list: &Value, order: &[&str]) -> String {
     match list {
-        Value::Array(items) => {
-            Value::Array(items.iter().map(|i| reorder(i, order, keep)).collect())
-        }
-        other => other.clone(),
+        Value::Array(items) => array(items.iter().map(|i| ordered(i, order, &|_, _| None))),
+        other => other.to_string(),
     }
-}
-
-fn reorder(v: &Value, order: &[&str], inner: impl Fn(&str, &Value) -> Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(ordered(m, order, inner)),
-        other => other.clone(),
-    }
-}
-
-/// Known fields in `order`, then unknown ones as given; empty lists dropped (omitempty).
-fn ordered(
-    m: &Map<String, Value>,
-    order: &[&str],
-    inner: impl Fn(&str, &Value) -> Value,
-) -> Map<String, Value> {
-    let mut out = Map::new();
-    let keep_value = |v: &Value| !v.is_null() && !v.as_array().is_some_and(Vec::is_empty);
-    for key in order {
-        if let Some(v) = m.get(*key).filter(|v| keep_value(v)) {
-            out.insert((*key).to_string(), inner(key, v));
-        }
-    }
-    for (k, v) in m {
-        if !order.contains(&k.as_str()) && keep_value(v) {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -158,12 +117,12 @@ mod tests {
     fn container_fields_in_go_order_with_resources() {
         let c = json!({"securityContext": {"runAsGroup": 2, "runAsUser": 1}, "imagePullPolicy": "Always", "name": "istio-proxy", "env": []});
         assert_eq!(
-            container(&c).to_string(),
+            container(&c),
             r#"{"name":"istio-proxy","resources":{},"imagePullPolicy":"Always","securityContext":{"runAsUser":1,"runAsGroup":2}}"#
         );
         let c = json!({"name": "a", "image": "i", "readinessProbe": {"periodSeconds": 1, "httpGet": {"port": 80, "path": "/"}}});
         assert_eq!(
-            container(&c).to_string(),
+            container(&c),
             r#"{"name":"a","image":"i","resources":{},"readinessProbe":{"httpGet":{"path":"/","port":80},"periodSeconds":1}}"#
         );
     }

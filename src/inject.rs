@@ -90,17 +90,18 @@ pub fn inject(
     };
     drop(stripped);
 
-    // The user's versions of containers the templates define are re-applied on top later.
+    // What the templates inject, by name (Istio's template Pod, as far as it is read).
     let mut template_pod = json!({});
     for r in &rendered {
-        merge(&mut template_pod, r);
+        merge(&mut template_pod, names_of(r));
     }
+    // The user's versions of containers the templates define are re-applied on top later.
     let originals = OriginalContainers::capture(&pod, &template_pod);
 
     // Merge each template onto the Pod, in order.
     let mut so_far = json!({});
-    for r in &rendered {
-        merge(&mut so_far, r);
+    for r in rendered {
+        merge(&mut so_far, names_of(&r));
         if native_for_move
             && has_container(&so_far, "initContainers", PROXY)
             && has_container(&pod, "containers", PROXY)
@@ -109,7 +110,6 @@ pub fn inject(
         }
         merge_onto_pod(&mut pod, r);
     }
-    drop(so_far);
     normalize_injected(&mut pod, &template_pod, &originals);
 
     reapply_user_containers(
@@ -129,6 +129,26 @@ pub fn inject(
         &proxy_config,
     )?;
     Ok(pod)
+}
+
+/// The names of what a rendered template injects: its containers, init containers, volumes
+/// and pull secrets — all that is read of Istio's template Pod after the merge.
+fn names_of(rendered: &Value) -> Value {
+    let mut spec = Map::new();
+    for field in ["initContainers", "containers", "volumes", "imagePullSecrets"] {
+        if let Some(items) = rendered
+            .get("spec")
+            .and_then(|s| s.get(field))
+            .and_then(Value::as_array)
+        {
+            let names = items
+                .iter()
+                .map(|i| json!({"name": i.get("name").cloned().unwrap_or(Value::Null)}))
+                .collect();
+            spec.insert(field.to_string(), Value::Array(names));
+        }
+    }
+    json!({ "spec": spec })
 }
 
 fn annotation<'a>(pod: &'a Value, key: &str) -> Option<&'a str> {
@@ -328,8 +348,7 @@ fn reapply_user_containers(
     originals: &OriginalContainers,
     status: Option<&Status>,
 ) -> Result<(), String> {
-    // On re-injection the previous injection is not an override.
-    let mut applied = Map::new();
+    let mut applied: Vec<(&str, String)> = Vec::new();
     for (field, previously) in [
         ("containers", status.map(|s| &s.containers)),
         ("initContainers", status.map(|s| &s.init_containers)),
@@ -367,24 +386,20 @@ fn reapply_user_containers(
             } else {
                 other(field)
             };
-            merge_onto_pod(pod, &json!({"spec": {target_field: [overlay.clone()]}}));
+            merge_onto_pod(pod, json!({"spec": {target_field: [overlay.clone()]}}));
             overlays.push(crate::go_json::container(&overlay));
         }
         if !overlays.is_empty() {
-            applied.insert(field.to_string(), Value::Array(overlays));
+            applied.push((field, crate::json_text::array(overlays)));
         }
     }
     if status.is_none() && !applied.is_empty() {
-        let mut ordered = Map::new();
-        for key in ["containers", "initContainers"] {
-            if let Some(v) = applied.remove(key) {
-                ordered.insert(key.into(), v);
-            }
-        }
-        pod::metadata_map_mut(pod, "annotations").insert(
-            ann::PROXY_OVERRIDES.into(),
-            Value::Object(ordered).to_string().into(),
-        );
+        // Go's ParsedContainers: containers, then initContainers.
+        let text = applied
+            .iter()
+            .fold(crate::json_text::Object::new(), |o, (k, v)| o.raw(k, v))
+            .finish();
+        pod::metadata_map_mut(pod, "annotations").insert(ann::PROXY_OVERRIDES.into(), text.into());
     }
     Ok(())
 }
@@ -619,9 +634,7 @@ fn merge_or_append_probers(env: &mut Vec<Value>, previously_injected: bool, new:
             serde_json::from_str(&new).ok();
         if let (Some(old), Some(mut merged)) = (old, fresh) {
             merged.extend(old);
-            if let Ok(value) = serde_json::to_string(&merged) {
-                *existing = json!({"name": probes::ENV, "value": value});
-            }
+            *existing = json!({"name": probes::ENV, "value": probes::probers_text(&merged)});
         }
         return;
     }

@@ -7,6 +7,7 @@ pub mod decision;
 pub mod engine;
 pub mod go_json;
 pub mod inject;
+pub mod json_text;
 pub mod merge;
 pub mod pod;
 pub mod probes;

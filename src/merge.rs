@@ -41,156 +41,151 @@ pub enum Order {
 }
 
 /// Merges `patch` onto `target` in place, ordering every list as Kubernetes does.
-pub fn merge(target: &mut Value, patch: &Value) {
+pub fn merge(target: &mut Value, patch: Value) {
     merge_value(target, patch, Order::Istio);
 }
 
 /// Merges a partial Pod onto a Pod: the user's lists keep their order (new items are
 /// appended); inside Istio's own containers (istio-proxy, istio-init, istio-validation) lists
 /// are ordered as Kubernetes' strategic merge orders them.
-pub fn merge_onto_pod(pod: &mut Value, patch: &Value) {
+pub fn merge_onto_pod(pod: &mut Value, patch: Value) {
     merge_value(pod, patch, Order::KeepOriginal);
 }
 
-fn merge_value(target: &mut Value, patch: &Value, order: Order) {
+fn merge_value(target: &mut Value, patch: Value, order: Order) {
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => merge_maps(t, p, order),
-        (t, p) => *t = p.clone(),
+        (t, p) => *t = p,
     }
 }
 
-fn merge_maps(target: &mut Map<String, Value>, patch: &Map<String, Value>, order: Order) {
+fn merge_maps(target: &mut Map<String, Value>, patch: Map<String, Value>, order: Order) {
     for (key, pv) in patch {
         if pv.is_null() {
-            target.remove(key);
+            target.remove(&key);
             continue;
         }
-        match target.get_mut(key) {
+        match target.get_mut(&key) {
             Some(tv) => match (tv, pv) {
                 (Value::Object(t), Value::Object(p)) => merge_maps(t, p, order),
-                (Value::Array(t), Value::Array(p)) => merge_lists(key, t, p, order),
-                (tv, pv) => *tv = pv.clone(),
+                (Value::Array(t), Value::Array(p)) => merge_lists(&key, t, p, order),
+                (tv, pv) => *tv = pv,
             },
             None => {
-                target.insert(key.clone(), strip_nulls(pv));
+                target.insert(key, strip_nulls(pv));
             }
         }
     }
 }
 
 /// Kubernetes' `mergeSlice` for lists with a merge key: items present in both are merged,
-/// new patch items are added, and the result is ordered as the API machinery orders it —
-/// the patch's items in patch order, with the original's other items interleaved where the
-/// original had them relative to the patch items it also had.
-fn merge_lists(field: &str, target: &mut Vec<Value>, patch: &[Value], order: Order) {
+/// new patch items are added. With `Order::Istio` the result is ordered as the API machinery
+/// orders it — the patch's items in patch order, with the original's other items
+/// interleaved where the original had them relative to the patch items it also had. With
+/// `Order::KeepOriginal` the original's items keep their positions and new ones follow.
+fn merge_lists(field: &str, target: &mut Vec<Value>, patch: Vec<Value>, order: Order) {
     let Some(key) = merge_key(field) else {
-        *target = patch.to_vec();
+        *target = patch;
         return;
     };
-    let original: Vec<Value> = std::mem::take(target);
-    let original_keys: Vec<Option<&Value>> = original.iter().map(|o| o.get(key)).collect();
-    let index_in = |keys: &[Option<&Value>], id: Option<&Value>| -> Option<usize> {
-        id.and_then(|id| keys.iter().position(|k| *k == Some(id)))
+    let original_keys: Vec<Option<Value>> = target.iter().map(|o| o.get(key).cloned()).collect();
+    let mut original: Vec<Option<Value>> = std::mem::take(target).into_iter().map(Some).collect();
+    let index_of = |id: Option<&Value>| -> Option<usize> {
+        id.and_then(|id| original_keys.iter().position(|k| k.as_ref() == Some(id)))
     };
-    let patch_keys: Vec<Option<&Value>> = patch.iter().map(|p| p.get(key)).collect();
 
-    // Items of the original not named by the patch keep the original order.
-    let mut server_only: Vec<Value> = Vec::new();
-    let mut merged_by_patch: Vec<Option<Value>> = vec![None; patch.len()];
-    for item in &original {
-        match index_in(&patch_keys, item.get(key)) {
-            Some(_) => {}
-            None => server_only.push(item.clone()),
-        }
-    }
-    // Patch items, in patch order, merged onto their original counterpart when there is one.
-    for (i, p) in patch.iter().enumerate() {
-        if patch_keys[..i].contains(&p.get(key)) && p.get(key).is_some() {
-            continue; // a duplicate key in the patch merges into the first
-        }
-        let merged = match index_in(&original_keys, p.get(key)) {
-            Some(oi) => {
-                let mut existing = original[oi].clone();
-                if retains_keys(field)
-                    && let (Value::Object(e), Value::Object(pm)) = (&mut existing, p)
-                {
-                    e.retain(|k, _| pm.contains_key(k));
-                }
-                // Istio's own containers are Istio's to order; the user's are not.
-                let inner = if order == Order::KeepOriginal
-                    && field.ends_with("ontainers")
-                    && matches!(
-                        existing.get("name").and_then(Value::as_str),
-                        Some("istio-proxy" | "istio-init" | "istio-validation")
-                    ) {
-                    Order::Istio
-                } else {
-                    order
-                };
-                merge_value(&mut existing, p, inner);
-                existing
+    // Patch items in patch order, merged onto their original counterpart when there is one
+    // (a duplicate key in the patch merges into the same item), with that item's position.
+    let mut patch_items: Vec<(Value, Option<usize>)> = Vec::with_capacity(patch.len());
+    for p in patch {
+        let oi = index_of(p.get(key));
+        if let Some(oi) = oi {
+            if let Some(mut existing) = original[oi].take() {
+                merge_item(field, &mut existing, p, order);
+                patch_items.push((existing, Some(oi)));
+            } else if let Some((merged, _)) = patch_items.iter_mut().find(|(_, i)| *i == Some(oi)) {
+                merge_item(field, merged, p, order);
             }
-            None => strip_nulls(p),
-        };
-        merged_by_patch[i] = Some(merged);
+        } else {
+            patch_items.push((strip_nulls(p), None));
+        }
     }
-    let patch_items: Vec<Value> = merged_by_patch.into_iter().flatten().collect();
 
+    let mut out = Vec::with_capacity(original.len() + patch_items.len());
     if order == Order::KeepOriginal {
-        // Original positions first (with merged values), then the new items.
-        let mut out: Vec<Value> = Vec::with_capacity(original.len() + patch_items.len());
+        let mut by_position: Vec<Option<Value>> = original;
         let mut new_items = Vec::new();
-        let mut merged_by_key: Vec<Option<Value>> = vec![None; original.len()];
-        for item in patch_items {
-            match index_in(&original_keys, item.get(key)) {
-                Some(oi) => merged_by_key[oi] = Some(item),
+        for (item, oi) in patch_items {
+            match oi {
+                Some(oi) => by_position[oi] = Some(item),
                 None => new_items.push(item),
             }
         }
-        for (oi, slot) in merged_by_key.into_iter().enumerate() {
-            out.push(slot.unwrap_or_else(|| original[oi].clone()));
-        }
+        out.extend(by_position.into_iter().flatten());
         out.extend(new_items);
-        *target = out;
-        return;
-    }
-
-    // mergeSortedSlice(serverOnly, patchItems, original): a server-only item goes first only
-    // when both it and the next patch item were in the original and it came earlier there.
-    let mut out = Vec::with_capacity(server_only.len() + patch_items.len());
-    let (mut i, mut j) = (0, 0);
-    while i < server_only.len() || j < patch_items.len() {
-        let take_server = if i >= server_only.len() {
-            false
-        } else if j >= patch_items.len() {
-            true
-        } else {
-            let li = index_in(&original_keys, server_only[i].get(key));
-            let ri = index_in(&original_keys, patch_items[j].get(key));
-            matches!((li, ri), (Some(l), Some(r)) if l < r)
-        };
-        if take_server {
-            out.push(server_only[i].clone());
-            i += 1;
-        } else {
-            out.push(patch_items[j].clone());
-            j += 1;
+    } else {
+        // mergeSortedSlice(serverOnly, patchItems, original): a server-only item goes first
+        // only when both it and the next patch item were in the original and it came earlier.
+        let mut server_only = original
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (v, i)))
+            .peekable();
+        let mut patch_items = patch_items.into_iter().peekable();
+        loop {
+            let take_server = match (server_only.peek(), patch_items.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((_, l)), Some((_, r))) => r.is_some_and(|r| *l < r),
+            };
+            let next = if take_server {
+                server_only.next().map(|(v, _)| v)
+            } else {
+                patch_items.next().map(|(v, _)| v)
+            };
+            out.extend(next);
         }
     }
     *target = out;
 }
 
+fn merge_item(field: &str, existing: &mut Value, patch: Value, order: Order) {
+    if retains_keys(field)
+        && let (Value::Object(e), Value::Object(pm)) = (&mut *existing, &patch)
+    {
+        e.retain(|k, _| pm.contains_key(k));
+    }
+    // Istio's own containers are Istio's to order; the user's are not.
+    let inner = if order == Order::KeepOriginal
+        && field.ends_with("ontainers")
+        && matches!(
+            existing.get("name").and_then(Value::as_str),
+            Some("istio-proxy" | "istio-init" | "istio-validation")
+        ) {
+        Order::Istio
+    } else {
+        order
+    };
+    merge_value(existing, patch, inner);
+}
+
 /// A patch's `null` means "delete"; added as new, nulls simply do not appear.
-fn strip_nulls(v: &Value) -> Value {
+fn strip_nulls(mut v: Value) -> Value {
+    strip_nulls_in_place(&mut v);
+    v
+}
+
+fn strip_nulls_in_place(v: &mut Value) {
     match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), strip_nulls(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(strip_nulls).collect()),
-        other => other.clone(),
+        Value::Object(m) => {
+            if m.values().any(Value::is_null) {
+                m.retain(|_, v| !v.is_null());
+            }
+            m.values_mut().for_each(strip_nulls_in_place);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_nulls_in_place),
+        _ => {}
     }
 }
 
@@ -209,7 +204,7 @@ mod tests {
             {"name": "istio-proxy", "image": "proxy", "env": [{"name": "Y", "value": "2"}, {"name": "X", "value": "3"}], "args": ["b", "c"]},
             {"name": "new", "image": "n"}
         ]}});
-        merge(&mut pod, &patch);
+        merge(&mut pod, patch);
         // The patch's order wins for the items it names (Y before X); `app`, which only the
         // original has, keeps its place before the first item they share.
         assert_eq!(
@@ -225,9 +220,7 @@ mod tests {
     #[test]
     fn maps_merge_and_null_deletes() {
         let mut pod = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
-        merge(
-            &mut pod,
-            &json!({"metadata": {"labels": {"b": null, "c": "3"}, "annotations": {"x": "y"}}}),
+        merge(&mut pod, json!({"metadata": {"labels": {"b": null, "c": "3"}, "annotations": {"x": "y"}}}),
         );
         assert_eq!(
             pod,
@@ -238,9 +231,7 @@ mod tests {
     #[test]
     fn volumes_retain_only_patch_keys() {
         let mut pod = json!({"spec": {"volumes": [{"name": "v", "emptyDir": {}}]}});
-        merge(
-            &mut pod,
-            &json!({"spec": {"volumes": [{"name": "v", "configMap": {"name": "c"}}]}}),
+        merge(&mut pod, json!({"spec": {"volumes": [{"name": "v", "configMap": {"name": "c"}}]}}),
         );
         assert_eq!(
             pod,
@@ -251,9 +242,7 @@ mod tests {
     #[test]
     fn mounts_merge_by_path_ports_by_number_other_lists_replace() {
         let mut c = json!({"volumeMounts": [{"name": "a", "mountPath": "/a"}], "ports": [{"containerPort": 80, "name": "x"}], "command": ["x"]});
-        merge(
-            &mut c,
-            &json!({"volumeMounts": [{"name": "b", "mountPath": "/a"}, {"name": "c", "mountPath": "/c"}], "ports": [{"containerPort": 80, "protocol": "TCP"}], "command": ["y"]}),
+        merge(&mut c, json!({"volumeMounts": [{"name": "b", "mountPath": "/a"}, {"name": "c", "mountPath": "/c"}], "ports": [{"containerPort": 80, "protocol": "TCP"}], "command": ["y"]}),
         );
         assert_eq!(
             c,
@@ -265,9 +254,7 @@ mod tests {
     fn new_patch_items_come_before_original_only_items() {
         // As the API machinery orders them: Istio's volumes come first, then the user's.
         let mut pod = json!({"spec": {"volumes": [{"name": "data"}]}});
-        merge(
-            &mut pod,
-            &json!({"spec": {"volumes": [{"name": "a"}, {"name": "b"}]}}),
+        merge(&mut pod, json!({"spec": {"volumes": [{"name": "a"}, {"name": "b"}]}}),
         );
         assert_eq!(
             pod,
@@ -284,9 +271,7 @@ mod tests {
                 {"name": "istio-proxy", "image": "auto", "ports": [{"containerPort": 8080}]}
             ]
         }});
-        merge_onto_pod(
-            &mut pod,
-            &json!({"spec": {
+        merge_onto_pod(&mut pod, json!({"spec": {
                 "volumes": [{"name": "new"}, {"name": "shared", "emptyDir": {"medium": "Memory"}}],
                 "containers": [
                     {"name": "istio-proxy", "image": "proxy", "ports": [{"containerPort": 15090}]},
@@ -310,9 +295,7 @@ mod tests {
     #[test]
     fn original_only_items_keep_their_place_among_shared_items() {
         let mut l = json!({"env": [{"name": "A"}, {"name": "OLD"}, {"name": "B"}]});
-        merge(
-            &mut l,
-            &json!({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}, {"name": "C"}]}),
+        merge(&mut l, json!({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}, {"name": "C"}]}),
         );
         assert_eq!(
             l,
@@ -323,7 +306,7 @@ mod tests {
     #[test]
     fn empty_patch_list_changes_nothing() {
         let mut pod = json!({"spec": {"initContainers": [{"name": "a"}]}});
-        merge(&mut pod, &json!({"spec": {"initContainers": []}}));
+        merge(&mut pod, json!({"spec": {"initContainers": []}}));
         assert_eq!(pod, json!({"spec": {"initContainers": [{"name": "a"}]}}));
     }
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::annotations::{REWRITE_PROBERS, STATUS_PORT, parse_go_bool};
+use crate::json_text::{Object, ordered};
 use crate::pod;
 
 const PROXY: &str = "istio-proxy";
@@ -82,7 +83,32 @@ pub fn dump(pod_value: &Value, target_port: u16) -> Option<String> {
     if out.is_empty() {
         return None;
     }
-    serde_json::to_string(&out).ok()
+    Some(probers_text(&out))
+}
+
+/// `ISTIO_KUBE_APP_PROBERS` text: keys sorted (a Go map), each prober in Go's field order.
+pub fn probers_text(probers: &BTreeMap<String, Value>) -> String {
+    probers
+        .iter()
+        .fold(Object::new(), |o, (url, p)| o.raw(url, &prober_text(p)))
+        .finish()
+}
+
+/// A `Prober` as Go writes it: the action (`HTTPGetAction`: path, port, host, scheme,
+/// httpHeaders; `TCPSocketAction`: port, host; `GRPCAction`: port, service), then the timeout.
+fn prober_text(p: &Value) -> String {
+    ordered(p, &["httpGet", "tcpSocket", "grpc", "timeoutSeconds"], &|k, v| match k {
+        "httpGet" => Some(ordered(v, &["path", "port", "host", "scheme", "httpHeaders"], &|_, _| None)),
+        "tcpSocket" => Some(ordered(v, &["port", "host"], &|_, _| None)),
+        // GRPCAction.service is a pointer without omitempty: null is written.
+        "grpc" => Some(
+            Object::new()
+                .value("port", v.get("port").unwrap_or(&Value::Null))
+                .value("service", v.get("service").unwrap_or(&Value::Null))
+                .finish(),
+        ),
+        _ => None,
+    })
 }
 
 /// A probe or lifecycle handler as the agent's `Prober`: one action plus the timeout.

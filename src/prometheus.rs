@@ -5,6 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::annotations::{PROMETHEUS_MERGE_METRICS, parse_go_bool};
+use crate::json_text::{Object, array};
 
 const SCRAPE: &str = "prometheus_io_scrape";
 const PORT: &str = "prometheus_io_port";
@@ -25,24 +26,32 @@ const RESERVED: &[(&str, &str)] = &[
     ("15090", "Envoy Prometheus (already merged)"),
 ];
 
-/// Prometheus' `SanitizeLabelName`: every character outside `[a-zA-Z0-9_]` becomes `_`, so
-/// `prometheus.io/scrape` and `prometheus-io/scrape` name the same setting.
-fn sanitize(key: &str) -> String {
-    key.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
+/// Whether `key` names `sanitized` under Prometheus' `SanitizeLabelName` (every character
+/// outside `[a-zA-Z0-9_]` becomes `_`), so `prometheus.io/scrape` and `prometheus-io/scrape`
+/// name the same setting. Compared without allocating: this runs for every annotation.
+fn is(key: &str, sanitized: &str) -> bool {
+    key.len() == sanitized.len()
+        && key.bytes().zip(sanitized.bytes()).all(|(k, s)| {
+            let k = if k.is_ascii_alphanumeric() || k == b'_' { k } else { b'_' };
+            k == s
         })
-        .collect()
+}
+
+/// Which of the merge's annotations `key` is, if any.
+fn kind(key: &str) -> Option<&'static str> {
+    // Cheap filter first: all of them start with "prometheus".
+    if !key.starts_with("prometheus") {
+        return None;
+    }
+    [SCRAPE, PORT, PATH, SCRAPE_TARGETS, SECURE_PORT]
+        .into_iter()
+        .find(|s| is(key, s))
 }
 
 fn find<'a>(annotations: &'a Map<String, Value>, sanitized: &str) -> Option<&'a str> {
     annotations
         .iter()
-        .find(|(k, _)| sanitize(k) == sanitized)
+        .find(|(k, _)| is(k, sanitized))
         .map(|(_, v)| v.as_str().unwrap_or_default())
 }
 
@@ -53,16 +62,13 @@ pub fn current_port(annotations: &Map<String, Value>) -> Option<&str> {
 
 /// Removes every spelling of the scrape, port, path and scrape-targets annotations.
 pub fn clear(annotations: &mut Map<String, Value>) {
-    annotations.retain(|k, _| {
-        let s = sanitize(k);
-        !(s == SCRAPE || s == PORT || s == PATH || s == SCRAPE_TARGETS)
-    });
+    annotations.retain(|k, _| !matches!(kind(k), Some(SCRAPE | PORT | PATH | SCRAPE_TARGETS)));
 }
 
 fn scrape_enabled(annotations: &Map<String, Value>) -> bool {
     annotations
         .iter()
-        .filter(|(k, _)| sanitize(k) == SCRAPE)
+        .filter(|(k, _)| is(k, SCRAPE))
         .find_map(|(_, v)| v.as_str().and_then(parse_go_bool))
         .unwrap_or(true)
 }
@@ -116,7 +122,7 @@ pub fn apply(
     let mut targets: Vec<(String, String)> = Vec::new();
     for (k, v) in annotations.iter() {
         let v = v.as_str().unwrap_or_default();
-        match sanitize(k).as_str() {
+        match kind(k).unwrap_or_default() {
             PORT => port = v.to_string(),
             SCRAPE => scrape = v.to_string(),
             PATH => path = v.to_string(),
@@ -141,20 +147,22 @@ pub fn apply(
         None
     } else {
         // Go's json.Marshal of PrometheusScrapeConfiguration: scrape, path, port, targets.
-        let mut cfg = Map::new();
-        cfg.insert("scrape".into(), scrape.into());
-        cfg.insert("path".into(), path.into());
-        cfg.insert("port".into(), port.into());
+        let mut cfg = Object::new()
+            .value("scrape", &Value::String(scrape))
+            .value("path", &Value::String(path))
+            .value("port", &Value::String(port));
         if !targets.is_empty() {
-            let list: Vec<Value> = targets
-                .iter()
-                .map(|(p, pa)| json!({"port": p, "path": pa}))
-                .collect();
-            cfg.insert("targets".into(), Value::Array(list));
+            let list = array(targets.iter().map(|(p, pa)| {
+                Object::new()
+                    .value("port", &Value::String(p.clone()))
+                    .value("path", &Value::String(pa.clone()))
+                    .finish()
+            }));
+            cfg = cfg.raw("targets", &list);
         }
         Some(json!({
             "name": "ISTIO_PROMETHEUS_ANNOTATIONS",
-            "value": Value::Object(cfg).to_string(),
+            "value": cfg.finish(),
         }))
     };
     clear(annotations);
@@ -188,7 +196,7 @@ fn parse_targets(raw: &str) -> Option<Vec<(String, String)>> {
 /// Istio's `applySecurePrometheusAnnotation`: advertise the proxy's secure merged-metrics
 /// port unless the user already set the annotation.
 pub fn apply_secure_port(annotations: &mut Map<String, Value>, proxy_env: &[Value]) {
-    if annotations.keys().any(|k| sanitize(k) == SECURE_PORT) {
+    if annotations.keys().any(|k| is(k, SECURE_PORT)) {
         return;
     }
     let port = proxy_env.iter().find_map(|e| {

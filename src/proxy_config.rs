@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::json_text::Object;
+
 /// Istio's default status port (`ProxyConfig.statusPort`).
 pub const DEFAULT_STATUS_PORT: u16 = 15020;
 
@@ -86,32 +88,18 @@ impl ProxyConfig {
     /// `cleanProxyConfig`) and without proto3 zero values, as compact JSON in the proto's
     /// declaration order (as protojson writes it), followed by a newline.
     pub fn to_env_value(&self) -> String {
-        let mut out = Map::new();
-        let mut rest: Vec<(&String, &Value)> = Vec::new();
-        for (k, v) in &self.raw {
-            if is_default_or_zero(k, v) {
-                continue;
-            }
-            if !FIELD_ORDER.contains(&k.as_str()) {
-                rest.push((k, v));
-            }
+        if self.raw.is_empty() {
+            return "{}\n".to_string();
         }
-        for name in FIELD_ORDER {
-            if let Some(v) = self.raw.get(*name)
-                && !is_default_or_zero(name, v)
-            {
-                let v = if matches!(*name, "proxyMetadata" | "runtimeValues") {
-                    sorted_map(v)
-                } else {
-                    v.clone()
-                };
-                out.insert((*name).to_string(), v);
-            }
-        }
-        for (k, v) in rest {
-            out.insert(k.clone(), v.clone());
-        }
-        let mut s = Value::Object(out).to_string();
+        let fields = FIELD_ORDER
+            .iter()
+            .filter_map(|name| self.raw.get_key_value(*name))
+            .chain(self.raw.iter().filter(|(k, _)| !FIELD_ORDER.contains(&k.as_str())))
+            .filter(|(k, v)| !is_default_or_zero(k, v));
+        // serde_json's maps are sorted, as proto maps (proxyMetadata) are written.
+        let mut s = fields
+            .fold(Object::new(), |o, (k, v)| o.value(k, v))
+            .finish();
         s.push('\n');
         s
     }
@@ -164,20 +152,21 @@ const FIELD_ORDER: &[&str] = &[
 /// Fields Istio drops because they equal `mesh.DefaultProxyConfig()`, and proto3 zero values
 /// of plain scalars, which protojson never writes.
 fn is_default_or_zero(name: &str, v: &Value) -> bool {
-    let default = match name {
-        "configPath" => Some(Value::from("./etc/istio/proxy")),
-        "binaryPath" => Some(Value::from("/usr/local/bin/envoy")),
-        "serviceCluster" => Some(Value::from("istio-proxy")),
-        "drainDuration" => Some(Value::from("45s")),
-        "terminationDrainDuration" => Some(Value::from("5s")),
-        "discoveryAddress" => Some(Value::from("istiod.istio-system.svc:15012")),
-        "proxyAdminPort" => Some(Value::from(15000)),
-        "controlPlaneAuthPolicy" => Some(Value::from("MUTUAL_TLS")),
-        "statNameLength" => Some(Value::from(189)),
-        "statusPort" => Some(Value::from(DEFAULT_STATUS_PORT)),
-        _ => None,
+    let is_default = match (name, v) {
+        ("configPath", Value::String(s)) => s == "./etc/istio/proxy",
+        ("binaryPath", Value::String(s)) => s == "/usr/local/bin/envoy",
+        ("serviceCluster", Value::String(s)) => s == "istio-proxy",
+        ("drainDuration", Value::String(s)) => s == "45s",
+        ("terminationDrainDuration", Value::String(s)) => s == "5s",
+        ("discoveryAddress", Value::String(s)) => s == "istiod.istio-system.svc:15012",
+        ("controlPlaneAuthPolicy", Value::String(s)) => s == "MUTUAL_TLS" || s == "NONE",
+        ("interceptionMode", Value::String(s)) => s == "REDIRECT",
+        ("proxyAdminPort", Value::Number(n)) => n.as_u64() == Some(15000),
+        ("statNameLength", Value::Number(n)) => n.as_u64() == Some(189),
+        ("statusPort", Value::Number(n)) => n.as_u64() == Some(DEFAULT_STATUS_PORT as u64),
+        _ => false,
     };
-    if default.as_ref() == Some(v) {
+    if is_default {
         return true;
     }
     // Wrapper types (concurrency, holdApplicationUntilProxyStarts, ...) are written even
@@ -188,12 +177,7 @@ fn is_default_or_zero(name: &str, v: &Value) -> bool {
     );
     match v {
         Value::Null => true,
-        Value::String(s) => {
-            plain_scalar
-                && (s.is_empty()
-                    || (name == "interceptionMode" && s == "REDIRECT")
-                    || (name == "controlPlaneAuthPolicy" && s == "NONE"))
-        }
+        Value::String(s) => plain_scalar && s.is_empty(),
         Value::Number(n) => plain_scalar && n.as_f64() == Some(0.0),
         Value::Bool(b) => plain_scalar && !b,
         Value::Array(a) => a.is_empty(),
@@ -201,22 +185,6 @@ fn is_default_or_zero(name: &str, v: &Value) -> bool {
     }
 }
 
-/// Proto maps (proxyMetadata, runtimeValues) are written with sorted keys.
-fn sorted_map(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            )
-        }
-        other => other.clone(),
-    }
-}
 
 fn scalar_to_string(v: &Value) -> String {
     match v {

@@ -255,6 +255,13 @@ impl Instance {
             .unwrap_or(0)
     }
 
+    /// A raw waPC call, for benchmarks: the guest's answer bytes, untouched.
+    pub fn call_raw(&self, operation: &str, payload: &[u8]) -> Result<Vec<u8>> {
+        self.host
+            .call(operation, payload)
+            .map_err(|e| anyhow!("cannot invoke '{operation}' waPC function: {e}"))
+    }
+
     pub fn protocol_version(&self) -> Result<ProtocolVersion> {
         let res = self
             .host

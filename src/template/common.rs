@@ -4,6 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::TemplateInput;
+use crate::json_text::Object;
 use crate::annotations as ann;
 use crate::quantity::Quantity;
 
@@ -30,29 +31,24 @@ pub(super) fn pod_ports(input: &TemplateInput) -> String {
 }
 
 pub(super) fn container_port_json(p: &Value) -> String {
-    let mut m = Map::new();
     let str_field = |k: &str| p.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
     let num_field = |k: &str| p.get(k).and_then(Value::as_i64).filter(|n| *n != 0);
+    let mut o = Object::new();
     if let Some(v) = str_field("name") {
-        m.insert("name".into(), v.into());
+        o = o.value("name", &v.into());
     }
     if let Some(v) = num_field("hostPort") {
-        m.insert("hostPort".into(), v.into());
+        o = o.value("hostPort", &v.into());
     }
-    m.insert(
-        "containerPort".into(),
-        p.get("containerPort")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            .into(),
-    );
+    let port = p.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
+    o = o.value("containerPort", &port.into());
     if let Some(v) = str_field("protocol") {
-        m.insert("protocol".into(), v.into());
+        o = o.value("protocol", &v.into());
     }
     if let Some(v) = str_field("hostIP") {
-        m.insert("hostIP".into(), v.into());
+        o = o.value("hostIP", &v.into());
     }
-    Value::Object(m).to_string()
+    o.finish()
 }
 
 /// The template's `resources` block: the proxy resource annotations if any is set (then only

@@ -1,0 +1,188 @@
+//! `kwbench`: times the policy inside the same wapc + wasmtime host Kubewarden uses, against a
+//! baseline module that only parses the request and returns the Pod unchanged.
+//!
+//! kwbench --policy annotated-policy.wasm --baseline baseline.wasm [--settings-json J]
+//!         [--min-seconds S] [--max-ratio R] [--max-size BYTES] [--json OUT.json] REQUEST.json...
+//!
+//! For each request: warm-up calls, then repeated `validate` calls for at least S seconds
+//! (default 1) per module; reports the median and mean time per call in microseconds, the
+//! ratio policy/baseline, the module sizes, compile and instantiation times. With
+//! `--max-ratio` / `--max-size` the run fails (exit 1) when a budget is exceeded.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use kwhost::host::{CompileCache, HostContext, Policy};
+use serde_json::{Value, json};
+
+struct Args {
+    policy: PathBuf,
+    baseline: PathBuf,
+    settings: Value,
+    min_seconds: f64,
+    max_ratio: Option<f64>,
+    max_size: Option<u64>,
+    json_out: Option<PathBuf>,
+    requests: Vec<PathBuf>,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut raw = std::env::args().skip(1);
+    let mut args = Args {
+        policy: PathBuf::from("annotated-policy.wasm"),
+        baseline: PathBuf::new(),
+        settings: json!({"namespaceSelection": "webhook"}),
+        min_seconds: 1.0,
+        max_ratio: None,
+        max_size: None,
+        json_out: None,
+        requests: Vec::new(),
+    };
+    while let Some(a) = raw.next() {
+        let mut value = || raw.next().ok_or_else(|| anyhow!("{a} needs a value"));
+        match a.as_str() {
+            "--policy" => args.policy = value()?.into(),
+            "--baseline" => args.baseline = value()?.into(),
+            "--settings-json" => args.settings = serde_json::from_str(&value()?)?,
+            "--min-seconds" => args.min_seconds = value()?.parse()?,
+            "--max-ratio" => args.max_ratio = Some(value()?.parse()?),
+            "--max-size" => args.max_size = Some(value()?.parse()?),
+            "--json" => args.json_out = Some(value()?.into()),
+            other if other.starts_with("--") => bail!("unknown flag {other}"),
+            other => args.requests.push(other.into()),
+        }
+    }
+    if args.baseline.as_os_str().is_empty() || args.requests.is_empty() {
+        bail!("usage: kwbench --policy P.wasm --baseline B.wasm [options] REQUEST.json...");
+    }
+    Ok(args)
+}
+
+struct Loaded {
+    policy: Policy,
+    size: u64,
+    compile: Duration,
+}
+
+fn load(path: &Path) -> Result<Loaded> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {path:?}"))?;
+    let start = Instant::now();
+    let policy = Policy::compile(&bytes, &CompileCache::Disabled)?;
+    Ok(Loaded {
+        policy,
+        size: bytes.len() as u64,
+        compile: start.elapsed(),
+    })
+}
+
+/// Median and mean of repeated calls, in microseconds.
+fn time_calls(
+    instance: &kwhost::host::Instance,
+    payload: &[u8],
+    min: Duration,
+) -> Result<(f64, f64, usize)> {
+    for _ in 0..20 {
+        instance.call_raw("validate", payload)?;
+    }
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < min || samples.len() < 50 {
+        let t = Instant::now();
+        let out = instance.call_raw("validate", payload)?;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(out);
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let median = samples[samples.len() / 2];
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    Ok((median, mean, samples.len()))
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let policy = load(&args.policy)?;
+    let baseline = load(&args.baseline)?;
+    let ctx = HostContext::default();
+
+    let instantiate = |p: &Policy| -> Result<Duration> {
+        let mut total = Duration::ZERO;
+        for _ in 0..5 {
+            let t = Instant::now();
+            std::hint::black_box(p.instantiate(&ctx)?);
+            total += t.elapsed();
+        }
+        Ok(total / 5)
+    };
+    let policy_inst_time = instantiate(&policy.policy)?;
+    let baseline_inst_time = instantiate(&baseline.policy)?;
+    let policy_inst = policy.policy.instantiate(&ctx)?;
+    let baseline_inst = baseline.policy.instantiate(&ctx)?;
+    let min = Duration::from_secs_f64(args.min_seconds);
+
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    println!("| request | policy median µs | baseline median µs | ratio | policy mean µs | calls |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for path in &args.requests {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path:?}"))?;
+        let request: Value = serde_json::from_str(&text)?;
+        let request = request.get("request").cloned().unwrap_or(request);
+        let payload = json!({"request": request, "settings": args.settings}).to_string();
+        // The policy must actually inject, or the comparison means nothing.
+        let answer: Value = serde_json::from_slice(&policy_inst.call_raw("validate", payload.as_bytes())?)?;
+        if answer.get("mutated_object").is_none_or(Value::is_null) {
+            bail!("{path:?}: the policy did not inject ({answer})");
+        }
+        let (pm, pmean, calls) = time_calls(&policy_inst, payload.as_bytes(), min)?;
+        let (bm, _, _) = time_calls(&baseline_inst, payload.as_bytes(), min)?;
+        let ratio = pm / bm;
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        println!("| {name} | {pm:.1} | {bm:.1} | {ratio:.2} | {pmean:.1} | {calls} |");
+        if let Some(max) = args.max_ratio
+            && ratio > max
+        {
+            failures.push(format!("{name}: {ratio:.2}x the baseline (budget {max}x)"));
+        }
+        rows.push(json!({"request": name, "payload_bytes": payload.len(), "policy_median_us": pm,
+            "policy_mean_us": pmean, "baseline_median_us": bm, "ratio": ratio, "calls": calls}));
+    }
+    println!();
+    println!(
+        "module sizes: policy {} bytes, baseline {} bytes; compile {:.0} ms / {:.0} ms; instantiate {:.2} ms / {:.2} ms",
+        policy.size,
+        baseline.size,
+        policy.compile.as_secs_f64() * 1e3,
+        baseline.compile.as_secs_f64() * 1e3,
+        policy_inst_time.as_secs_f64() * 1e3,
+        baseline_inst_time.as_secs_f64() * 1e3,
+    );
+    if let Some(max) = args.max_size
+        && policy.size > max
+    {
+        failures.push(format!("module is {} bytes (budget {max})", policy.size));
+    }
+    if let Some(out) = &args.json_out {
+        let summary = json!({
+            "requests": rows,
+            "policy_bytes": policy.size,
+            "baseline_bytes": baseline.size,
+            "policy_compile_ms": policy.compile.as_secs_f64() * 1e3,
+            "policy_instantiate_ms": policy_inst_time.as_secs_f64() * 1e3,
+            "baseline_instantiate_ms": baseline_inst_time.as_secs_f64() * 1e3,
+        });
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir).ok();
+        }
+        std::fs::write(out, serde_json::to_string_pretty(&summary)?)?;
+    }
+    if failures.is_empty() {
+        println!("budgets: ok");
+        Ok(())
+    } else {
+        for f in &failures {
+            eprintln!("budget exceeded: {f}");
+        }
+        std::process::exit(1);
+    }
+}

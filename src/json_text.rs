@@ -1,0 +1,103 @@
+//! JSON text with a fixed key order. serde_json's maps are sorted; the strings Istio writes
+//! into annotations and env vars (Go struct order, proto declaration order) are not, so
+//! those are written with this small builder.
+
+use serde_json::Value;
+
+/// An object being written, fields in the order they are added.
+#[derive(Default)]
+pub struct Object {
+    text: String,
+}
+
+impl Object {
+    pub fn new() -> Self {
+        Object {
+            text: String::from("{"),
+        }
+    }
+
+    /// Adds a field whose value is already JSON text.
+    pub fn raw(mut self, key: &str, json: &str) -> Self {
+        if self.text.len() > 1 {
+            self.text.push(',');
+        }
+        push_string(&mut self.text, key);
+        self.text.push(':');
+        self.text.push_str(json);
+        self
+    }
+
+    /// Adds a field with a JSON value (nested maps in serde_json's sorted order).
+    pub fn value(self, key: &str, value: &Value) -> Self {
+        let json = value.to_string();
+        self.raw(key, &json)
+    }
+
+    pub fn finish(mut self) -> String {
+        self.text.push('}');
+        self.text
+    }
+}
+
+/// Writes `value`'s fields in `order`, then the remaining ones, skipping nulls and empty
+/// lists (Go's omitempty); `nested` may write a field's value itself.
+pub fn ordered(value: &Value, order: &[&str], nested: &dyn Fn(&str, &Value) -> Option<String>) -> String {
+    let Value::Object(m) = value else {
+        return value.to_string();
+    };
+    let keep = |v: &Value| !v.is_null() && !v.as_array().is_some_and(Vec::is_empty);
+    let mut obj = Object::new();
+    let known = order.iter().filter_map(|k| m.get_key_value(*k));
+    let rest = m.iter().filter(|(k, _)| !order.contains(&k.as_str()));
+    for (k, v) in known.chain(rest) {
+        if keep(v) {
+            obj = match nested(k, v) {
+                Some(text) => obj.raw(k, &text),
+                None => obj.value(k, v),
+            };
+        }
+    }
+    obj.finish()
+}
+
+/// A JSON array of already-written elements.
+pub fn array(items: impl IntoIterator<Item = String>) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&item);
+    }
+    out.push(']');
+    out
+}
+
+fn push_string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        // serde_json's escaping of a string never fails.
+        out.push_str(&Value::String(s.to_string()).to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fields_in_the_given_order() {
+        let text = Object::new().value("z", &json!(1)).raw("a", "[]").finish();
+        assert_eq!(text, r#"{"z":1,"a":[]}"#);
+        let v = json!({"b": 1, "a": 2, "c": null, "d": [], "e": "x"});
+        assert_eq!(ordered(&v, &["b", "a"], &|_, _| None), r#"{"b":1,"a":2,"e":"x"}"#);
+        assert_eq!(array(["1".to_string(), "2".to_string()]), "[1,2]");
+        let text = Object::new().value("q\"\u{1}é", &json!("x")).finish();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"q\"\u{1}é": "x"}));
+    }
+}
