@@ -85,7 +85,8 @@ pub fn container(c: &Value) -> String {
     };
     // ResourceRequirements is a struct, never omitted.
     let mut m = m.clone();
-    m.entry("resources").or_insert_with(|| Value::Object(Map::new()));
+    m.entry("resources")
+        .or_insert_with(|| Value::Object(Map::new()));
     ordered(&Value::Object(m), CONTAINER, &|key, v| match key {
         "securityContext" => Some(ordered(v, SECURITY_CONTEXT, &|k, v| {
             (k == "capabilities").then(|| ordered(v, CAPABILITIES, &|_, _| None))

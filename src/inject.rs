@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::annotations::{self as ann, STATUS};
-use crate::merge::{merge, merge_onto_pod};
+use crate::merge::{merge, merge_keeping_order, merge_onto_pod};
 use crate::pod;
 use crate::probes;
 use crate::prometheus;
@@ -108,7 +108,13 @@ pub fn inject(
         {
             move_container_to_init(&mut pod, PROXY);
         }
-        merge_onto_pod(&mut pod, r);
+        if previous_status.is_some() {
+            // Re-injection: the previous injection's order is kept everywhere, so that
+            // injecting again changes nothing.
+            merge_keeping_order(&mut pod, r);
+        } else {
+            merge_onto_pod(&mut pod, r);
+        }
     }
     normalize_injected(&mut pod, &template_pod, &originals);
 
@@ -118,7 +124,13 @@ pub fn inject(
         &originals,
         previous_status.as_ref(),
     )?;
-    adjust_init_container_user(&mut pod, &originals, &proxy_config);
+    let reinjected = previous_status.as_ref().is_some_and(|st| {
+        st.containers
+            .iter()
+            .chain(&st.init_containers)
+            .any(|n| n == PROXY)
+    });
+    adjust_init_container_user(&mut pod, &originals, &proxy_config, reinjected);
 
     post_process(
         &mut pod,
@@ -135,7 +147,12 @@ pub fn inject(
 /// and pull secrets — all that is read of Istio's template Pod after the merge.
 fn names_of(rendered: &Value) -> Value {
     let mut spec = Map::new();
-    for field in ["initContainers", "containers", "volumes", "imagePullSecrets"] {
+    for field in [
+        "initContainers",
+        "containers",
+        "volumes",
+        "imagePullSecrets",
+    ] {
         if let Some(items) = rendered
             .get("spec")
             .and_then(|s| s.get(field))
@@ -249,6 +266,18 @@ fn strip(
                 continue;
             };
             for c in saved {
+                // With native sidecars Istio records a user's istio-proxy under
+                // initContainers even when the user declared it as a container (it was
+                // moved there); without restartPolicy it was a container, and it goes back
+                // there so that the template sees the same Pod as the first time.
+                let field = if field == "initContainers"
+                    && pod::name_of(c) == PROXY
+                    && c.get("restartPolicy").is_none()
+                {
+                    "containers"
+                } else {
+                    field
+                };
                 if !has_container(&stripped, field, pod::name_of(c)) {
                     pod::list_mut(&mut stripped, field).push(c.clone());
                 }
@@ -307,8 +336,15 @@ impl OriginalContainers {
         }
     }
 
-    /// The user's istio-proxy as Istio's `FindSidecar` finds it in the original Pod.
-    fn user_proxy(&self) -> Option<&Value> {
+    /// The user's istio-proxy as Istio's `FindSidecar` finds it in the original Pod. On a
+    /// re-injection the Pod's istio-proxy is the previous injection: the user's version is
+    /// then the one saved in `proxy.istio.io/overrides`, if any.
+    fn user_proxy(&self, reinjected: bool) -> Option<&Value> {
+        if reinjected {
+            return self
+                .saved("containers", PROXY)
+                .or_else(|| self.saved("initContainers", PROXY));
+        }
         self.containers
             .iter()
             .chain(self.init_containers.iter())
@@ -411,8 +447,9 @@ fn adjust_init_container_user(
     pod: &mut Value,
     originals: &OriginalContainers,
     proxy_config: &ProxyConfig,
+    reinjected: bool,
 ) {
-    let Some(user) = originals.user_proxy() else {
+    let Some(user) = originals.user_proxy(reinjected) else {
         return;
     };
     let sc = user.get("securityContext");
@@ -498,17 +535,19 @@ fn normalize_injected(pod: &mut Value, template_pod: &Value, originals: &Origina
             }
             let user_defined =
                 originals.find(field, name).is_some() || originals.saved(field, name).is_some();
+            let istio_container = matches!(name, PROXY | INIT | VALIDATION);
             let obj = pod::ensure_object(c);
-            // EnvVar.value is omitempty.
-            if let Some(env) = obj.get_mut("env").and_then(Value::as_array_mut) {
+            // EnvVar.value is omitempty (ISTIO_META_APP_CONTAINERS may render empty).
+            if istio_container && let Some(env) = obj.get_mut("env").and_then(Value::as_array_mut) {
                 for e in env.iter_mut().filter_map(Value::as_object_mut) {
                     if e.get("value").and_then(Value::as_str) == Some("") {
                         e.remove("value");
                     }
                 }
             }
-            obj.retain(|_, v| !v.as_array().is_some_and(Vec::is_empty));
+            // What the user wrote stays as written, empty lists included.
             if !user_defined {
+                obj.retain(|_, v| !v.as_array().is_some_and(Vec::is_empty));
                 obj.entry("resources").or_insert_with(|| json!({}));
             }
         }
@@ -541,16 +580,30 @@ fn post_process(
     if !network.is_empty() {
         cluster_envs.push(("ISTIO_META_NETWORK", network));
     }
+    let reinjection = annotation(pod, STATUS).is_some();
     if !cluster_envs.is_empty()
         && let Some(env) = proxy_env_mut(pod)
     {
-        env.retain(|e| {
-            !cluster_envs
-                .iter()
-                .any(|(k, _)| e.get("name").and_then(Value::as_str) == Some(k))
-        });
-        for (k, v) in &cluster_envs {
-            env.push(json!({"name": k, "value": v}));
+        if reinjection {
+            // Already moved by the previous injection: update in place.
+            for (k, v) in &cluster_envs {
+                match env
+                    .iter_mut()
+                    .find(|e| e.get("name").and_then(Value::as_str) == Some(k))
+                {
+                    Some(e) => *e = json!({"name": k, "value": v}),
+                    None => env.push(json!({"name": k, "value": v})),
+                }
+            }
+        } else {
+            env.retain(|e| {
+                !cluster_envs
+                    .iter()
+                    .any(|(k, _)| e.get("name").and_then(Value::as_str) == Some(k))
+            });
+            for (k, v) in &cluster_envs {
+                env.push(json!({"name": k, "value": v}));
+            }
         }
     }
 

@@ -42,7 +42,11 @@ impl Object {
 
 /// Writes `value`'s fields in `order`, then the remaining ones, skipping nulls and empty
 /// lists (Go's omitempty); `nested` may write a field's value itself.
-pub fn ordered(value: &Value, order: &[&str], nested: &dyn Fn(&str, &Value) -> Option<String>) -> String {
+pub fn ordered(
+    value: &Value,
+    order: &[&str],
+    nested: &dyn Fn(&str, &Value) -> Option<String>,
+) -> String {
     let Value::Object(m) = value else {
         return value.to_string();
     };
@@ -75,7 +79,9 @@ pub fn array(items: impl IntoIterator<Item = String>) -> String {
 }
 
 fn push_string(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+    if s.bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+    {
         out.push('"');
         out.push_str(s);
         out.push('"');
@@ -95,9 +101,15 @@ mod tests {
         let text = Object::new().value("z", &json!(1)).raw("a", "[]").finish();
         assert_eq!(text, r#"{"z":1,"a":[]}"#);
         let v = json!({"b": 1, "a": 2, "c": null, "d": [], "e": "x"});
-        assert_eq!(ordered(&v, &["b", "a"], &|_, _| None), r#"{"b":1,"a":2,"e":"x"}"#);
+        assert_eq!(
+            ordered(&v, &["b", "a"], &|_, _| None),
+            r#"{"b":1,"a":2,"e":"x"}"#
+        );
         assert_eq!(array(["1".to_string(), "2".to_string()]), "[1,2]");
         let text = Object::new().value("q\"\u{1}é", &json!("x")).finish();
-        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"q\"\u{1}é": "x"}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            json!({"q\"\u{1}é": "x"})
+        );
     }
 }

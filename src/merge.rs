@@ -38,6 +38,8 @@ pub enum Order {
     /// JSONPatch of the change only adds. Used for lists the user wrote (volumes, pull
     /// secrets, the app containers' env, mounts and ports).
     KeepOriginal,
+    /// `KeepOriginal`, also inside Istio's own containers.
+    KeepAll,
 }
 
 /// Merges `patch` onto `target` in place, ordering every list as Kubernetes does.
@@ -50,6 +52,12 @@ pub fn merge(target: &mut Value, patch: Value) {
 /// are ordered as Kubernetes' strategic merge orders them.
 pub fn merge_onto_pod(pod: &mut Value, patch: Value) {
     merge_value(pod, patch, Order::KeepOriginal);
+}
+
+/// Merges keeping the original's order everywhere, Istio's containers included: used when
+/// re-injecting, where the Pod's order is the previous injection's.
+pub fn merge_keeping_order(pod: &mut Value, patch: Value) {
+    merge_value(pod, patch, Order::KeepAll);
 }
 
 fn merge_value(target: &mut Value, patch: Value, order: Order) {
@@ -112,7 +120,7 @@ fn merge_lists(field: &str, target: &mut Vec<Value>, patch: Vec<Value>, order: O
     }
 
     let mut out = Vec::with_capacity(original.len() + patch_items.len());
-    if order == Order::KeepOriginal {
+    if order != Order::Istio {
         let mut by_position: Vec<Option<Value>> = original;
         let mut new_items = Vec::new();
         for (item, oi) in patch_items {
@@ -220,7 +228,9 @@ mod tests {
     #[test]
     fn maps_merge_and_null_deletes() {
         let mut pod = json!({"metadata": {"labels": {"a": "1", "b": "2"}}});
-        merge(&mut pod, json!({"metadata": {"labels": {"b": null, "c": "3"}, "annotations": {"x": "y"}}}),
+        merge(
+            &mut pod,
+            json!({"metadata": {"labels": {"b": null, "c": "3"}, "annotations": {"x": "y"}}}),
         );
         assert_eq!(
             pod,
@@ -231,7 +241,9 @@ mod tests {
     #[test]
     fn volumes_retain_only_patch_keys() {
         let mut pod = json!({"spec": {"volumes": [{"name": "v", "emptyDir": {}}]}});
-        merge(&mut pod, json!({"spec": {"volumes": [{"name": "v", "configMap": {"name": "c"}}]}}),
+        merge(
+            &mut pod,
+            json!({"spec": {"volumes": [{"name": "v", "configMap": {"name": "c"}}]}}),
         );
         assert_eq!(
             pod,
@@ -242,7 +254,9 @@ mod tests {
     #[test]
     fn mounts_merge_by_path_ports_by_number_other_lists_replace() {
         let mut c = json!({"volumeMounts": [{"name": "a", "mountPath": "/a"}], "ports": [{"containerPort": 80, "name": "x"}], "command": ["x"]});
-        merge(&mut c, json!({"volumeMounts": [{"name": "b", "mountPath": "/a"}, {"name": "c", "mountPath": "/c"}], "ports": [{"containerPort": 80, "protocol": "TCP"}], "command": ["y"]}),
+        merge(
+            &mut c,
+            json!({"volumeMounts": [{"name": "b", "mountPath": "/a"}, {"name": "c", "mountPath": "/c"}], "ports": [{"containerPort": 80, "protocol": "TCP"}], "command": ["y"]}),
         );
         assert_eq!(
             c,
@@ -254,7 +268,9 @@ mod tests {
     fn new_patch_items_come_before_original_only_items() {
         // As the API machinery orders them: Istio's volumes come first, then the user's.
         let mut pod = json!({"spec": {"volumes": [{"name": "data"}]}});
-        merge(&mut pod, json!({"spec": {"volumes": [{"name": "a"}, {"name": "b"}]}}),
+        merge(
+            &mut pod,
+            json!({"spec": {"volumes": [{"name": "a"}, {"name": "b"}]}}),
         );
         assert_eq!(
             pod,
@@ -271,7 +287,9 @@ mod tests {
                 {"name": "istio-proxy", "image": "auto", "ports": [{"containerPort": 8080}]}
             ]
         }});
-        merge_onto_pod(&mut pod, json!({"spec": {
+        merge_onto_pod(
+            &mut pod,
+            json!({"spec": {
                 "volumes": [{"name": "new"}, {"name": "shared", "emptyDir": {"medium": "Memory"}}],
                 "containers": [
                     {"name": "istio-proxy", "image": "proxy", "ports": [{"containerPort": 15090}]},
@@ -295,7 +313,9 @@ mod tests {
     #[test]
     fn original_only_items_keep_their_place_among_shared_items() {
         let mut l = json!({"env": [{"name": "A"}, {"name": "OLD"}, {"name": "B"}]});
-        merge(&mut l, json!({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}, {"name": "C"}]}),
+        merge(
+            &mut l,
+            json!({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}, {"name": "C"}]}),
         );
         assert_eq!(
             l,

@@ -40,7 +40,11 @@ fn urls(container: &str) -> [(&'static str, String); 5] {
 /// `ISTIO_KUBE_APP_PROBERS` for the Pod: original probes keyed by their new URL, sorted.
 /// Named ports are resolved; probes already aimed at `target_port` and unresolvable named
 /// ports are left out. `None` when there is nothing to hand over.
+/// `target_port` is the mesh status port (Istio's check); a probe aimed at the pod's own
+/// status port (the `status.sidecar.istio.io/port` annotation, where `rewrite` points
+/// probes) is also left out, so that a re-injection never hands the agent a probe of itself.
 pub fn dump(pod_value: &Value, target_port: u16) -> Option<String> {
+    let own_port = rewrite_port(pod_value, target_port);
     let mut out: BTreeMap<String, Value> = BTreeMap::new();
     let all = pod::containers(pod_value, "initContainers")
         .iter()
@@ -75,6 +79,7 @@ pub fn dump(pod_value: &Value, target_port: u16) -> Option<String> {
             };
             if let Some(prober) = handler.and_then(|h| internal_prober(h, is_probe))
                 && let Some(prober) = resolve_port(prober, &ports, target_port)
+                && !aims_at(&prober, own_port)
             {
                 out.insert(url, prober);
             }
@@ -97,18 +102,26 @@ pub fn probers_text(probers: &BTreeMap<String, Value>) -> String {
 /// A `Prober` as Go writes it: the action (`HTTPGetAction`: path, port, host, scheme,
 /// httpHeaders; `TCPSocketAction`: port, host; `GRPCAction`: port, service), then the timeout.
 fn prober_text(p: &Value) -> String {
-    ordered(p, &["httpGet", "tcpSocket", "grpc", "timeoutSeconds"], &|k, v| match k {
-        "httpGet" => Some(ordered(v, &["path", "port", "host", "scheme", "httpHeaders"], &|_, _| None)),
-        "tcpSocket" => Some(ordered(v, &["port", "host"], &|_, _| None)),
-        // GRPCAction.service is a pointer without omitempty: null is written.
-        "grpc" => Some(
-            Object::new()
-                .value("port", v.get("port").unwrap_or(&Value::Null))
-                .value("service", v.get("service").unwrap_or(&Value::Null))
-                .finish(),
-        ),
-        _ => None,
-    })
+    ordered(
+        p,
+        &["httpGet", "tcpSocket", "grpc", "timeoutSeconds"],
+        &|k, v| match k {
+            "httpGet" => Some(ordered(
+                v,
+                &["path", "port", "host", "scheme", "httpHeaders"],
+                &|_, _| None,
+            )),
+            "tcpSocket" => Some(ordered(v, &["port", "host"], &|_, _| None)),
+            // GRPCAction.service is a pointer without omitempty: null is written.
+            "grpc" => Some(
+                Object::new()
+                    .value("port", v.get("port").unwrap_or(&Value::Null))
+                    .value("service", v.get("service").unwrap_or(&Value::Null))
+                    .finish(),
+            ),
+            _ => None,
+        },
+    )
 }
 
 /// A probe or lifecycle handler as the agent's `Prober`: one action plus the timeout.
@@ -185,6 +198,28 @@ fn tcp_socket_action(t: &Value) -> Value {
     Value::Object(a)
 }
 
+fn aims_at(prober: &Value, port: i64) -> bool {
+    ["httpGet", "tcpSocket"].iter().any(|a| {
+        prober
+            .get(a)
+            .and_then(|h| h.get("port"))
+            .and_then(Value::as_i64)
+            == Some(port)
+    })
+}
+
+/// The port `rewrite` points probes at: the pod's status-port annotation (even if invalid,
+/// as Istio's `Atoi` gives 0), else the mesh default.
+fn rewrite_port(pod_value: &Value, mesh_status_port: u16) -> i64 {
+    match pod::metadata_map(pod_value, "annotations")
+        .and_then(|a| a.get(STATUS_PORT))
+        .and_then(Value::as_str)
+    {
+        Some(v) => v.parse::<i64>().unwrap_or(0),
+        None => mesh_status_port as i64,
+    }
+}
+
 fn resolve_port(mut prober: Value, ports: &[(&str, i64)], target_port: u16) -> Option<Value> {
     if prober.get("grpc").is_some() {
         return Some(prober);
@@ -212,13 +247,7 @@ fn resolve_port(mut prober: Value, ports: &[(&str, i64)], target_port: u16) -> O
 /// agent. The status port is the pod annotation's (even if invalid, as Istio's `Atoi`
 /// gives 0) or the mesh default.
 pub fn rewrite(pod_value: &mut Value, mesh_status_port: u16) {
-    let port: i64 = match pod::metadata_map(pod_value, "annotations")
-        .and_then(|a| a.get(STATUS_PORT))
-        .and_then(Value::as_str)
-    {
-        Some(v) => v.parse::<i64>().unwrap_or(0),
-        None => mesh_status_port as i64,
-    };
+    let port = rewrite_port(pod_value, mesh_status_port);
     for field in ["containers", "initContainers"] {
         let Some(list) = pod::containers_mut(pod_value, field) else {
             continue;

@@ -32,7 +32,11 @@ const RESERVED: &[(&str, &str)] = &[
 fn is(key: &str, sanitized: &str) -> bool {
     key.len() == sanitized.len()
         && key.bytes().zip(sanitized.bytes()).all(|(k, s)| {
-            let k = if k.is_ascii_alphanumeric() || k == b'_' { k } else { b'_' };
+            let k = if k.is_ascii_alphanumeric() || k == b'_' {
+                k
+            } else {
+                b'_'
+            };
             k == s
         })
 }

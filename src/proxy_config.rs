@@ -94,7 +94,11 @@ impl ProxyConfig {
         let fields = FIELD_ORDER
             .iter()
             .filter_map(|name| self.raw.get_key_value(*name))
-            .chain(self.raw.iter().filter(|(k, _)| !FIELD_ORDER.contains(&k.as_str())))
+            .chain(
+                self.raw
+                    .iter()
+                    .filter(|(k, _)| !FIELD_ORDER.contains(&k.as_str())),
+            )
             .filter(|(k, v)| !is_default_or_zero(k, v));
         // serde_json's maps are sorted, as proto maps (proxyMetadata) are written.
         let mut s = fields
@@ -184,7 +188,6 @@ fn is_default_or_zero(name: &str, v: &Value) -> bool {
         Value::Object(m) => m.is_empty() && matches!(name, "proxyMetadata" | "runtimeValues"),
     }
 }
-
 
 fn scalar_to_string(v: &Value) -> String {
     match v {

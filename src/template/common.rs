@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::TemplateInput;
-use crate::json_text::Object;
 use crate::annotations as ann;
+use crate::json_text::Object;
 use crate::quantity::Quantity;
 
 /// `ISTIO_META_POD_PORTS`: every container port as Go marshals `ContainerPort` (field order
