@@ -467,8 +467,14 @@ where
             Ok(value) => return Ok(value),
             Err(Failure::Transport(_)) if i + 1 < count => {}
             Err(Failure::Transport(e)) => {
+                let text = format!("{e:#}");
+                let hint = if text.contains("certificate") && tried.len() == 1 {
+                    "if it uses a self-signed or private certificate, list it in the insecure_sources of a sources file (--sources-path)"
+                } else {
+                    "is it running, and is the address right?"
+                };
                 return Err(anyhow!(
-                    "cannot reach the registry {registry} (tried {}): {e:#}; is it running, and is the address right?",
+                    "cannot reach the registry {registry} (tried {}): {text}; {hint}",
                     tried.join(", then ")
                 ));
             }
