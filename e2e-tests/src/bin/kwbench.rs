@@ -122,30 +122,39 @@ fn main() -> Result<()> {
 
     let mut rows = Vec::new();
     let mut failures = Vec::new();
-    println!("| request | policy median µs | baseline median µs | ratio | policy mean µs | calls |");
+    println!(
+        "| request | policy median µs | baseline median µs | ratio | policy mean µs | calls |"
+    );
     println!("|---|---:|---:|---:|---:|---:|");
     for path in &args.requests {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path:?}"))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {path:?}"))?;
         let request: Value = serde_json::from_str(&text)?;
         let request = request.get("request").cloned().unwrap_or(request);
         let payload = json!({"request": request, "settings": args.settings}).to_string();
         // The policy must actually inject, or the comparison means nothing.
-        let answer: Value = serde_json::from_slice(&policy_inst.call_raw("validate", payload.as_bytes())?)?;
+        let answer: Value =
+            serde_json::from_slice(&policy_inst.call_raw("validate", payload.as_bytes())?)?;
         if answer.get("mutated_object").is_none_or(Value::is_null) {
             bail!("{path:?}: the policy did not inject ({answer})");
         }
         let (pm, pmean, calls) = time_calls(&policy_inst, payload.as_bytes(), min)?;
         let (bm, _, _) = time_calls(&baseline_inst, payload.as_bytes(), min)?;
         let ratio = pm / bm;
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         println!("| {name} | {pm:.1} | {bm:.1} | {ratio:.2} | {pmean:.1} | {calls} |");
         if let Some(max) = args.max_ratio
             && ratio > max
         {
             failures.push(format!("{name}: {ratio:.2}x the baseline (budget {max}x)"));
         }
-        rows.push(json!({"request": name, "payload_bytes": payload.len(), "policy_median_us": pm,
-            "policy_mean_us": pmean, "baseline_median_us": bm, "ratio": ratio, "calls": calls}));
+        rows.push(
+            json!({"request": name, "payload_bytes": payload.len(), "policy_median_us": pm,
+            "policy_mean_us": pmean, "baseline_median_us": bm, "ratio": ratio, "calls": calls}),
+        );
     }
     println!();
     println!(
