@@ -81,8 +81,22 @@ lint:
 unit-tests:
 	$(CARGO) test --locked
 
+# The registry tests push to a real OCI registry (the CNCF distribution registry, Debian's
+# docker-registry package); each test starts its own instance on 127.0.0.1. Installed here
+# when missing (as root, through apt); SKIP_REGISTRY_TESTS=1 skips those tests instead.
+.PHONY: registry
+registry:
+	@if [ "$${SKIP_REGISTRY_TESTS:-}" != 1 ] && ! command -v docker-registry >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-registry; \
+		else \
+			echo "docker-registry is missing: install Debian's docker-registry package, or set SKIP_REGISTRY_TESTS=1" >&2; exit 1; \
+		fi; \
+	fi
+
 .PHONY: e2e-tests
-e2e-tests: annotated-policy.wasm
+e2e-tests: annotated-policy.wasm registry
 	POLICY_WASM=$(CURDIR)/annotated-policy.wasm $(CARGO) test --locked --release --manifest-path e2e-tests/Cargo.toml
 
 .PHONY: test

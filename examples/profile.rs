@@ -10,7 +10,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let text = std::fs::read_to_string(&args[0]).expect("request file");
     let request: Value = serde_json::from_str(&text).expect("json");
-    let payload = json!({"request": request, "settings": {"namespaceSelection": "webhook"}}).to_string();
+    let payload =
+        json!({"request": request, "settings": {"namespaceSelection": "webhook"}}).to_string();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
     if args.get(2).map(String::as_str) == Some("--baseline") {
         // What the baseline module does: parse the payload, serialize the Pod unchanged.
@@ -27,7 +28,10 @@ fn main() {
             let p: Payload = serde_json::from_slice(payload.as_bytes()).expect("payload");
             std::hint::black_box(serde_json::to_vec(&p.request.object).expect("ser"));
         }
-        println!("baseline {:.1} µs", t.elapsed().as_secs_f64() / n as f64 * 1e6);
+        println!(
+            "baseline {:.1} µs",
+            t.elapsed().as_secs_f64() / n as f64 * 1e6
+        );
         return;
     }
     let mut stages = [0f64; 3];
