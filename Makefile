@@ -146,6 +146,28 @@ artifacthub: $(KWHOST)
 	$(KWHOST) artifacthub --metadata-path policy-metadata.yml --version $(VERSION) \
 		--questions-path questions-ui.yml --output artifacthub/artifacthub-pkg.yml
 
+# Benchmarks (not part of `make test`): the engine natively (Criterion, allocations), then
+# one full `validate` call in the wapc + wasmtime host on the annotated module against a
+# baseline module that only parses the request and returns the Pod unchanged. Writes
+# bench-results/ (JSON and a Markdown table) and fails when a budget is exceeded: validate
+# at most 1.5x the baseline, annotated module at most 1 MiB.
+BENCH_PODS := tests/data/pod-1-containers.json tests/data/pod-3-containers.json tests/data/pod-20-containers.json
+BASELINE := e2e-tests/baseline-policy/target/wasm32-wasip1/release/baseline_policy.wasm
+
+$(BASELINE): e2e-tests/baseline-policy/src/lib.rs e2e-tests/baseline-policy/Cargo.toml | wasm-target
+	$(CARGO) build --locked --release --target $(WASM_TARGET) --manifest-path e2e-tests/baseline-policy/Cargo.toml
+
+.PHONY: bench
+bench: annotated-policy.wasm $(BASELINE)
+	$(CARGO) build --locked --release --manifest-path e2e-tests/Cargo.toml --bin kwbench
+	mkdir -p bench-results
+	$(CARGO) bench --locked --bench engine -- --quick
+	$(CARGO) bench --locked --bench alloc
+	python3 benches/table.py --json bench-results/native.json | tee bench-results/native.md
+	e2e-tests/target/release/kwbench --policy annotated-policy.wasm --baseline $(BASELINE) \
+		--max-ratio 1.5 --max-size 1048576 --json bench-results/wasm.json $(BENCH_PODS) \
+		| tee bench-results/wasm.md
+
 .PHONY: clean
 clean:
 	$(CARGO) clean

@@ -244,8 +244,10 @@ fn strip(
             ("containers", &status.containers),
             ("initContainers", &status.init_containers),
         ] {
+            // A set: hostile Pods may list thousands of names.
+            let names: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
             if let Some(list) = pod::containers_mut(&mut stripped, field) {
-                list.retain(|c| !names.iter().any(|n| n == pod::name_of(c)));
+                list.retain(|c| !names.contains(pod::name_of(c)));
             }
         }
         let annotations = pod::metadata_map_mut(&mut stripped, "annotations");
@@ -261,6 +263,16 @@ fn strip(
                 ann::PROXY_OVERRIDES
             )
         })?;
+        let mut present: std::collections::HashSet<(&str, String)> =
+            ["containers", "initContainers"]
+                .iter()
+                .flat_map(|f| {
+                    pod::containers(&stripped, f)
+                        .iter()
+                        .map(move |c| (*f, pod::name_of(c).to_string()))
+                })
+                .collect();
+        let mut additions: Vec<(&str, Value)> = Vec::new();
         for field in ["containers", "initContainers"] {
             let Some(saved) = parsed.get(field).and_then(Value::as_array) else {
                 continue;
@@ -278,10 +290,13 @@ fn strip(
                 } else {
                     field
                 };
-                if !has_container(&stripped, field, pod::name_of(c)) {
-                    pod::list_mut(&mut stripped, field).push(c.clone());
+                if present.insert((field, pod::name_of(c).to_string())) {
+                    additions.push((field, c.clone()));
                 }
             }
+        }
+        for (field, c) in additions {
+            pod::list_mut(&mut stripped, field).push(c);
         }
     }
     Ok(Some(stripped))

@@ -199,6 +199,11 @@ fn scalar_to_string(v: &Value) -> String {
 /// Parses a `proxy.istio.io/config` value (YAML, of which JSON is a subset) and checks the
 /// types of the fields injection relies on.
 pub fn parse_annotation(text: &str) -> Result<Map<String, Value>, String> {
+    // A ProxyConfig nests a few levels; deep flow nesting only makes the YAML scanner slow
+    // (quadratic) before its own recursion limit rejects it.
+    if flow_depth(text) > MAX_FLOW_DEPTH {
+        return Err(format!("nested deeper than {MAX_FLOW_DEPTH} levels"));
+    }
     let value: Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     let map = match value {
         Value::Object(m) => m,
@@ -207,6 +212,25 @@ pub fn parse_annotation(text: &str) -> Result<Map<String, Value>, String> {
     };
     check_types(&map)?;
     Ok(map)
+}
+
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// The deepest `[`/`{` nesting of the text (quotes are not tracked: over-counting only
+/// rejects absurd inputs earlier).
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for b in text.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 fn check_types(map: &Map<String, Value>) -> Result<(), String> {
@@ -298,5 +322,11 @@ mod tests {
         assert!(parse_annotation("[1, 2]").is_err());
         assert!(parse_annotation("a: [").is_err());
         assert!(parse_annotation("").unwrap().is_empty());
+        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(
+            parse_annotation(&deep)
+                .unwrap_err()
+                .contains("nested deeper")
+        );
     }
 }
