@@ -72,7 +72,13 @@ pub fn inject(
     let previous_status = annotation(&pod, STATUS).and_then(parse_status);
 
     // Render every template from the stripped Pod (Istio renders all from the same input).
-    let stripped = strip(&pod, previous_status.as_ref(), mesh_status_port)?;
+    let stripped = match strip(&pod, previous_status.as_ref(), mesh_status_port)? {
+        Some(mut stripped) => {
+            move_proxy_last(&mut stripped);
+            Some(stripped)
+        }
+        None => user_proxy_last(&pod),
+    };
     let rendered: Vec<Value> = {
         let input = TemplateInput {
             pod: stripped.as_ref().unwrap_or(&pod),
@@ -302,6 +308,30 @@ fn strip(
     Ok(Some(stripped))
 }
 
+/// A re-injection renders from a Pod where the user's istio-proxy (re-inserted from
+/// `proxy.istio.io/overrides`) comes after the app containers. The first injection renders
+/// from the same order, so that `ISTIO_META_POD_PORTS` does not change between the two
+/// (Istio renders from the user's order the first time only). `None` when nothing moves.
+fn user_proxy_last(pod: &Value) -> Option<Value> {
+    let containers = pod::containers(pod, "containers");
+    let i = containers.iter().position(|c| pod::name_of(c) == PROXY)?;
+    if i + 1 == containers.len() {
+        return None;
+    }
+    let mut moved = pod.clone();
+    move_proxy_last(&mut moved);
+    Some(moved)
+}
+
+fn move_proxy_last(pod: &mut Value) {
+    if let Some(list) = pod::containers_mut(pod, "containers")
+        && let Some(i) = list.iter().position(|c| pod::name_of(c) == PROXY)
+    {
+        let c = list.remove(i);
+        list.push(c);
+    }
+}
+
 fn has_container(pod: &Value, field: &str, name: &str) -> bool {
     pod::containers(pod, field)
         .iter()
@@ -412,12 +442,15 @@ fn reapply_user_containers(
             // saved ones (proxy.istio.io/overrides) are re-applied here instead, so that
             // re-injecting changes nothing.
             let reinjected = previously.is_some_and(|names| names.iter().any(|n| n == name));
+            // On a first injection the Pod's own container is what the user wrote (a stray
+            // overrides annotation copied from another Pod must not replace it: recording it
+            // would make the next re-injection see a different Pod).
             let found = if reinjected {
                 originals.saved(field, name)
             } else {
                 originals
-                    .saved(field, name)
-                    .or_else(|| originals.find(field, name))
+                    .find(field, name)
+                    .or_else(|| originals.saved(field, name))
             };
             let Some(found) = found else { continue };
             let mut overlay = found.clone();

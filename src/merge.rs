@@ -98,15 +98,32 @@ fn merge_lists(field: &str, target: &mut Vec<Value>, patch: Vec<Value>, order: O
     };
     let original_keys: Vec<Option<Value>> = target.iter().map(|o| o.get(key).cloned()).collect();
     let mut original: Vec<Option<Value>> = std::mem::take(target).into_iter().map(Some).collect();
-    let index_of = |id: Option<&Value>| -> Option<usize> {
-        id.and_then(|id| original_keys.iter().position(|k| k.as_ref() == Some(id)))
+    // The n-th patch item with a key pairs with the n-th original item with that key (a
+    // template may repeat an env name; pairing by occurrence keeps re-injection stable).
+    let index_of = |id: Option<&Value>, occurrence: usize| -> Option<usize> {
+        id.and_then(|id| {
+            original_keys
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| k.as_ref() == Some(id))
+                .nth(occurrence)
+                .map(|(i, _)| i)
+        })
     };
 
-    // Patch items in patch order, merged onto their original counterpart when there is one
-    // (a duplicate key in the patch merges into the same item), with that item's position.
+    // Patch items in patch order, merged onto their original counterpart when there is one,
+    // with that item's position.
     let mut patch_items: Vec<(Value, Option<usize>)> = Vec::with_capacity(patch.len());
-    for p in patch {
-        let oi = index_of(p.get(key));
+    let mut seen: Vec<&Value> = Vec::new();
+    let patch_keys: Vec<Option<Value>> = patch.iter().map(|p| p.get(key).cloned()).collect();
+    for (p, pk) in patch.into_iter().zip(&patch_keys) {
+        let occurrence = pk
+            .as_ref()
+            .map_or(0, |k| seen.iter().filter(|s| **s == k).count());
+        if let Some(k) = pk {
+            seen.push(k);
+        }
+        let oi = index_of(pk.as_ref(), occurrence);
         if let Some(oi) = oi {
             if let Some(mut existing) = original[oi].take() {
                 merge_item(field, &mut existing, p, order);
