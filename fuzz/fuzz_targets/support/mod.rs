@@ -39,16 +39,17 @@ pub fn run_payload(payload: &[u8], namespace: &[u8]) -> Signature {
     }
 }
 
-/// The first words of a message, without numbers and quoted values.
+/// The first six words of a message, without quoted values, numbers and punctuation, so
+/// that messages differing only in the offending value share a signature (coarse on
+/// purpose: the pool must not fill with one input per garbage value).
 fn shape(message: &str) -> String {
-    message
-        .split(['"', '\''])
-        .step_by(2)
-        .collect::<String>()
-        .chars()
-        .filter(|c| !c.is_ascii_digit())
-        .take(60)
-        .collect()
+    let unquoted: String = message.split(['"', '\'', '`']).step_by(2).collect();
+    let words: Vec<&str> = unquoted
+        .split(|c: char| !(c.is_ascii_alphabetic() || c == '-'))
+        .filter(|w| !w.is_empty() && w.len() <= 24)
+        .take(6)
+        .collect();
+    words.join(" ")
 }
 
 /// The `validate_payload` target: arbitrary bytes as the payload.
@@ -104,7 +105,8 @@ const USAGE: &str = "usage:
   TARGET --mutate SECONDS [--seed N] [--save DIR] [--max-len BYTES] [--slow-ms MS] [DIR]...
         mutate the corpus files for SECONDS with a xorshift PRNG; inputs that reach a new
         outcome/reason signature join the pool (and DIR given by --save); crashes and inputs
-        slower than --slow-ms (default 1000) are written to fuzz/artifacts/TARGET/";
+        slower than --slow-ms (default 1000) are written to fuzz/artifacts/TARGET/
+        (the pool is capped at 10,000 inputs and --save at 500 files)";
 
 fn files(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -391,6 +393,10 @@ fn mutate_once(rng: &mut Rng, data: &mut Vec<u8>, pool: &[Vec<u8>], max_len: usi
     data.truncate(max_len);
 }
 
+const MAX_POOL: usize = 10_000;
+const MAX_SIGNATURES: usize = 100_000;
+const MAX_SAVED: usize = 500;
+
 fn mutate(name: &str, target: fn(&[u8]) -> Signature, o: MutateOptions) -> i32 {
     let dirs = if o.dirs.is_empty() {
         vec![fuzz_dir().join("corpus").join(name)]
@@ -404,6 +410,7 @@ fn mutate(name: &str, target: fn(&[u8]) -> Signature, o: MutateOptions) -> i32 {
     if pool.is_empty() {
         pool.push(Vec::new());
     }
+    pool.truncate(MAX_POOL / 2);
     let artifacts = fuzz_dir().join("artifacts").join(name);
     let mut rng = Rng(o.seed | 1);
     let mut seen = std::collections::BTreeSet::new();
@@ -414,12 +421,14 @@ fn mutate(name: &str, target: fn(&[u8]) -> Signature, o: MutateOptions) -> i32 {
     }
     let seeds = pool.len();
     let start = Instant::now();
-    let (mut execs, mut crashes, mut slow) = (0u64, 0u64, 0u64);
+    let (mut execs, mut crashes, mut slow, mut saved) = (0u64, 0u64, 0u64, 0usize);
+    let verbose = std::env::var_os("FUZZ_VERBOSE").is_some();
     let mut slowest = Duration::ZERO;
     let mut last_report = Instant::now();
     while start.elapsed() < o.duration {
         let mut data = pool[rng.below(pool.len())].clone();
-        for _ in 0..1 + rng.below(8) {
+        // Mostly one or two mutations, so that many inputs stay well-formed JSON.
+        for _ in 0..1 + (rng.next().trailing_zeros() as usize).min(7) {
             mutate_once(&mut rng, &mut data, &pool, o.max_len);
         }
         let t = Instant::now();
@@ -429,9 +438,20 @@ fn mutate(name: &str, target: fn(&[u8]) -> Signature, o: MutateOptions) -> i32 {
         slowest = slowest.max(took);
         match result {
             Ok(sig) => {
-                if seen.insert(sig.clone()) {
-                    pool.push(data.clone());
-                    if let Some(dir) = &o.save {
+                if seen.len() < MAX_SIGNATURES && seen.insert(sig.clone()) {
+                    if verbose {
+                        eprintln!("new signature: {sig}");
+                    }
+                    if pool.len() < MAX_POOL {
+                        pool.push(data.clone());
+                    } else {
+                        let i = seeds + rng.below(MAX_POOL - seeds);
+                        pool[i] = data.clone();
+                    }
+                    if let Some(dir) = &o.save
+                        && saved < MAX_SAVED
+                    {
+                        saved += 1;
                         save(dir, "sig-", &data);
                     }
                 }
