@@ -41,10 +41,11 @@
 //! (a) and (b) skip Pods that declare containers named `istio-init`/`istio-validation`
 //! (see `declares_reserved_init_names`); (b) skips outputs with a name in both containers
 //! and initContainers (`duplicate_names`) and inputs that already carry a
-//! `sidecar.istio.io/status` without having been injected; it masks the differences that
-//! known engine bugs cause (`mask_known_bugs`). Each known bug has a `bug_*` test at the
-//! end of this file, which fails until the bug is fixed; `PROPTEST_STRICT=1` turns the
-//! masking off.
+//! `sidecar.istio.io/status` without having been injected.
+//!
+//! The engine bugs these properties found are reduced to one input each at the end of this
+//! file (`reinjection_*`, `decision_ignores_order_of_prometheus_spellings`); all were fixed
+//! in src/ (7650d0a, 3a1267b) and stay as regression tests.
 //! (d) `no_panic_*`: no input makes the engine panic: random Pods with random JSON spliced
 //!     in anywhere, arbitrary bytes and arbitrary JSON as the `validate` payload, and
 //!     byte-level mutations of real payloads.
@@ -99,7 +100,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
         // Short binary fractions: serde_json (without `float_roundtrip`) may parse long
-        // decimals 1 ULP off; see bug_float_in_app_container_changes_on_grpc_reinjection.
+        // decimals 1 ULP off; see grpc_reinjection_keeps_floats_exact.
         any::<i32>().prop_map(|i| Value::from(f64::from(i) / 64.0)),
         ".{0,12}".prop_map(Value::from),
         select(
@@ -979,94 +980,6 @@ fn duplicate_names(pod: &Value) -> bool {
     unique.len() != all.len()
 }
 
-/// Engine bugs these properties found, each demonstrated by a `bug_*` test at the end of
-/// this file. When a case would hit one, the difference it causes is masked in both Pods
-/// before comparing them (so the property keeps checking everything else), unless
-/// `PROPTEST_STRICT=1`. Remove an entry once its bug is fixed.
-fn mask_known_bugs(case: &Case, pods: [&mut Value; 2]) {
-    if std::env::var_os("PROPTEST_STRICT").is_some() {
-        return;
-    }
-    let annotation = |k: &str| case.pod["metadata"]["annotations"][k].as_str();
-    // bug_reinjection_reorders_cluster_env: compare the proxy env as a set.
-    let g = &case.settings.values.global;
-    let cluster_env = !g.multi_cluster.cluster_name.is_empty()
-        || !g.network.is_empty()
-        || case.pod["metadata"]["labels"]
-            .get("topology.istio.io/network")
-            .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty());
-    // bug_native_reinjection_drops_user_proxy_ports_from_pod_ports: drop ISTIO_META_POD_PORTS.
-    let native = match annotation("sidecar.istio.io/nativeSidecar") {
-        Some(v) if !v.is_empty() => v != "false",
-        _ => case.settings.native_sidecars,
-    };
-    let user_proxy_ports = case.pod["spec"]["containers"].as_array().is_some_and(|l| {
-        l.iter()
-            .any(|c| c["name"] == "istio-proxy" && c.get("ports").is_some())
-    });
-    // bug_tproxy_reinjection_resets_iptables_uid: blank the `-u` argument.
-    let tproxy = annotation("sidecar.istio.io/interceptionMode") == Some("TPROXY")
-        || annotation("proxy.istio.io/config").is_some_and(|c| c.contains("TPROXY"));
-    let user_proxy_uid = ["containers", "initContainers"].iter().any(|f| {
-        case.pod["spec"][*f].as_array().is_some_and(|l| {
-            l.iter().any(|c| {
-                c["name"] == "istio-proxy" && c["securityContext"]["runAsUser"].is_number()
-            })
-        })
-    });
-    // bug_reinjection_adds_self_referencing_prober: drop ISTIO_KUBE_APP_PROBERS.
-    let custom_status_port = annotation("status.sidecar.istio.io/port").is_some();
-    // bug_reinjection_drops_empty_lists_of_user_containers: drop empty lists of the
-    // containers the templates define (listed in the status annotation).
-    for pod in pods {
-        let status: Value = pod["metadata"]["annotations"]["sidecar.istio.io/status"]
-            .as_str()
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or(Value::Null);
-        for field in ["containers", "initContainers"] {
-            let Some(list) = pod["spec"].get_mut(field).and_then(Value::as_array_mut) else {
-                continue;
-            };
-            for c in list.iter_mut() {
-                let templated = ["containers", "initContainers"].iter().any(|f| {
-                    status[*f]
-                        .as_array()
-                        .is_some_and(|names| names.contains(&c["name"]))
-                });
-                if templated && let Some(obj) = c.as_object_mut() {
-                    obj.retain(|_, v| !v.as_array().is_some_and(Vec::is_empty));
-                }
-                if tproxy
-                    && user_proxy_uid
-                    && (c["name"] == "istio-init" || c["name"] == "istio-validation")
-                    && let Some(args) = c.get_mut("args").and_then(Value::as_array_mut)
-                    && let Some(i) = args.iter().position(|a| a == "-u")
-                    && i + 1 < args.len()
-                {
-                    args[i + 1] = json!("masked");
-                }
-                if c["name"] != "istio-proxy" {
-                    continue;
-                }
-                let Some(env) = c.get_mut("env").and_then(Value::as_array_mut) else {
-                    continue;
-                };
-                if native && user_proxy_ports {
-                    env.retain(|e| e["name"] != "ISTIO_META_POD_PORTS");
-                }
-                if custom_status_port {
-                    env.retain(|e| e["name"] != "ISTIO_KUBE_APP_PROBERS");
-                }
-                if cluster_env {
-                    // The order is what differs; compare the proxy env as a set.
-                    env.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-                }
-            }
-        }
-    }
-}
-
 fn diff(a: &Value, b: &Value) -> String {
     serde_json::to_string(&json_patch::diff(a, b)).unwrap_or_default()
 }
@@ -1122,9 +1035,7 @@ proptest! {
                 second.reason,
                 second.message
             );
-            let mut again = second.mutated.unwrap();
-            let mut output = output;
-            mask_known_bugs(&case, [&mut output, &mut again]);
+            let again = second.mutated.unwrap();
             prop_assert!(
                 again == output,
                 "re-injection changed the Pod: {}\npod: {}\nsettings: {}\nnamespace labels: {:?}",
@@ -1273,8 +1184,8 @@ fn splice(root: &mut Value, mut selector: u64, value: Value) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Engine bugs found by the properties above, reduced to one input each. These fail until
-// the bug is fixed; then remove the matching entry of `mask_known_bugs`.
+// Engine bugs found by the properties above, reduced to one input each (all fixed in
+// 7650d0a unless noted; the comments describe the bug as it was).
 // ---------------------------------------------------------------------------------------
 
 fn webhook_settings(extra: Value) -> Settings {
@@ -1318,7 +1229,7 @@ fn assert_no_patch(first: &Value, second: &Value) {
 /// - with a user-declared istio-proxy env var `APP_A`: first `[..., TRUST_DOMAIN, APP_A,
 ///   ISTIO_META_CLUSTER_ID]`, then `APP_A` moves up among the template's env vars.
 #[test]
-fn bug_reinjection_reorders_cluster_env() {
+fn reinjection_keeps_cluster_env_order() {
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
         "spec": {"containers": [{"name": "app", "image": "app",
             "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}}}]}});
@@ -1336,7 +1247,7 @@ fn bug_reinjection_reorders_cluster_env() {
 /// user-declared istio-proxy, and with the proxyless gRPC templates (which define every
 /// app container) on the app containers (`command: []`, unknown fields).
 #[test]
-fn bug_reinjection_drops_empty_lists_of_user_containers() {
+fn reinjection_keeps_empty_lists_of_user_containers() {
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
         "spec": {"containers": [{"name": "app", "image": "app", "command": [], "x-unknown": []}]}});
     let settings = webhook_settings(json!({"defaultTemplates": ["grpc-agent"]}));
@@ -1368,7 +1279,7 @@ fn bug_reinjection_drops_empty_lists_of_user_containers() {
 /// containers and its ports drop out of `ISTIO_META_POD_PORTS`. (Istio's own code does the
 /// same; the spec's "re-injection is a no-op" is what fails.)
 #[test]
-fn bug_native_reinjection_drops_user_proxy_ports_from_pod_ports() {
+fn native_reinjection_keeps_user_proxy_ports_in_pod_ports() {
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
         "spec": {"containers": [{"name": "app", "image": "app"},
             {"name": "istio-proxy", "image": "auto", "ports": [{"containerPort": 9000, "protocol": "TCP"}]}]}});
@@ -1383,7 +1294,7 @@ fn bug_native_reinjection_drops_user_proxy_ports_from_pod_ports() {
 /// default float parser is not correctly rounded (`511855092.42505485` comes back as
 /// `511855092.4250549`). serde_json's `float_roundtrip` feature fixes it.
 #[test]
-fn bug_float_in_app_container_changes_on_grpc_reinjection() {
+fn grpc_reinjection_keeps_floats_exact() {
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
         "spec": {"containers": [{"name": "app", "image": "app", "x-ratio": {"r": 511855092.42505485f64}}]}});
     let settings = webhook_settings(json!({"defaultTemplates": ["grpc-agent"]}));
@@ -1432,7 +1343,7 @@ fn decision_ignores_order_of_prometheus_spellings() {
 /// function reads the user's proxy from the Pod, where it is now the injected one with
 /// `runAsUser: 0`, skips the uid, and the init container goes back to `-u 1337`.
 #[test]
-fn bug_tproxy_reinjection_resets_iptables_uid() {
+fn tproxy_reinjection_keeps_iptables_uid() {
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "p", "namespace": "shop",
                      "annotations": {"sidecar.istio.io/interceptionMode": "TPROXY"}},
@@ -1450,7 +1361,7 @@ fn bug_tproxy_reinjection_resets_iptables_uid() {
 /// (port 15999, `/app-health/app/readyz`) is taken for an app probe and added to
 /// `ISTIO_KUBE_APP_PROBERS`: the agent is told to probe itself, and the Pod is patched.
 #[test]
-fn bug_reinjection_adds_self_referencing_prober() {
+fn reinjection_adds_no_self_referencing_prober() {
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "p", "namespace": "shop",
                      "annotations": {"status.sidecar.istio.io/port": "15999"}},
