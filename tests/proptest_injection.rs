@@ -1370,3 +1370,67 @@ fn reinjection_adds_no_self_referencing_prober() {
     let (first, second) = inject_twice(pod, &webhook_settings(json!({})));
     assert_no_patch(&first, &second);
 }
+
+// ---------------------------------------------------------------------------------------
+// Found by `FUZZ_INVARIANTS=1` runs of the structured fuzz target (fuzz/); both need input
+// the API server would refuse later, but the policy's answer should still be sound. These
+// fail until fixed.
+// ---------------------------------------------------------------------------------------
+
+/// A `proxy.istio.io/overrides` annotation naming a container with a non-string name
+/// (`{"containers":[{"name":1}]}`) is reinserted into the template input by `strip`
+/// (src/inject.rs), and the proxyless gRPC template renders an entry for it, so the
+/// injected Pod gets a container `{"name": 1, ...}`; evaluating that Pod again rejects it
+/// (`spec.containers[1].name: must be a string`). Istio's `reinsertOverrides` fails to
+/// unmarshal such an annotation; the policy should reject (or ignore) it too.
+#[test]
+fn bug_forged_overrides_annotation_adds_container_with_non_string_name() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "shop",
+            "annotations": {"proxy.istio.io/overrides": "{\"containers\":[{\"name\":1}]}"}},
+        "spec": {"containers": [{"name": "app", "image": "app"}]}});
+    let settings = webhook_settings(json!({"defaultTemplates": ["grpc-simple"]}));
+    let v = engine::evaluate(common::pod_request(pod, "shop"), &settings, |_| {
+        Err("not used".to_string())
+    });
+    if let Some(injected) = v.mutated {
+        let names: Vec<&Value> = injected["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["name"])
+            .collect();
+        assert!(
+            names.iter().all(|n| n.is_string()),
+            "the injected Pod has a container without a string name: {names:?}"
+        );
+    }
+}
+
+/// With a proxyless gRPC template (which merges onto every app container), a port without
+/// `containerPort` (its merge key; `null` here, dropped by the first injection) is appended
+/// again by every re-injection: `[{}]` becomes `[{}, {}]`.
+#[test]
+fn bug_reinjection_duplicates_port_without_container_port() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
+        "spec": {"containers": [{"name": "app", "image": "app", "ports": [{"containerPort": null}]}]}});
+    let settings = webhook_settings(json!({"defaultTemplates": ["grpc-agent"]}));
+    let (first, second) = inject_twice(pod, &settings);
+    assert_no_patch(&first, &second);
+}
+
+/// Found by `reinjection_is_a_no_op` with 5,000 cases after 7650d0a: with native sidecars
+/// and the user's istio-proxy declared among the *init* containers with a port, the first
+/// injection lists no ports in `ISTIO_META_POD_PORTS` (`"[\n]"`: the template reads
+/// `spec.containers` only) and re-injection lists port 80 (the saved override is reinserted
+/// among the containers). Fails until fixed.
+#[test]
+fn bug_native_reinjection_adds_ports_of_user_init_proxy() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
+        "spec": {"containers": [{"name": "app", "image": "app"}],
+            "initContainers": [{"name": "istio-proxy", "image": "auto",
+                "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}});
+    let settings = webhook_settings(json!({"nativeSidecars": true}));
+    let (first, second) = inject_twice(pod, &settings);
+    assert_no_patch(&first, &second);
+}

@@ -73,6 +73,7 @@ pub fn structured_pod(data: &[u8]) -> Signature {
     };
     if std::env::var_os("FUZZ_INVARIANTS").is_some()
         && let Some(injected) = &verdict.mutated
+        && reinjection_applies(&input.pod, injected)
     {
         let again = structured::Structured {
             pod: injected.clone(),
@@ -82,10 +83,22 @@ pub fn structured_pod(data: &[u8]) -> Signature {
         };
         let (_, second) = common::validate(&again.payload(), &namespace);
         let second = second.expect("the injected Pod parses");
-        assert_eq!(second.outcome, Outcome::Injected, "{}", second.reason);
+        assert_eq!(
+            second.outcome,
+            Outcome::Injected,
+            "{}\ninput: {}\nsettings: {}\ninjected: {}",
+            second.reason,
+            input.pod,
+            input.settings,
+            injected
+        );
+        let again = second.mutated.unwrap_or_default();
         assert!(
-            second.mutated.as_ref() == Some(injected),
-            "re-injection changed the Pod"
+            &again == injected,
+            "re-injection changed the Pod at {}\ninput: {}\nsettings: {}",
+            first_difference("", injected, &again),
+            input.pod,
+            input.settings
         );
     }
     format!(
@@ -94,6 +107,60 @@ pub fn structured_pod(data: &[u8]) -> Signature {
         verdict.reason.code,
         shape(verdict.message.as_deref().unwrap_or(""))
     )
+}
+
+/// The first place two JSON values differ, as a path with both values.
+fn first_difference(path: &str, a: &Value, b: &Value) -> String {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in x {
+                match y.get(k) {
+                    Some(w) if w == v => {}
+                    Some(w) => return first_difference(&format!("{path}/{k}"), v, w),
+                    None => return format!("{path}/{k}: removed (was {v})"),
+                }
+            }
+            match y.keys().find(|k| !x.contains_key(*k)) {
+                Some(k) => format!("{path}/{k}: added {}", y[k]),
+                None => format!("{path}: ?"),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find(|(_, (v, w))| v != w)
+            .map(|(i, (v, w))| first_difference(&format!("{path}/{i}"), v, w))
+            .unwrap_or_default(),
+        _ => format!("{path}: {a} became {b}"),
+    }
+}
+
+/// The re-injection check skips what tests/proptest_injection.rs skips: a Pod that already
+/// carries `sidecar.istio.io/status` without having been injected, a Pod declaring
+/// `istio-init`/`istio-validation` itself, and an output with one name in both container
+/// lists (the API server refuses it, so it is never re-injected).
+fn reinjection_applies(input: &Value, injected: &Value) -> bool {
+    let names = |pod: &Value, field: &str| -> Vec<String> {
+        pod["spec"][field]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let forged_status = !input["metadata"]["annotations"]["sidecar.istio.io/status"].is_null();
+    let reserved = ["containers", "initContainers"].iter().any(|f| {
+        names(input, f)
+            .iter()
+            .any(|n| n == "istio-init" || n == "istio-validation")
+    });
+    let mut all = names(injected, "containers");
+    all.extend(names(injected, "initContainers"));
+    let unique: std::collections::BTreeSet<&String> = all.iter().collect();
+    !forged_status && !reserved && unique.len() == all.len()
 }
 
 // -----------------------------------------------------------------------------------------
