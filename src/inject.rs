@@ -283,7 +283,11 @@ fn strip(
             let Some(saved) = parsed.get(field).and_then(Value::as_array) else {
                 continue;
             };
-            for c in saved {
+            // A forged annotation may hold anything: only named containers count.
+            for c in saved
+                .iter()
+                .filter(|c| c.get("name").is_some_and(Value::is_string))
+            {
                 // With native sidecars Istio records a user's istio-proxy under
                 // initContainers even when the user declared it as a container (it was
                 // moved there); without restartPolicy it was a container, and it goes back

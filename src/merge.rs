@@ -2,6 +2,8 @@
 //! templates touch: maps merge recursively (the patch wins, `null` deletes), lists of named
 //! things merge by their merge key, every other list is replaced.
 
+use std::collections::{HashMap, VecDeque};
+
 use serde_json::{Map, Value};
 
 /// The merge key of a list field of a Pod, by field name (Kubernetes' `patchMergeKey`).
@@ -96,43 +98,41 @@ fn merge_lists(field: &str, target: &mut Vec<Value>, patch: Vec<Value>, order: O
         *target = patch;
         return;
     };
-    let original_keys: Vec<Option<Value>> = target.iter().map(|o| o.get(key).cloned()).collect();
-    let mut original: Vec<Option<Value>> = std::mem::take(target).into_iter().map(Some).collect();
     // The n-th patch item with a key pairs with the n-th original item with that key (a
     // template may repeat an env name; pairing by occurrence keeps re-injection stable).
-    let index_of = |id: Option<&Value>, occurrence: usize| -> Option<usize> {
-        id.and_then(|id| {
-            original_keys
-                .iter()
-                .enumerate()
-                .filter(|(_, k)| k.as_ref() == Some(id))
-                .nth(occurrence)
-                .map(|(i, _)| i)
-        })
-    };
+    // Keys are indexed by their JSON text: lists may be long in hostile Pods.
+    let mut positions: HashMap<String, VecDeque<usize>> = HashMap::new();
+    for (i, item) in target.iter().enumerate() {
+        if let Some(k) = item.get(key).filter(|k| !k.is_null()) {
+            positions.entry(k.to_string()).or_default().push_back(i);
+        }
+    }
+    let mut original: Vec<Option<Value>> = std::mem::take(target).into_iter().map(Some).collect();
 
     // Patch items in patch order, merged onto their original counterpart when there is one,
     // with that item's position.
     let mut patch_items: Vec<(Value, Option<usize>)> = Vec::with_capacity(patch.len());
-    let mut seen: Vec<&Value> = Vec::new();
-    let patch_keys: Vec<Option<Value>> = patch.iter().map(|p| p.get(key).cloned()).collect();
-    for (p, pk) in patch.into_iter().zip(&patch_keys) {
-        let occurrence = pk
-            .as_ref()
-            .map_or(0, |k| seen.iter().filter(|s| **s == k).count());
-        if let Some(k) = pk {
-            seen.push(k);
-        }
-        let oi = index_of(pk.as_ref(), occurrence);
-        if let Some(oi) = oi {
-            if let Some(mut existing) = original[oi].take() {
+    for p in patch {
+        let Some(k) = p.get(key).filter(|k| !k.is_null()) else {
+            // No merge key (the API server would have refused such an item): added once,
+            // and not again when an equal item is already there.
+            let p = strip_nulls(p);
+            if !original.iter().flatten().any(|o| *o == p)
+                && !patch_items.iter().any(|(i, _)| *i == p)
+            {
+                patch_items.push((p, None));
+            }
+            continue;
+        };
+        let oi = positions
+            .get_mut(&k.to_string())
+            .and_then(VecDeque::pop_front);
+        match oi.and_then(|oi| original[oi].take().map(|e| (oi, e))) {
+            Some((oi, mut existing)) => {
                 merge_item(field, &mut existing, p, order);
                 patch_items.push((existing, Some(oi)));
-            } else if let Some((merged, _)) = patch_items.iter_mut().find(|(_, i)| *i == Some(oi)) {
-                merge_item(field, merged, p, order);
             }
-        } else {
-            patch_items.push((strip_nulls(p), None));
+            None => patch_items.push((strip_nulls(p), None)),
         }
     }
 
