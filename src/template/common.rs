@@ -307,6 +307,77 @@ pub(super) fn canonical_revision<'a>(input: &TemplateInput<'a>) -> &'a str {
         .unwrap_or("latest")
 }
 
+/// The proxy's readiness probe on the agent, with the `readiness.status.sidecar.istio.io/*`
+/// annotations over the values.
+pub(super) fn readiness_probe(input: &TemplateInput) -> Value {
+    let proxy = &input.settings.values.global.proxy;
+    probe(
+        annotation_number(
+            input,
+            ann::READINESS_INITIAL_DELAY,
+            proxy.readiness_initial_delay_seconds,
+        ),
+        annotation_number(input, ann::READINESS_PERIOD, proxy.readiness_period_seconds),
+        annotation_number(
+            input,
+            ann::READINESS_FAILURE_THRESHOLD,
+            proxy.readiness_failure_threshold,
+        ),
+    )
+}
+
+/// The metadata of the gateway and proxyless templates: the canonical labels (untruncated,
+/// unlike the sidecar template's), `istio.io/rev` and the default-container annotations.
+pub(super) fn canonical_metadata(
+    input: &TemplateInput,
+    app_containers: &[&str],
+    mut annotations: Map<String, Value>,
+) -> Value {
+    revision_and_default_container(input, app_containers, &mut annotations);
+    json!({
+        "labels": {
+            "service.istio.io/canonical-name": canonical_name(input),
+            "service.istio.io/canonical-revision": canonical_revision(input),
+        },
+        "annotations": annotations,
+    })
+}
+
+/// The agent's volume mounts shared by the sidecar and gateway templates; the sidecar adds
+/// the CRL mount and the user's mounts.
+pub(super) fn proxy_volume_mounts(input: &TemplateInput, sidecar: bool) -> Vec<Value> {
+    let v = &input.settings.values.global;
+    let mut mounts = vec![
+        json!({"name": "workload-socket", "mountPath": "/var/run/secrets/workload-spiffe-uds"}),
+        json!({"name": "credential-socket", "mountPath": "/var/run/secrets/credential-uds"}),
+        workload_certs_mount(input),
+    ];
+    if v.pilot_cert_provider == "istiod" {
+        mounts.push(json!({"mountPath": "/var/run/secrets/istio", "name": "istiod-ca-cert"}));
+        if sidecar {
+            mounts.push(json!({"mountPath": "/var/run/secrets/istio/crl", "name": "istio-ca-crl"}));
+        }
+    }
+    mounts.push(json!({"mountPath": "/var/lib/istio/data", "name": "istio-data"}));
+    if input.annotation(ann::BOOTSTRAP_OVERRIDE).is_some() {
+        mounts.push(
+            json!({"mountPath": "/etc/istio/custom-bootstrap", "name": "custom-bootstrap-volume"}),
+        );
+    }
+    mounts.push(json!({"mountPath": "/etc/istio/proxy", "name": "istio-envoy"}));
+    mounts.push(json!({"mountPath": "/var/run/secrets/tokens", "name": "istio-token"}));
+    if v.mount_mtls_certs {
+        mounts.push(json!({"mountPath": "/etc/certs/", "name": "istio-certs", "readOnly": true}));
+    }
+    mounts.push(json!({"name": "istio-podinfo", "mountPath": "/etc/istio/pod"}));
+    if sidecar {
+        for (name, spec) in user_entries(input, ann::USER_VOLUME_MOUNT) {
+            mounts.push(named(name, spec));
+        }
+    }
+    mounts
+}
+
 /// `istio.io/rev` and the kubectl default-container annotations (only if absent).
 pub(super) fn revision_and_default_container(
     input: &TemplateInput,

@@ -5,7 +5,6 @@ use serde_json::{Map, Value, json};
 
 use super::TemplateInput;
 use super::common::*;
-use crate::annotations as ann;
 
 pub fn render(input: &TemplateInput) -> Value {
     let s = input.settings;
@@ -13,16 +12,7 @@ pub fn render(input: &TemplateInput) -> Value {
     let proxy = &v.proxy;
     let app_containers = app_containers(input);
 
-    let mut annotations = Map::new();
-    revision_and_default_container(input, &app_containers, &mut annotations);
-    let metadata = json!({
-        "labels": {
-            // No truncation here, unlike the sidecar template.
-            "service.istio.io/canonical-name": canonical_name(input),
-            "service.istio.io/canonical-revision": canonical_revision(input),
-        },
-        "annotations": annotations,
-    });
+    let metadata = canonical_metadata(input, &app_containers, Map::new());
 
     let mut c = Map::new();
     c.insert("name".into(), "istio-proxy".into());
@@ -51,7 +41,10 @@ pub fn render(input: &TemplateInput) -> Value {
             proxy.readiness_failure_threshold.into(),
         ),
     );
-    c.insert("volumeMounts".into(), Value::Array(volume_mounts(input)));
+    c.insert(
+        "volumeMounts".into(),
+        Value::Array(proxy_volume_mounts(input, false)),
+    );
 
     let pod_security_context = if is_set(&s.values.gateways.security_context) {
         s.values.gateways.security_context.clone()
@@ -86,31 +79,6 @@ fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
         env.push(json!({"name": k, "value": val}));
     }
     env
-}
-
-fn volume_mounts(input: &TemplateInput) -> Vec<Value> {
-    let v = &input.settings.values.global;
-    let mut mounts = vec![
-        json!({"name": "workload-socket", "mountPath": "/var/run/secrets/workload-spiffe-uds"}),
-        json!({"name": "credential-socket", "mountPath": "/var/run/secrets/credential-uds"}),
-        workload_certs_mount(input),
-    ];
-    if v.pilot_cert_provider == "istiod" {
-        mounts.push(json!({"mountPath": "/var/run/secrets/istio", "name": "istiod-ca-cert"}));
-    }
-    mounts.push(json!({"mountPath": "/var/lib/istio/data", "name": "istio-data"}));
-    if input.annotation(ann::BOOTSTRAP_OVERRIDE).is_some() {
-        mounts.push(
-            json!({"mountPath": "/etc/istio/custom-bootstrap", "name": "custom-bootstrap-volume"}),
-        );
-    }
-    mounts.push(json!({"mountPath": "/etc/istio/proxy", "name": "istio-envoy"}));
-    mounts.push(json!({"mountPath": "/var/run/secrets/tokens", "name": "istio-token"}));
-    if v.mount_mtls_certs {
-        mounts.push(json!({"mountPath": "/etc/certs/", "name": "istio-certs", "readOnly": true}));
-    }
-    mounts.push(json!({"name": "istio-podinfo", "mountPath": "/etc/istio/pod"}));
-    mounts
 }
 
 fn volumes(input: &TemplateInput) -> Vec<Value> {

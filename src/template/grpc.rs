@@ -69,19 +69,11 @@ pub fn render_simple(input: &TemplateInput) -> Value {
 pub fn render_agent(input: &TemplateInput) -> Value {
     let s = input.settings;
     let v = &s.values.global;
-    let proxy = &v.proxy;
     let app_containers = app_containers(input);
 
     let mut annotations = Map::new();
-    revision_and_default_container(input, &app_containers, &mut annotations);
     annotations.insert(ann::REWRITE_PROBERS.into(), "false".into());
-    let metadata = json!({
-        "labels": {
-            "service.istio.io/canonical-name": canonical_name(input),
-            "service.istio.io/canonical-revision": canonical_revision(input),
-        },
-        "annotations": annotations,
-    });
+    let metadata = canonical_metadata(input, &app_containers, annotations);
 
     let mut c = Map::new();
     c.insert("name".into(), "istio-proxy".into());
@@ -101,19 +93,7 @@ pub fn render_agent(input: &TemplateInput) -> Value {
     }
     // In Istio's template the status-port condition also encloses resources and mounts.
     if input.status_port() != "0" {
-        let mut readiness = probe(
-            annotation_number(
-                input,
-                ann::READINESS_INITIAL_DELAY,
-                proxy.readiness_initial_delay_seconds,
-            ),
-            annotation_number(input, ann::READINESS_PERIOD, proxy.readiness_period_seconds),
-            annotation_number(
-                input,
-                ann::READINESS_FAILURE_THRESHOLD,
-                proxy.readiness_failure_threshold,
-            ),
-        );
+        let mut readiness = readiness_probe(input);
         readiness["httpGet"]["port"] = json!(15020);
         c.insert("readinessProbe".into(), readiness);
         c.insert("resources".into(), resources(input));

@@ -376,29 +376,17 @@ fn proxy_container(
                 probe(0, 1, proxy.startup_probe.failure_threshold.into()),
             );
         }
-        c.insert(
-            "readinessProbe".into(),
-            probe(
-                annotation_number(
-                    input,
-                    ann::READINESS_INITIAL_DELAY,
-                    proxy.readiness_initial_delay_seconds,
-                ),
-                annotation_number(input, ann::READINESS_PERIOD, proxy.readiness_period_seconds),
-                annotation_number(
-                    input,
-                    ann::READINESS_FAILURE_THRESHOLD,
-                    proxy.readiness_failure_threshold,
-                ),
-            ),
-        );
+        c.insert("readinessProbe".into(), readiness_probe(input));
     }
     c.insert(
         "securityContext".into(),
         proxy_security_context(input, tproxy, cap_net_bind),
     );
     c.insert("resources".into(), resources(input));
-    c.insert("volumeMounts".into(), Value::Array(volume_mounts(input)));
+    c.insert(
+        "volumeMounts".into(),
+        Value::Array(proxy_volume_mounts(input, true)),
+    );
     Value::Object(c)
 }
 
@@ -506,35 +494,6 @@ fn proxy_security_context(input: &TemplateInput, tproxy: bool, cap_net_bind: boo
         sc.insert("seccompProfile".into(), proxy.seccomp_profile.clone());
     }
     Value::Object(sc)
-}
-
-fn volume_mounts(input: &TemplateInput) -> Vec<Value> {
-    let v = &input.settings.values.global;
-    let mut mounts = vec![
-        json!({"name": "workload-socket", "mountPath": "/var/run/secrets/workload-spiffe-uds"}),
-        json!({"name": "credential-socket", "mountPath": "/var/run/secrets/credential-uds"}),
-        workload_certs_mount(input),
-    ];
-    if v.pilot_cert_provider == "istiod" {
-        mounts.push(json!({"mountPath": "/var/run/secrets/istio", "name": "istiod-ca-cert"}));
-        mounts.push(json!({"mountPath": "/var/run/secrets/istio/crl", "name": "istio-ca-crl"}));
-    }
-    mounts.push(json!({"mountPath": "/var/lib/istio/data", "name": "istio-data"}));
-    if input.annotation(ann::BOOTSTRAP_OVERRIDE).is_some() {
-        mounts.push(
-            json!({"mountPath": "/etc/istio/custom-bootstrap", "name": "custom-bootstrap-volume"}),
-        );
-    }
-    mounts.push(json!({"mountPath": "/etc/istio/proxy", "name": "istio-envoy"}));
-    mounts.push(json!({"mountPath": "/var/run/secrets/tokens", "name": "istio-token"}));
-    if v.mount_mtls_certs {
-        mounts.push(json!({"mountPath": "/etc/certs/", "name": "istio-certs", "readOnly": true}));
-    }
-    mounts.push(json!({"name": "istio-podinfo", "mountPath": "/etc/istio/pod"}));
-    for (name, spec) in user_entries(input, ann::USER_VOLUME_MOUNT) {
-        mounts.push(named(name, spec));
-    }
-    mounts
 }
 
 fn volumes(input: &TemplateInput) -> Vec<Value> {
