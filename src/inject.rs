@@ -36,10 +36,7 @@ pub fn inject(
     )?;
     // The mesh-wide status port (Istio's meshConfig.defaultConfig.statusPort) drives the
     // Prometheus merge and probe rewriting; the pod annotation only the templates.
-    let mesh_status_port = ProxyConfig {
-        raw: settings.mesh_config.default_config.clone(),
-    }
-    .status_port();
+    let mesh_status_port = crate::proxy_config::status_port(&settings.mesh_config.default_config);
     let network = pod::metadata_map(&pod, "labels")
         .and_then(|l| l.get("topology.istio.io/network"))
         .and_then(Value::as_str)
@@ -829,21 +826,16 @@ fn reorder(pod: &mut Value, settings: &Settings, proxy_config: &ProxyConfig) {
 /// Istio's `modifyContainers` with MoveFirst/MoveLast: every container of that name is
 /// taken out and the last one re-inserted at the front or the back.
 fn move_named(list: &mut Vec<Value>, name: &str, last: bool) {
-    let mut found = None;
-    list.retain(|c| {
-        if pod::name_of(c) == name {
-            found = Some(c.clone());
-            false
-        } else {
-            true
-        }
-    });
-    if let Some(c) = found {
-        if last {
-            list.push(c);
-        } else {
-            list.insert(0, c);
-        }
+    // Moved, not copied: the proxy container is the largest thing in the Pod.
+    let Some(keep) = list.iter().rposition(|c| pod::name_of(c) == name) else {
+        return;
+    };
+    let c = list.remove(keep);
+    list.retain(|c| pod::name_of(c) != name);
+    if last {
+        list.push(c);
+    } else {
+        list.insert(0, c);
     }
 }
 

@@ -31,12 +31,7 @@ impl ProxyConfig {
     }
 
     pub fn status_port(&self) -> u16 {
-        self.raw
-            .get("statusPort")
-            .and_then(Value::as_u64)
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p != 0)
-            .unwrap_or(DEFAULT_STATUS_PORT)
+        status_port(&self.raw)
     }
 
     pub fn hold_application_until_proxy_starts(&self) -> bool {
@@ -187,6 +182,16 @@ fn is_default_or_zero(name: &str, v: &Value) -> bool {
         Value::Array(a) => a.is_empty(),
         Value::Object(m) => m.is_empty() && matches!(name, "proxyMetadata" | "runtimeValues"),
     }
+}
+
+/// A ProxyConfig's `statusPort`, or Istio's default when unset or zero.
+pub fn status_port(config: &Map<String, Value>) -> u16 {
+    config
+        .get("statusPort")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0)
+        .unwrap_or(DEFAULT_STATUS_PORT)
 }
 
 fn scalar_to_string(v: &Value) -> String {
