@@ -1,5 +1,6 @@
 //! Times the validate path natively (parse payload, evaluate, serialize the response) on a
-//! request file: `cargo run --release --example profile -- REQUEST.json [ITERATIONS]`.
+//! request file: `cargo run --release --example profile -- REQUEST.json [ITERATIONS]
+//! [--baseline | --validate]` (the baseline module's work; the wasm entry's `engine::validate`).
 
 use std::time::Instant;
 
@@ -30,6 +31,21 @@ fn main() {
         }
         println!(
             "baseline {:.1} µs",
+            t.elapsed().as_secs_f64() / n as f64 * 1e6
+        );
+        return;
+    }
+    if args.get(2).map(String::as_str) == Some("--validate") {
+        // What the wasm entry does: engine::validate with the settings cache.
+        let mut cache = engine::SettingsCache::default();
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(engine::validate(payload.as_bytes(), &mut cache, |_| {
+                Err("no".into())
+            }));
+        }
+        println!(
+            "validate {:.1} µs",
             t.elapsed().as_secs_f64() / n as f64 * 1e6
         );
         return;

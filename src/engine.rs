@@ -6,10 +6,13 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::decision::{self, NamespaceFacts, Outcome, PodFacts, Reason};
 use crate::inject;
 use crate::pod;
+use crate::pod_text;
+use crate::response;
 use crate::settings::{NamespaceSelection, Settings};
 
 /// The fields of a Kubernetes AdmissionRequest the policy reads.
@@ -194,6 +197,14 @@ pub fn evaluate(
 
 /// Parses the `validate` payload `{"request": ..., "settings": ...}`.
 pub fn parse_payload(payload: &[u8]) -> Result<(AdmissionRequest, Settings), String> {
+    parse_payload_with(payload, Settings::from_value)
+}
+
+/// Parses the payload; `settings` turns the settings JSON into what the caller needs.
+fn parse_payload_with<S>(
+    payload: &[u8],
+    settings: impl FnOnce(&Value) -> Result<S, String>,
+) -> Result<(AdmissionRequest, S), String> {
     #[derive(Deserialize)]
     struct Payload {
         #[serde(default)]
@@ -206,7 +217,170 @@ pub fn parse_payload(payload: &[u8]) -> Result<(AdmissionRequest, Settings), Str
     let request = p
         .request
         .ok_or_else(|| "malformed validate request: no \"request\"".to_string())?;
-    let settings =
-        Settings::from_value(&p.settings).map_err(|e| format!("invalid settings: {e}"))?;
+    let settings = settings(&p.settings).map_err(|e| format!("invalid settings: {e}"))?;
     Ok((request, settings))
+}
+
+/// Settings parsed once per distinct settings text: Kubewarden sends the policy's settings
+/// with every request, unchanged for the policy's lifetime.
+#[derive(Default)]
+pub struct SettingsCache {
+    text: Option<String>,
+    settings: Settings,
+    fills: u64,
+}
+
+impl SettingsCache {
+    /// How many times the cache was filled (a caller that allocates per call can tell
+    /// whether the cache was filled during one, and [`refresh`](Self::refresh) it after).
+    pub fn fills(&self) -> u64 {
+        self.fills
+    }
+
+    /// Parses the cached text again into freshly allocated settings.
+    pub fn refresh(&mut self) {
+        if let Some(text) = self.text.take() {
+            let text = text.as_str().to_owned();
+            let settings = serde_json::from_str::<Value>(&text)
+                .map_err(|e| e.to_string())
+                .and_then(|v| Settings::from_value(&v));
+            if let Ok(settings) = settings {
+                self.settings = settings;
+                self.text = Some(text);
+            }
+        }
+    }
+
+    /// The settings for this raw text (`None` or `null` for the defaults).
+    pub fn get(&mut self, raw: Option<&RawValue>) -> Result<&Settings, String> {
+        let text = raw.map_or("null", RawValue::get);
+        if self.text.as_deref() != Some(text) {
+            let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            self.settings = Settings::from_value(&value)?;
+            self.text = Some(text.to_string());
+            self.fills += 1;
+        }
+        Ok(&self.settings)
+    }
+}
+
+/// The `validate` payload with the Pod and the settings left as text. The types are named
+/// as `parse_payload`'s, for the same error messages.
+mod text {
+    use super::*;
+
+    #[derive(Deserialize)]
+    pub struct Payload<'a> {
+        #[serde(default, borrow)]
+        pub request: Option<AdmissionRequest<'a>>,
+        #[serde(default, borrow)]
+        pub settings: Option<&'a RawValue>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase", default)]
+    pub struct AdmissionRequest<'a> {
+        pub uid: String,
+        pub kind: GroupVersionKind,
+        pub operation: String,
+        pub namespace: String,
+        pub name: String,
+        #[serde(borrow)]
+        pub object: Option<&'a RawValue>,
+    }
+
+    impl AdmissionRequest<'_> {
+        pub fn with_object(&self, object: Value) -> super::AdmissionRequest {
+            super::AdmissionRequest {
+                uid: self.uid.clone(),
+                kind: GroupVersionKind {
+                    group: self.kind.group.clone(),
+                    version: self.kind.version.clone(),
+                    kind: self.kind.kind.clone(),
+                },
+                operation: self.operation.clone(),
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                object,
+            }
+        }
+    }
+}
+
+/// The whole `validate` call: payload bytes in, Kubewarden `ValidationResponse` JSON out.
+/// The Pod is split ([`pod_text::split`]) so that what injection never reads is copied
+/// through as text; the answer is the same as `parse_payload` + `evaluate` + serializing.
+pub fn validate(
+    payload: &[u8],
+    settings: &mut SettingsCache,
+    lookup_namespace: impl FnOnce(&str) -> Result<Value, String>,
+) -> Vec<u8> {
+    let parsed: text::Payload = match serde_json::from_slice(payload) {
+        Ok(p) => p,
+        // The raw scan words some errors differently: the whole parse reports them.
+        Err(_) => {
+            return match parse_payload(payload) {
+                Ok((request, settings)) => reference(request, &settings, lookup_namespace),
+                Err(message) => response::malformed(&message),
+            };
+        }
+    };
+    let Some(request) = parsed.request else {
+        return response::malformed("malformed validate request: no \"request\"");
+    };
+    let settings = match settings.get(parsed.settings) {
+        Ok(s) => s,
+        Err(e) => return response::malformed(&format!("invalid settings: {e}")),
+    };
+    let object = request.object.filter(|_| {
+        request.kind.kind == "Pod" && request.kind.group.is_empty() && request.operation == "CREATE"
+    });
+    let (pod, rest) = match object.map(|o| pod_text::split(o, settings)) {
+        None => (Value::Null, pod_text::Rest::default()),
+        Some(Some(split)) => split,
+        // Not splittable (custom templates, deep nesting, or text the raw scan accepts but a
+        // Value does not, such as a lone surrogate escape): the whole parse answers, errors
+        // reported with their position in the payload.
+        Some(None) => return reference_from(payload, settings, lookup_namespace),
+    };
+    // The lookup may be needed twice (see `Lost` below); the host is asked once.
+    let mut lookup = Some(lookup_namespace);
+    let mut answer = None;
+    let mut cached_lookup = |name: &str| {
+        if let Some(f) = lookup.take() {
+            answer = Some(f(name));
+        }
+        answer.clone().unwrap_or_else(|| Err("no namespace".into()))
+    };
+    let verdict = evaluate(request.with_object(pod), settings, &mut cached_lookup);
+    let mut out = Vec::with_capacity(payload.len() * 2);
+    match response::write(&mut out, &verdict, &rest) {
+        Ok(()) => out,
+        // Something kept as text had no place in the result: answer from a whole parse.
+        Err(pod_text::Lost) => reference_from(payload, settings, cached_lookup),
+    }
+}
+
+/// `validate` without the text split: `parse_payload` + `evaluate`, settings from the cache.
+fn reference_from(
+    payload: &[u8],
+    settings: &Settings,
+    lookup_namespace: impl FnOnce(&str) -> Result<Value, String>,
+) -> Vec<u8> {
+    match parse_payload_with(payload, |_| Ok(())) {
+        Ok((request, ())) => reference(request, settings, lookup_namespace),
+        Err(message) => response::malformed(&message),
+    }
+}
+
+fn reference(
+    request: AdmissionRequest,
+    settings: &Settings,
+    lookup_namespace: impl FnOnce(&str) -> Result<Value, String>,
+) -> Vec<u8> {
+    let verdict = evaluate(request, settings, lookup_namespace);
+    let mut out = Vec::new();
+    // Cannot lose anything: there is no text to place.
+    let _ = response::write(&mut out, &verdict, &pod_text::Rest::default());
+    out
 }

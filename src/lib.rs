@@ -3,6 +3,9 @@
 //! the only host call, the Namespace lookup, is made here and handed to the engine.
 
 pub mod annotations;
+// The wasm module's allocator; its logic is plain, so its tests run natively.
+#[cfg(any(target_arch = "wasm32", test))]
+mod call_arena;
 pub mod decision;
 pub mod engine;
 pub mod go_json;
@@ -10,10 +13,12 @@ pub mod inject;
 pub mod json_text;
 pub mod merge;
 pub mod pod;
+pub mod pod_text;
 pub mod probes;
 pub mod prometheus;
 pub mod proxy_config;
 pub mod quantity;
+pub mod response;
 pub mod selector;
 pub mod settings;
 pub mod template;
@@ -25,10 +30,11 @@ mod entry {
 
     extern crate kubewarden_policy_sdk as kubewarden;
     use kubewarden::host_capabilities::kubernetes::{GetResourceRequest, get_resource};
-    use kubewarden::response::ValidationResponse;
+    use kubewarden::protocol_version_guest;
     use kubewarden::settings::SettingsValidationResponse;
-    use kubewarden::{protocol_version_guest, reject_request};
+    use std::cell::RefCell;
 
+    use crate::call_arena::CallArena;
     use crate::engine;
     use crate::settings::Settings;
 
@@ -39,21 +45,25 @@ mod entry {
         register_function("protocol_version", protocol_version_guest);
     }
 
+    #[global_allocator]
+    static ALLOCATOR: CallArena = CallArena::new();
+
+    thread_local! {
+        /// The policy's settings, parsed on the first request (they never change).
+        static SETTINGS: RefCell<engine::SettingsCache> = RefCell::default();
+    }
+
     fn validate(payload: &[u8]) -> CallResult {
-        let (request, settings) = match engine::parse_payload(payload) {
-            Ok(parsed) => parsed,
-            Err(message) => return reject_request(Some(message), Some(400), None, None),
-        };
-        let verdict = engine::evaluate(request, &settings, lookup_namespace);
-        let response = ValidationResponse {
-            accepted: verdict.accepted(),
-            message: verdict.message.clone(),
-            code: None,
-            audit_annotations: Some(verdict.audit_annotations().into_iter().collect()),
-            warnings: (!verdict.warnings.is_empty()).then(|| verdict.warnings.clone()),
-            mutated_object: verdict.mutated,
-        };
-        Ok(serde_json::to_vec(&response)?)
+        Ok(SETTINGS.with_borrow_mut(|cache| {
+            let fills = cache.fills();
+            let response = ALLOCATOR.run(|| engine::validate(payload, cache, lookup_namespace));
+            if cache.fills() != fills {
+                // Filled inside the call's arena, which the next call reuses: parse the
+                // settings again into memory that lasts.
+                cache.refresh();
+            }
+            response
+        }))
     }
 
     fn lookup_namespace(name: &str) -> Result<serde_json::Value, String> {

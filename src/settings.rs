@@ -359,16 +359,10 @@ impl Settings {
         if trimmed || bytes == b"null" {
             return Ok(Settings::default());
         }
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let settings: Settings = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." {
-                format!("settings: {}", e.inner())
-            } else {
-                format!("{path}: {}", e.inner())
-            }
-        })?;
-        Ok(settings)
+        // Through a Value: one deserializer for Settings in the module, not one per input
+        // type (the wasm module's size budget), and settings are parsed once per policy.
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("settings: {e}"))?;
+        Settings::from_value(&value)
     }
 
     /// Parses settings from an already-parsed JSON value (the `settings` of a request).

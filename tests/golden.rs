@@ -26,7 +26,34 @@ fn cases() -> Vec<PathBuf> {
     dirs
 }
 
-fn inject(pod: &Value, settings: &Settings, ns_labels: &Value) -> engine::Verdict {
+/// Evaluates the Pod with parsed settings, and checks that the wasm entry's path
+/// (`engine::validate` on the payload, with the settings as JSON) answers the same Pod.
+fn inject(pod: &Value, settings_json: &Value, ns_labels: &Value) -> engine::Verdict {
+    let settings = Settings::from_value(settings_json).expect("settings");
+    let verdict = evaluate(pod, &settings, ns_labels);
+    let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+    let payload = json!({
+        "request": {"uid": "golden", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "operation": "CREATE", "namespace": namespace, "object": pod},
+        "settings": settings_json,
+    });
+    let ns = json!({"metadata": {"name": namespace, "labels": ns_labels}});
+    let response = engine::validate(
+        payload.to_string().as_bytes(),
+        &mut engine::SettingsCache::default(),
+        |_| Ok(ns),
+    );
+    let response: Value = serde_json::from_slice(&response).expect("response JSON");
+    assert_eq!(
+        response["mutated_object"],
+        verdict.mutated.clone().unwrap_or(Value::Null),
+        "engine::validate and evaluate disagree on {}",
+        pod["metadata"]["name"]
+    );
+    verdict
+}
+
+fn evaluate(pod: &Value, settings: &Settings, ns_labels: &Value) -> engine::Verdict {
     let namespace = pod["metadata"]["namespace"]
         .as_str()
         .unwrap_or("default")
@@ -58,7 +85,7 @@ fn golden_pods() {
         settings
             .validate()
             .unwrap_or_else(|e| panic!("{name}: settings: {e}"));
-        let verdict = inject(&case["pod"], &settings, &case["namespaceLabels"]);
+        let verdict = inject(&case["pod"], &case["settings"], &case["namespaceLabels"]);
         assert_eq!(
             verdict.outcome,
             Outcome::Injected,
@@ -85,7 +112,7 @@ fn golden_pods() {
             }
         }
 
-        let again = inject(&injected, &settings, &case["namespaceLabels"]);
+        let again = inject(&injected, &case["settings"], &case["namespaceLabels"]);
         assert_eq!(again.outcome, Outcome::Injected, "{name}: re-injection");
         if again.mutated.as_ref() != Some(&injected) {
             failures.push(format!(

@@ -91,6 +91,23 @@ pub fn pod_request(pod: Value, namespace: &str) -> AdmissionRequest {
 /// host's answer), and serialize the ValidationResponse. Returns the response bytes and the
 /// verdict (None when the payload was rejected before evaluation).
 pub fn validate(payload: &[u8], namespace_json: &[u8]) -> (Vec<u8>, Option<Verdict>) {
+    let (reference, verdict) = validate_reference(payload, namespace_json);
+    // The wasm entry point answers with `engine::validate`, which keeps the Pod's untouched
+    // fields as text; it must answer exactly as the reference path does.
+    let fast = engine::validate(payload, &mut engine::SettingsCache::default(), |_| {
+        serde_json::from_slice::<Value>(namespace_json).map_err(|e| e.to_string())
+    });
+    let parse = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).expect("response is JSON");
+    assert_eq!(
+        parse(&fast),
+        parse(&reference),
+        "engine::validate differs from parse_payload + evaluate"
+    );
+    (fast, verdict)
+}
+
+/// The reference path: `parse_payload` + `evaluate` + the SDK's response serialized.
+pub fn validate_reference(payload: &[u8], namespace_json: &[u8]) -> (Vec<u8>, Option<Verdict>) {
     let (request, settings) = match engine::parse_payload(payload) {
         Ok(parsed) => parsed,
         Err(message) => {
