@@ -27,7 +27,8 @@ pub struct CallArena {
     wanted: Cell<usize>,
 }
 
-// WebAssembly modules here are single-threaded; the cells are never shared across threads.
+// Only for single-threaded programs (the WebAssembly module, the profiling example): the
+// cells are never shared across threads there.
 unsafe impl Sync for CallArena {}
 
 impl CallArena {

@@ -286,7 +286,7 @@ mod text {
         pub namespace: String,
         pub name: String,
         #[serde(borrow)]
-        pub object: Option<&'a RawValue>,
+        pub object: Option<pod_text::PodParts<'a>>,
     }
 
     impl AdmissionRequest<'_> {
@@ -325,22 +325,23 @@ pub fn validate(
             };
         }
     };
-    let Some(request) = parsed.request else {
+    let Some(mut request) = parsed.request else {
         return response::malformed("malformed validate request: no \"request\"");
     };
     let settings = match settings.get(parsed.settings) {
         Ok(s) => s,
         Err(e) => return response::malformed(&format!("invalid settings: {e}")),
     };
-    let object = request.object.filter(|_| {
-        request.kind.kind == "Pod" && request.kind.group.is_empty() && request.operation == "CREATE"
-    });
-    let (pod, rest) = match object.map(|o| pod_text::split(o, settings)) {
+    let is_pod_create = request.kind.kind == "Pod"
+        && request.kind.group.is_empty()
+        && request.operation == "CREATE";
+    let object = request.object.take().filter(|_| is_pod_create);
+    let (pod, rest) = match object.map(|o| o.assemble(settings)) {
         None => (Value::Null, pod_text::Rest::default()),
         Some(Some(split)) => split,
-        // Not splittable (custom templates, deep nesting, or text the raw scan accepts but a
-        // Value does not, such as a lone surrogate escape): the whole parse answers, errors
-        // reported with their position in the payload.
+        // Not splittable (custom templates, or text a Value could not hold such as a lone
+        // surrogate escape or deep nesting): the whole parse answers, errors reported with
+        // their position in the payload.
         Some(None) => return reference_from(payload, settings, lookup_namespace),
     };
     // The lookup may be needed twice (see `Lost` below); the host is asked once.

@@ -3,9 +3,7 @@
 //! the only host call, the Namespace lookup, is made here and handed to the engine.
 
 pub mod annotations;
-// The wasm module's allocator; its logic is plain, so its tests run natively.
-#[cfg(any(target_arch = "wasm32", test))]
-mod call_arena;
+pub mod call_arena;
 pub mod decision;
 pub mod engine;
 pub mod go_json;

@@ -14,12 +14,54 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::annotations as ann;
 use crate::settings::Settings;
+
+/// Visitor methods for every JSON value but objects (and arrays, when the visitor reads
+/// them itself): the value whole, as serde_json's own Value would read it.
+macro_rules! scalars_whole {
+    ($wrap:expr) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($wrap(Value::Null))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($wrap(Value::Null))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok($wrap(Value::Bool(v)))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok($wrap(Value::from(v)))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok($wrap(Value::from(v)))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok($wrap(Value::from(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok($wrap(Value::String(v.to_string())))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok($wrap(Value::String(v)))
+        }
+    };
+}
+
+/// `scalars_whole!` plus arrays, whole.
+macro_rules! whole_otherwise {
+    ($wrap:expr) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Value::deserialize(SeqAccessDeserializer::new(seq)).map($wrap)
+        }
+        scalars_whole!($wrap);
+    };
+}
 
 /// Fields the engine reads or writes, by object. Everything else in these objects is
 /// passed through as text.
@@ -87,71 +129,99 @@ impl Rest<'_> {
     }
 }
 
-/// Nesting beyond this (within the Pod) is left to the whole parse, which has serde_json's
-/// recursion limit: text copied through must not be deeper than the host can read back.
+/// Nesting beyond this (within a field kept as text) is left to the whole parse, which has
+/// serde_json's recursion limit: text copied through must not be deeper than the host can
+/// read back.
 const MAX_DEPTH: usize = 100;
 
-/// Parses the Pod text into the engine's Value (only the fields it reads) and the rest.
-/// None when splitting is not safe: the caller then parses the whole payload as before.
-pub fn split<'a>(object: &'a RawValue, settings: &Settings) -> Option<(Value, Rest<'a>)> {
-    if !settings.templates.is_empty() || deeper_than(object.get(), MAX_DEPTH) {
-        // Custom templates may write any field of the Pod.
-        return None;
-    }
-    try_split(object, settings)
+/// The Pod as read in one pass over the payload: what the engine reads parsed, the rest
+/// borrowed as text. [`PodParts::assemble`] turns it into the engine's Value and the rest.
+#[derive(Debug)]
+pub struct PodParts<'a> {
+    /// The top level when it is not an object.
+    whole: Option<Value>,
+    top: Map<String, Value>,
+    top_text: Fields<'a>,
+    metadata: Option<Part<'a>>,
+    spec: Option<Spec<'a>>,
 }
 
-/// Whether JSON text nests arrays and objects deeper than `limit`.
-fn deeper_than(text: &str, limit: usize) -> bool {
-    let bytes = text.as_bytes();
-    let (mut depth, mut i) = (0usize, 0);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-            }
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        i += 1;
-    }
-    false
+/// An object split into parsed fields and text, or any other JSON value, whole.
+#[derive(Debug)]
+enum Part<'a> {
+    Split(Map<String, Value>, Fields<'a>),
+    Whole(Value),
 }
 
-fn try_split<'a>(object: &'a RawValue, settings: &Settings) -> Option<(Value, Rest<'a>)> {
-    let top = fields(object)?;
-    let mut rest = Rest::default();
-    let mut pod = Map::new();
-    let mut spec_raw = None;
-    for (key, raw) in top {
-        match key.as_ref() {
-            "metadata" => {
-                let (metadata, metadata_rest) = split_fields(raw, METADATA_FIELDS)?;
-                pod.insert("metadata".into(), Value::Object(metadata));
-                rest.metadata = metadata_rest;
-            }
-            "spec" => spec_raw = Some(raw),
-            "apiVersion" | "kind" => {
-                pod.insert(key.into_owned(), serde_json::from_str(raw.get()).ok()?);
-            }
-            _ => rest.top.push((key, raw)),
+#[derive(Debug)]
+enum Spec<'a> {
+    Split {
+        fields: Map<String, Value>,
+        text: Fields<'a>,
+        /// `containers` and `initContainers`, when they are lists.
+        lists: Vec<(&'static str, Vec<Part<'a>>)>,
+    },
+    Whole(Value),
+}
+
+impl<'a> PodParts<'a> {
+    /// The engine's Pod and the text to splice back. None when the split must not be used
+    /// (custom templates, text a Value could not hold): the caller parses the whole payload.
+    pub fn assemble(self, settings: &Settings) -> Option<(Value, Rest<'a>)> {
+        if let Some(whole) = self.whole {
+            return Some((whole, Rest::default()));
         }
+        if !settings.templates.is_empty() {
+            // Custom templates may write any field of the Pod.
+            return None;
+        }
+        let mut rest = Rest::default();
+        let mut pod = self.top;
+        if !texts_ok(&self.top_text) {
+            return None;
+        }
+        rest.top = self.top_text;
+        match self.metadata {
+            Some(Part::Split(fields, text)) => {
+                if !texts_ok(&text) {
+                    return None;
+                }
+                pod.insert("metadata".into(), Value::Object(fields));
+                rest.metadata = text;
+            }
+            Some(Part::Whole(v)) => {
+                pod.insert("metadata".into(), v);
+            }
+            None => {}
+        }
+        match self.spec {
+            Some(Spec::Split {
+                mut fields,
+                text,
+                lists,
+            }) => {
+                if !texts_ok(&text) {
+                    return None;
+                }
+                rest.spec = text;
+                let split_apps = containers_may_split(&pod, settings);
+                let names = app_container_names(&lists);
+                for (key, items) in lists {
+                    let mut list = Vec::with_capacity(items.len());
+                    for item in items {
+                        list.push(container(item, split_apps, &names, &mut rest.containers)?);
+                    }
+                    fields.insert(key.to_string(), Value::Array(list));
+                }
+                pod.insert("spec".into(), Value::Object(fields));
+            }
+            Some(Spec::Whole(v)) => {
+                pod.insert("spec".into(), v);
+            }
+            None => {}
+        }
+        Some((Value::Object(pod), rest))
     }
-    if let Some(raw) = spec_raw {
-        let split_apps = containers_may_split(&pod, settings);
-        let spec = split_spec(raw, split_apps, &mut rest)?;
-        pod.insert("spec".into(), Value::Object(spec));
-    }
-    Some((Value::Object(pod), rest))
 }
 
 /// Application containers are split only when the selected templates leave them alone and
@@ -179,79 +249,61 @@ fn containers_may_split(pod: &Map<String, Value>, settings: &Settings) -> bool {
     }
 }
 
-fn split_spec<'a>(
-    raw: &'a RawValue,
-    split_apps: bool,
-    rest: &mut Rest<'a>,
-) -> Option<Map<String, Value>> {
-    let mut spec = Map::new();
-    let mut names: Vec<String> = Vec::new();
-    for (key, raw) in fields(raw)? {
-        let key = key.as_ref();
-        if split_apps
-            && matches!(key, "containers" | "initContainers")
-            && let Ok(RawArray(items)) = serde_json::from_str(raw.get())
-        {
-            let mut list = Vec::with_capacity(items.len());
-            for item in items {
-                list.push(split_container(item, &mut names, &mut rest.containers)?);
-            }
-            spec.insert(key.to_string(), Value::Array(list));
-            continue;
-        }
-        if SPEC_FIELDS.contains(&key) {
-            spec.insert(key.to_string(), serde_json::from_str(raw.get()).ok()?);
-        } else {
-            rest.spec.push((Cow::Owned(key.to_string()), raw));
-        }
-    }
-    Some(spec)
+/// Names of split containers that appear once across both lists; the others stay whole.
+fn app_container_names(lists: &[(&'static str, Vec<Part<'_>>)]) -> Vec<String> {
+    let all: Vec<&str> = lists
+        .iter()
+        .flat_map(|(_, items)| items)
+        .filter_map(|item| match item {
+            Part::Split(fields, _) => fields.get("name").and_then(Value::as_str),
+            Part::Whole(_) => None,
+        })
+        .collect();
+    all.iter()
+        .filter(|n| all.iter().filter(|m| m == n).count() == 1)
+        .map(|n| n.to_string())
+        .collect()
 }
 
-/// One item of a container list. Containers the templates define, and containers whose
-/// text fields do not have the shape the Pod check expects, are parsed whole. None (no
-/// split at all) for an unnamed container or a name seen before.
-fn split_container<'a>(
-    raw: &'a RawValue,
-    names: &mut Vec<String>,
+/// One container: its text kept aside when it may be, else parsed whole.
+fn container<'a>(
+    item: Part<'a>,
+    split_apps: bool,
+    unique_names: &[String],
     rest: &mut Vec<(String, Fields<'a>)>,
 ) -> Option<Value> {
-    let whole = || serde_json::from_str::<Value>(raw.get()).ok();
-    let Some(pairs) = fields(raw) else {
-        return whole();
+    let (mut fields, text) = match item {
+        Part::Whole(v) => return Some(v),
+        Part::Split(fields, text) => (fields, text),
     };
-    let name: String = match pairs.iter().rev().find(|(k, _)| k == "name") {
-        Some((_, n)) => serde_json::from_str(n.get()).ok()?,
-        None => return None,
-    };
-    if names.contains(&name) {
-        return None;
+    if text.is_empty() {
+        return Some(Value::Object(fields));
     }
-    names.push(name.clone());
-    if TEMPLATE_CONTAINERS.contains(&name.as_str()) || !checked_shapes_hold(&pairs) {
-        return whole();
-    }
-    let mut map = Map::new();
-    let mut text = Fields::new();
-    for (key, raw) in pairs {
-        if CONTAINER_FIELDS.contains(&key.as_ref()) {
-            map.insert(key.into_owned(), serde_json::from_str(raw.get()).ok()?);
-        } else {
-            text.push((key, raw));
+    let name = fields.get("name").and_then(Value::as_str).unwrap_or("");
+    let keep_text = split_apps
+        && !TEMPLATE_CONTAINERS.contains(&name)
+        && unique_names.iter().any(|n| n == name)
+        && checked_shapes_hold(&text);
+    if keep_text {
+        if !texts_ok(&text) {
+            return None;
+        }
+        rest.push((name.to_string(), text));
+    } else {
+        for (key, raw) in text {
+            fields.insert(key.into_owned(), serde_json::from_str(raw.get()).ok()?);
         }
     }
-    if !text.is_empty() {
-        rest.push((name, text));
-    }
-    Some(Value::Object(map))
+    Some(Value::Object(fields))
 }
 
-fn checked_shapes_hold(pairs: &Fields<'_>) -> bool {
-    pairs.iter().all(|(key, raw)| {
+/// The Pod check's container field shapes hold for these text fields.
+fn checked_shapes_hold(text: &Fields<'_>) -> bool {
+    text.iter().all(|(key, raw)| {
         let Some(&(_, open)) = CHECKED_CONTAINER_FIELDS.iter().find(|(f, _)| f == key) else {
             return true;
         };
-        let text = raw.get().trim_start();
+        let text = raw.get();
         if text == "null" {
             return true;
         }
@@ -263,70 +315,200 @@ fn checked_shapes_hold(pairs: &Fields<'_>) -> bool {
     })
 }
 
-/// Splits one object: fields in `visible` parsed into a map, the others kept as text.
-fn split_fields<'a>(
-    raw: &'a RawValue,
-    visible: &[&str],
-) -> Option<(Map<String, Value>, Fields<'a>)> {
-    let mut map = Map::new();
-    let mut rest = Fields::new();
-    for (key, raw) in fields(raw)? {
-        if visible.contains(&key.as_ref()) {
-            map.insert(key.into_owned(), serde_json::from_str(raw.get()).ok()?);
-        } else {
-            rest.push((key, raw));
-        }
-    }
-    Some((map, rest))
+fn texts_ok(fields: &Fields<'_>) -> bool {
+    fields.iter().all(|(_, raw)| text_ok(raw.get()))
 }
 
-/// The fields of a JSON object as (unescaped key, raw value), the last of duplicate keys
-/// winning as in serde_json's maps. None when `raw` is not an object.
-fn fields(raw: &RawValue) -> Option<Fields<'_>> {
-    let RawObject(mut pairs) = serde_json::from_str(raw.get()).ok()?;
-    dedup_last_wins(&mut pairs);
-    Some(pairs)
-}
-
-fn dedup_last_wins(pairs: &mut Fields<'_>) {
-    let has_duplicates = pairs
-        .iter()
-        .enumerate()
-        .any(|(i, (k, _))| pairs[..i].iter().any(|(p, _)| p == k));
-    if has_duplicates {
-        let mut seen: Vec<Cow<'_, str>> = Vec::new();
-        let mut kept = Fields::new();
-        for (k, v) in pairs.drain(..).rev() {
-            if !seen.contains(&k) {
-                seen.push(k.clone());
-                kept.push((k, v));
+/// Whether text can be copied through as the whole parse would have read it: nesting within
+/// [`MAX_DEPTH`], no `\u` escape of a surrogate (a Value cannot hold a lone one) and no
+/// number with an exponent (a Value cannot hold `1e400`). The raw scan checks neither;
+/// anything doubtful goes to the whole parse, which decides.
+fn text_ok(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    if bytes[i] == b'\\' {
+                        if bytes.get(i + 1) == Some(&b'u')
+                            && matches!(bytes.get(i + 2), Some(b'd' | b'D'))
+                            && matches!(
+                                bytes.get(i + 3),
+                                Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+                            )
+                        {
+                            return false;
+                        }
+                        i += 1;
+                    }
+                    i += 1;
+                }
             }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'e' | b'E' if i > 0 && matches!(bytes[i - 1], b'0'..=b'9' | b'.') => return false,
+            _ => {}
         }
-        kept.reverse();
-        *pairs = kept;
+        i += 1;
     }
+    true
 }
 
-/// A JSON object read as its fields, values left as text.
-struct RawObject<'a>(Fields<'a>);
+// ---------------------------------------------------------------------------------------
+// One-pass deserialization
+// ---------------------------------------------------------------------------------------
 
-impl<'de> Deserialize<'de> for RawObject<'de> {
+// For any `'a` the input outlives, so that a borrowing struct can hold `PodParts<'a>`.
+impl<'de: 'a, 'a> Deserialize<'de> for PodParts<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = RawObject<'de>;
+            type Value = PodParts<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
+                f.write_str("any value")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut pairs = Fields::new();
-                while let Some(Key(k)) = map.next_key()? {
-                    pairs.push((k, map.next_value()?));
+                let mut pod = PodParts {
+                    whole: None,
+                    top: Map::new(),
+                    top_text: Fields::new(),
+                    metadata: None,
+                    spec: None,
+                };
+                while let Some(Key(key)) = map.next_key()? {
+                    match key.as_ref() {
+                        "metadata" => {
+                            pod.metadata = Some(map.next_value_seed(PartSeed(METADATA_FIELDS))?)
+                        }
+                        "spec" => pod.spec = Some(map.next_value::<Spec>()?),
+                        "apiVersion" | "kind" => {
+                            pod.top.insert(key.into_owned(), map.next_value()?);
+                        }
+                        _ => pod.top_text.push((key, map.next_value()?)),
+                    }
                 }
-                Ok(RawObject(pairs))
+                Ok(pod)
             }
+            whole_otherwise!(|v| PodParts {
+                whole: Some(v),
+                top: Map::new(),
+                top_text: Fields::new(),
+                metadata: None,
+                spec: None,
+            });
         }
-        d.deserialize_map(V)
+        d.deserialize_any(V)
+    }
+}
+
+/// Reads an object into the fields named (parsed) and the others (text).
+struct PartSeed(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for PartSeed {
+    type Value = Part<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct V(&'static [&'static str]);
+        impl<'de> Visitor<'de> for V {
+            type Value = Part<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Map::new();
+                let mut text = Fields::new();
+                while let Some(Key(key)) = map.next_key()? {
+                    if self.0.contains(&key.as_ref()) {
+                        fields.insert(key.into_owned(), map.next_value()?);
+                    } else {
+                        text.push((key, map.next_value()?));
+                    }
+                }
+                Ok(Part::Split(fields, text))
+            }
+            whole_otherwise!(Part::Whole);
+        }
+        d.deserialize_any(V(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Spec<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Spec<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Map::new();
+                let mut text = Fields::new();
+                let mut lists: Vec<(&'static str, Vec<Part<'de>>)> = Vec::new();
+                while let Some(Key(key)) = map.next_key()? {
+                    let list_key = match key.as_ref() {
+                        "containers" => Some("containers"),
+                        "initContainers" => Some("initContainers"),
+                        _ => None,
+                    };
+                    if let Some(list_key) = list_key {
+                        lists.retain(|(k, _)| *k != list_key);
+                        fields.remove(list_key);
+                        match map.next_value::<ContainerList>()? {
+                            ContainerList::Items(items) => lists.push((list_key, items)),
+                            ContainerList::Whole(v) => {
+                                fields.insert(list_key.to_string(), v);
+                            }
+                        }
+                    } else if SPEC_FIELDS.contains(&key.as_ref()) {
+                        fields.insert(key.into_owned(), map.next_value()?);
+                    } else {
+                        text.push((key, map.next_value()?));
+                    }
+                }
+                Ok(Spec::Split {
+                    fields,
+                    text,
+                    lists,
+                })
+            }
+            whole_otherwise!(Spec::Whole);
+        }
+        d.deserialize_any(V)
+    }
+}
+
+enum ContainerList<'a> {
+    Items(Vec<Part<'a>>),
+    Whole(Value),
+}
+
+impl<'de> Deserialize<'de> for ContainerList<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ContainerList<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element_seed(PartSeed(CONTAINER_FIELDS))? {
+                    items.push(item);
+                }
+                Ok(ContainerList::Items(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Value::deserialize(MapAccessDeserializer::new(map)).map(ContainerList::Whole)
+            }
+            scalars_whole!(ContainerList::Whole);
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -527,36 +709,225 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
 }
 
 /// A JSON string: quotes, backslashes and control characters escaped, the rest copied in
-/// runs.
+/// runs. Eight bytes at a time are checked at once: most strings need no escape at all.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8)
+            && !needs_escape(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])))
+        {
+            i += 8;
             continue;
         }
-        out.extend_from_slice(&bytes[start..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 0xf) as usize],
-            ]),
+        let end = (i + 8).min(bytes.len());
+        while i < end {
+            if let Some(escape) = escape(bytes[i]) {
+                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(escape);
+                start = i + 1;
+            }
+            i += 1;
         }
-        start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any of eight bytes is a quote, a backslash or below 0x20 (exact: the borrow of
+/// the subtraction cannot set a high bit on its own, see "hasless" in Bit Twiddling Hacks).
+fn needs_escape(chunk: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_space = chunk.wrapping_sub(ONES * 0x20) & !chunk & HIGH;
+    below_space
+        | zero_byte(chunk ^ (ONES * u64::from(b'"')))
+        | zero_byte(chunk ^ (ONES * u64::from(b'\\')))
+        != 0
+}
+
+/// The escape of one byte, as serde_json writes it, or None to copy it.
+fn escape(b: u8) -> Option<&'static [u8]> {
+    match b {
+        b'"' => Some(b"\\\""),
+        b'\\' => Some(b"\\\\"),
+        b'\n' => Some(b"\\n"),
+        b'\r' => Some(b"\\r"),
+        b'\t' => Some(b"\\t"),
+        0x08 => Some(b"\\b"),
+        0x0c => Some(b"\\f"),
+        0..0x20 => Some(&UNICODE_ESCAPES[b as usize]),
+        _ => None,
+    }
+}
+
+/// `\u00XX` for every control character.
+static UNICODE_ESCAPES: [[u8; 6]; 32] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 6]; 32];
+    let mut b = 0;
+    while b < 32 {
+        table[b] = [b'\\', b'u', b'0', b'0', HEX[b >> 4], HEX[b & 0xf]];
+        b += 1;
+    }
+    table
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let mut samples: Vec<String> = vec![
+            String::new(),
+            "plain".into(),
+            "exactly8".into(),
+            "sixteen bytes ok".into(),
+            "quote \" and backslash \\ at odd places\"".into(),
+            "ünïcødé ✓ and 🚀 mixed with \n\t\r\u{8}\u{c}".into(),
+        ];
+        for b in 0u8..0x20 {
+            for pad in 0..10 {
+                samples.push(format!(
+                    "{}{}{}",
+                    "x".repeat(pad),
+                    b as char,
+                    "y".repeat(9 - pad)
+                ));
+            }
+        }
+        for s in samples {
+            let mut out = Vec::new();
+            write_str(&mut out, &s);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&s).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn values_are_written_as_serde_json_writes_them() {
+        let v = json!({"a": [1, -2, 3.5, 1e-7, true, false, null, "s"], "b": {"c": {}, "d": []}});
+        let mut out = Vec::new();
+        write_value(&mut out, &v);
+        assert_eq!(out, serde_json::to_vec(&v).unwrap());
+    }
+
+    fn parts(pod: &Value) -> PodParts<'static> {
+        let text: &'static str = Box::leak(pod.to_string().into_boxed_str());
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn round_trip(pod: &Value, settings: &Settings) -> (Value, Value) {
+        let (engine_pod, rest) = parts(pod).assemble(settings).expect("splittable");
+        let mut out = Vec::new();
+        write_pod(&mut out, &engine_pod, &rest).expect("nothing lost");
+        (engine_pod, serde_json::from_slice(&out).unwrap())
+    }
+
+    fn app_pod() -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"app": "a"}, "managedFields": [{"manager": "m"}],
+                         "uid": "u"},
+            "spec": {
+                "tolerations": [{"key": "k"}], "nodeSelector": {"n": "1"},
+                "containers": [{"name": "app", "image": "i", "env": [{"name": "E", "value": "1"}],
+                                "ports": [{"containerPort": 80}], "resources": {},
+                                "command": ["run"]}],
+                "initContainers": [{"name": "setup", "args": ["x"]}]
+            },
+            "status": {}
+        })
+    }
+
+    #[test]
+    fn the_engine_sees_only_what_it_reads_and_the_rest_comes_back_verbatim() {
+        let pod = app_pod();
+        let (engine_pod, written) = round_trip(&pod, &Settings::default());
+        assert_eq!(written, pod);
+        // What injection never reads is not parsed.
+        assert!(engine_pod["metadata"].get("managedFields").is_none());
+        assert!(engine_pod["spec"].get("tolerations").is_none());
+        assert!(engine_pod.get("status").is_none());
+        let app = &engine_pod["spec"]["containers"][0];
+        assert_eq!(app["ports"], json!([{"containerPort": 80}]));
+        assert!(app.get("env").is_none() && app.get("command").is_none());
+    }
+
+    #[test]
+    fn containers_stay_whole_when_the_templates_or_a_previous_injection_may_touch_them() {
+        let whole_app = |pod: &Value, settings: &Settings| {
+            let (engine_pod, written) = round_trip(pod, settings);
+            assert_eq!(&written, pod);
+            engine_pod["spec"]["containers"][0].get("env").is_some()
+        };
+        let settings = Settings::default();
+        assert!(!whole_app(&app_pod(), &settings));
+        let mut grpc = app_pod();
+        grpc["metadata"]["annotations"] = json!({"inject.istio.io/templates": "grpc-agent"});
+        assert!(
+            whole_app(&grpc, &settings),
+            "grpc templates add env to every container"
+        );
+        let mut reinjected = app_pod();
+        reinjected["metadata"]["annotations"] = json!({"sidecar.istio.io/status": "{}"});
+        assert!(whole_app(&reinjected, &settings));
+        let mut proxy = app_pod();
+        proxy["spec"]["containers"][0]["name"] = json!("istio-proxy");
+        assert!(
+            whole_app(&proxy, &settings),
+            "the template merges istio-proxy"
+        );
+        let mut twice = app_pod();
+        twice["spec"]["initContainers"][0]["name"] = json!("app");
+        assert!(whole_app(&twice, &settings), "duplicate names");
+        let mut bad_env = app_pod();
+        bad_env["spec"]["containers"][0]["env"] = json!([1]);
+        assert!(
+            whole_app(&bad_env, &settings),
+            "the Pod check must see a malformed env"
+        );
+    }
+
+    #[test]
+    fn text_a_value_could_not_hold_and_custom_templates_decline_the_split() {
+        let settings = Settings::default();
+        for raw in [
+            r#"{"status": {"x": "\ud800"}}"#,
+            r#"{"status": {"n": 1e400}}"#,
+            &format!(r#"{{"status": {}{}}}"#, "[".repeat(101), "]".repeat(101)),
+        ] {
+            let parts: PodParts = serde_json::from_str(raw).unwrap();
+            assert!(parts.assemble(&settings).is_none(), "{raw}");
+        }
+        let mut custom = Settings::default();
+        custom.templates.insert("mine".into(), json!({}));
+        assert!(parts(&app_pod()).assemble(&custom).is_none());
+        // Not an object: whole, and the engine's shape check reports it.
+        let (whole, rest) = parts(&json!([1])).assemble(&settings).unwrap();
+        assert_eq!(whole, json!([1]));
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn text_with_no_place_in_the_result_is_reported_lost() {
+        let (mut engine_pod, rest) = parts(&app_pod()).assemble(&Settings::default()).unwrap();
+        engine_pod["spec"]["containers"] = json!([]);
+        let mut out = Vec::new();
+        assert_eq!(write_pod(&mut out, &engine_pod, &rest), Err(Lost));
+        let (mut engine_pod, rest) = parts(&app_pod()).assemble(&Settings::default()).unwrap();
+        engine_pod["metadata"]["managedFields"] = json!([]);
+        assert_eq!(
+            write_pod(&mut out, &engine_pod, &rest),
+            Err(Lost),
+            "duplicate key"
+        );
+    }
 }
