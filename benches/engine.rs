@@ -8,7 +8,9 @@
 //! - `decide_only/<pod>`: the same Pod with `sidecar.istio.io/inject: "false"`: shape
 //!   check, namespace selection and `injectRequired`, no rendering.
 //! - `validate/<pod>`: what the wasm `validate` entry does from the raw payload bytes:
-//!   `parse_payload` + `evaluate` + serializing the ValidationResponse.
+//!   `engine::validate` (the Pod split into parsed fields and text, evaluate, the response
+//!   written), settings cached across calls as the module caches them. Natively the system
+//!   allocator is used; the module uses its per-call arena (`call_arena`).
 //! - `baseline/<pod>`: parse the same payload and answer with the Pod unchanged.
 //!
 //! `cargo bench --bench engine` (or `-- --quick` for a fast run, `-- validate` to filter).
@@ -81,8 +83,15 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("validate");
     for ex in &examples {
         group.throughput(Throughput::Bytes(ex.payload.len() as u64));
+        let mut cache = engine::SettingsCache::default();
         group.bench_function(BenchmarkId::from_parameter(ex.name), |b| {
-            b.iter(|| black_box(common::validate(black_box(&ex.payload), namespace_bytes).0))
+            b.iter(|| {
+                black_box(common::validate_entry(
+                    black_box(&ex.payload),
+                    namespace_bytes,
+                    &mut cache,
+                ))
+            })
         });
     }
     group.finish();

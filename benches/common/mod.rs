@@ -106,6 +106,18 @@ pub fn validate(payload: &[u8], namespace_json: &[u8]) -> (Vec<u8>, Option<Verdi
     (fast, verdict)
 }
 
+/// What the wasm `validate` entry runs: `engine::validate`, the settings cache kept across
+/// calls as the module keeps it.
+pub fn validate_entry(
+    payload: &[u8],
+    namespace_json: &[u8],
+    cache: &mut engine::SettingsCache,
+) -> Vec<u8> {
+    engine::validate(payload, cache, |_| {
+        serde_json::from_slice::<Value>(namespace_json).map_err(|e| e.to_string())
+    })
+}
+
 /// The reference path: `parse_payload` + `evaluate` + the SDK's response serialized.
 pub fn validate_reference(payload: &[u8], namespace_json: &[u8]) -> (Vec<u8>, Option<Verdict>) {
     let (request, settings) = match engine::parse_payload(payload) {
