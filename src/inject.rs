@@ -10,7 +10,7 @@ use crate::probes;
 use crate::prometheus;
 use crate::proxy_config::ProxyConfig;
 use crate::settings::Settings;
-use crate::template::{self, TemplateInput};
+use crate::template::{self, TemplateInput, env_var, object};
 
 const PROXY: &str = "istio-proxy";
 const INIT: &str = "istio-init";
@@ -77,15 +77,14 @@ pub fn inject(
         None => user_proxy_last(&pod),
     };
     let rendered: Vec<Value> = {
-        let input = TemplateInput {
-            pod: stripped.as_ref().unwrap_or(&pod),
+        let input = TemplateInput::new(
+            stripped.as_ref().unwrap_or(&pod),
             settings,
-            proxy_config: &proxy_config,
-            deploy: &deploy,
-            native_sidecar: native_for_template,
-            proxy_uid,
-            proxy_gid,
-        };
+            &proxy_config,
+            &deploy,
+            native_for_template,
+            (proxy_uid, proxy_gid),
+        );
         templates
             .iter()
             .map(|name| template::render(name, &input))
@@ -94,7 +93,7 @@ pub fn inject(
     drop(stripped);
 
     // What the templates inject, by name (Istio's template Pod, as far as it is read).
-    let mut template_pod = json!({});
+    let mut template_pod = Value::Object(Map::new());
     for r in &rendered {
         merge(&mut template_pod, names_of(r));
     }
@@ -102,13 +101,12 @@ pub fn inject(
     let originals = OriginalContainers::capture(&pod, &template_pod);
 
     // Merge each template onto the Pod, in order.
-    let mut so_far = json!({});
+    // Whether a template so far injects istio-proxy as an init container (merging names
+    // only adds, so this is Istio's check on the template Pod merged so far).
+    let mut proxy_in_init = false;
     for r in rendered {
-        merge(&mut so_far, names_of(&r));
-        if native_for_move
-            && has_container(&so_far, "initContainers", PROXY)
-            && has_container(&pod, "containers", PROXY)
-        {
+        proxy_in_init = proxy_in_init || has_container(&r, "initContainers", PROXY);
+        if native_for_move && proxy_in_init && has_container(&pod, "containers", PROXY) {
             move_container_to_init(&mut pod, PROXY);
         }
         if previous_status.is_some() {
@@ -163,12 +161,12 @@ fn names_of(rendered: &Value) -> Value {
         {
             let names = items
                 .iter()
-                .map(|i| json!({"name": i.get("name").cloned().unwrap_or(Value::Null)}))
+                .map(|i| object([("name", i.get("name").cloned().unwrap_or(Value::Null))]))
                 .collect();
             spec.insert(field.to_string(), Value::Array(names));
         }
     }
-    json!({ "spec": spec })
+    object([("spec", Value::Object(spec))])
 }
 
 fn annotation<'a>(pod: &'a Value, key: &str) -> Option<&'a str> {
@@ -471,8 +469,9 @@ fn reapply_user_containers(
             } else {
                 other(field)
             };
-            merge_onto_pod(pod, json!({"spec": {target_field: [overlay.clone()]}}));
             overlays.push(crate::go_json::container(&overlay));
+            let spec = object([(target_field, Value::Array(vec![overlay]))]);
+            merge_onto_pod(pod, object([("spec", spec)]));
         }
         if !overlays.is_empty() {
             applied.push((field, crate::json_text::array(overlays)));
@@ -640,8 +639,8 @@ fn post_process(
                     .iter_mut()
                     .find(|e| e.get("name").and_then(Value::as_str) == Some(k))
                 {
-                    Some(e) => *e = json!({"name": k, "value": v}),
-                    None => env.push(json!({"name": k, "value": v})),
+                    Some(e) => *e = env_var(k, *v),
+                    None => env.push(env_var(k, *v)),
                 }
             }
         } else {
@@ -651,7 +650,7 @@ fn post_process(
                     .any(|(k, _)| e.get("name").and_then(Value::as_str) == Some(k))
             });
             for (k, v) in &cluster_envs {
-                env.push(json!({"name": k, "value": v}));
+                env.push(env_var(k, *v));
             }
         }
     }
@@ -670,17 +669,17 @@ fn post_process(
     {
         list.push(env);
     }
-    let proxy_env_snapshot: Vec<Value> = ["containers", "initContainers"]
+    let secure_port = ["containers", "initContainers"]
         .iter()
         .flat_map(|f| pod::containers(pod, f))
         .find(|c| pod::name_of(c) == PROXY)
         .and_then(|c| c.get("env"))
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        .and_then(|env| prometheus::secure_port(env))
+        .map(str::to_string);
     prometheus::apply_secure_port(
         pod::metadata_map_mut(pod, "annotations"),
-        &proxy_env_snapshot,
+        secure_port.as_deref(),
     );
 
     // Probe rewriting.
@@ -736,11 +735,11 @@ fn merge_or_append_probers(env: &mut Vec<Value>, previously_injected: bool, new:
             serde_json::from_str(&new).ok();
         if let (Some(old), Some(mut merged)) = (old, fresh) {
             merged.extend(old);
-            *existing = json!({"name": probes::ENV, "value": probes::probers_text(&merged)});
+            *existing = env_var(probes::ENV, probes::probers_text(&merged));
         }
         return;
     }
-    env.push(json!({"name": probes::ENV, "value": new}));
+    env.push(env_var(probes::ENV, new));
 }
 
 fn proxy_env_mut(pod: &mut Value) -> Option<&mut Vec<Value>> {

@@ -197,18 +197,23 @@ fn parse_targets(raw: &str) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
-/// Istio's `applySecurePrometheusAnnotation`: advertise the proxy's secure merged-metrics
-/// port unless the user already set the annotation.
-pub fn apply_secure_port(annotations: &mut Map<String, Value>, proxy_env: &[Value]) {
-    if annotations.keys().any(|k| is(k, SECURE_PORT)) {
-        return;
-    }
-    let port = proxy_env.iter().find_map(|e| {
+/// The proxy's secure merged-metrics port (`ENVOY_SECURE_MERGED_METRICS_PORT`), if set and
+/// not 0.
+pub fn secure_port(proxy_env: &[Value]) -> Option<&str> {
+    proxy_env.iter().find_map(|e| {
         (e.get("name").and_then(Value::as_str) == Some("ENVOY_SECURE_MERGED_METRICS_PORT"))
             .then(|| e.get("value").and_then(Value::as_str))
             .flatten()
             .filter(|v| !v.is_empty() && *v != "0")
-    });
+    })
+}
+
+/// Istio's `applySecurePrometheusAnnotation`: advertise the proxy's secure merged-metrics
+/// port (see `secure_port`) unless the user already set the annotation.
+pub fn apply_secure_port(annotations: &mut Map<String, Value>, port: Option<&str>) {
+    if annotations.keys().any(|k| is(k, SECURE_PORT)) {
+        return;
+    }
     if let Some(port) = port {
         annotations.insert("prometheus.istio.io/secure-port".into(), port.into());
     }
