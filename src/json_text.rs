@@ -19,19 +19,39 @@ impl Object {
 
     /// Adds a field whose value is already JSON text.
     pub fn raw(mut self, key: &str, json: &str) -> Self {
-        if self.text.len() > 1 {
-            self.text.push(',');
-        }
-        push_string(&mut self.text, key);
-        self.text.push(':');
+        self.key(key);
         self.text.push_str(json);
         self
     }
 
     /// Adds a field with a JSON value (nested maps in serde_json's sorted order).
-    pub fn value(self, key: &str, value: &Value) -> Self {
-        let json = value.to_string();
-        self.raw(key, &json)
+    pub fn value(mut self, key: &str, value: &Value) -> Self {
+        self.key(key);
+        push_value(&mut self.text, value);
+        self
+    }
+
+    /// Adds a string field.
+    pub fn string(mut self, key: &str, value: &str) -> Self {
+        self.key(key);
+        push_string(&mut self.text, value);
+        self
+    }
+
+    /// Adds an integer field.
+    pub fn number(mut self, key: &str, value: i64) -> Self {
+        use std::fmt::Write;
+        self.key(key);
+        let _ = write!(self.text, "{value}");
+        self
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.text.len() > 1 {
+            self.text.push(',');
+        }
+        push_string(&mut self.text, key);
+        self.text.push(':');
     }
 
     pub fn finish(mut self) -> String {
@@ -78,7 +98,44 @@ pub fn array(items: impl IntoIterator<Item = String>) -> String {
     out
 }
 
-fn push_string(out: &mut String, s: &str) {
+/// Writes a value exactly as serde_json's compact serializer does (maps in their sorted
+/// order), straight into `out`.
+fn push_value(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        // A Number displays exactly as serde_json serializes it.
+        Value::Number(n) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{n}");
+        }
+        Value::String(s) => push_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_value(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_string(out, k);
+                out.push(':');
+                push_value(out, v);
+            }
+            out.push('}');
+        }
+    }
+}
+
+pub fn push_string(out: &mut String, s: &str) {
     if s.bytes()
         .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
     {
@@ -87,7 +144,7 @@ fn push_string(out: &mut String, s: &str) {
         out.push('"');
     } else {
         // serde_json's escaping of a string never fails.
-        out.push_str(&Value::String(s.to_string()).to_string());
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
     }
 }
 
@@ -111,5 +168,15 @@ mod tests {
             serde_json::from_str::<Value>(&text).unwrap(),
             json!({"q\"\u{1}é": "x"})
         );
+        let v =
+            json!({"n": -1, "f": 0.5, "b": false, "z": null, "s": "a\"b", "l": [1, {"k": "v"}]});
+        let text = ordered(&v, &[], &|_, _| None);
+        assert_eq!(
+            text,
+            r#"{"b":false,"f":0.5,"l":[1,{"k":"v"}],"n":-1,"s":"a\"b"}"#
+        );
+        // Strings are escaped exactly as serde_json escapes them.
+        let text = Object::new().string("s", "\u{7f}\n\u{1}é").finish();
+        assert_eq!(text, json!({"s": "\u{7f}\n\u{1}é"}).to_string());
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::annotations::{REWRITE_PROBERS, STATUS_PORT, parse_go_bool};
 use crate::json_text::{Object, ordered};
 use crate::pod;
+use crate::template::object;
 
 const PROXY: &str = "istio-proxy";
 pub const ENV: &str = "ISTIO_KUBE_APP_PROBERS";
@@ -23,18 +24,23 @@ pub fn enabled(annotations: Option<&Map<String, Value>>, setting: bool) -> bool 
         .unwrap_or(setting)
 }
 
-/// The five agent URLs of a container (`status.FormatProberURL`).
-fn urls(container: &str) -> [(&'static str, String); 5] {
-    [
-        ("readinessProbe", format!("/app-health/{container}/readyz")),
-        ("livenessProbe", format!("/app-health/{container}/livez")),
-        ("startupProbe", format!("/app-health/{container}/startupz")),
-        ("preStop", format!("/app-lifecycle/{container}/prestopz")),
-        (
-            "postStart",
-            format!("/app-lifecycle/{container}/poststartz"),
-        ),
-    ]
+/// The handlers the agent takes over: field, whether it is a probe (else a lifecycle hook),
+/// and the agent URL around the container name (`status.FormatProberURL`).
+const HANDLERS: [(&str, bool, &str, &str); 5] = [
+    ("readinessProbe", true, "/app-health/", "/readyz"),
+    ("livenessProbe", true, "/app-health/", "/livez"),
+    ("startupProbe", true, "/app-health/", "/startupz"),
+    ("preStop", false, "/app-lifecycle/", "/prestopz"),
+    ("postStart", false, "/app-lifecycle/", "/poststartz"),
+];
+
+/// A handler's agent URL; written only for handlers that are there.
+fn url(container: &str, prefix: &str, suffix: &str) -> String {
+    let mut url = String::with_capacity(prefix.len() + container.len() + suffix.len());
+    url.push_str(prefix);
+    url.push_str(container);
+    url.push_str(suffix);
+    url
 }
 
 /// `ISTIO_KUBE_APP_PROBERS` for the Pod: original probes keyed by their new URL, sorted.
@@ -72,16 +78,17 @@ pub fn dump(pod_value: &Value, target_port: u16) -> Option<String> {
                     .collect()
             })
             .unwrap_or_default();
-        for (field, url) in urls(name) {
-            let (handler, is_probe) = match field {
-                "preStop" | "postStart" => (c.get("lifecycle").and_then(|l| l.get(field)), false),
-                _ => (c.get(field), true),
+        for (field, is_probe, prefix, suffix) in HANDLERS {
+            let handler = if is_probe {
+                c.get(field)
+            } else {
+                c.get("lifecycle").and_then(|l| l.get(field))
             };
             if let Some(prober) = handler.and_then(|h| internal_prober(h, is_probe))
                 && let Some(prober) = resolve_port(prober, &ports, target_port)
                 && !aims_at(&prober, own_port)
             {
-                out.insert(url, prober);
+                out.insert(url(name, prefix, suffix), prober);
             }
         }
     }
@@ -257,20 +264,14 @@ pub fn rewrite(pod_value: &mut Value, mesh_status_port: u16) {
             if name == PROXY {
                 continue;
             }
-            for (probe_field, url) in urls(&name) {
-                let handler = match probe_field {
-                    "preStop" | "postStart" => {
-                        c.get_mut("lifecycle").and_then(|l| l.get_mut(probe_field))
-                    }
-                    _ => c.get_mut(probe_field),
+            for (field, is_probe, prefix, suffix) in HANDLERS {
+                let handler = if is_probe {
+                    c.get_mut(field)
+                } else {
+                    c.get_mut("lifecycle").and_then(|l| l.get_mut(field))
                 };
                 if let Some(h) = handler.and_then(Value::as_object_mut) {
-                    convert(
-                        h,
-                        &url,
-                        port,
-                        !matches!(probe_field, "preStop" | "postStart"),
-                    );
+                    convert(h, &url(&name, prefix, suffix), port, is_probe);
                 }
             }
         }
@@ -294,7 +295,10 @@ fn convert(handler: &mut Map<String, Value>, url: &str, port: i64, is_probe: boo
         return;
     };
     handler.remove(replaced);
-    handler.insert("httpGet".into(), json!({"path": url, "port": port}));
+    handler.insert(
+        "httpGet".into(),
+        object([("path", url.into()), ("port", port.into())]),
+    );
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! proxy's `ISTIO_PROMETHEUS_ANNOTATIONS` env and the pod is pointed at the agent's merged
 //! endpoint.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::annotations::{PROMETHEUS_MERGE_METRICS, parse_go_bool};
 use crate::json_text::{Object, array};
@@ -152,22 +152,21 @@ pub fn apply(
     } else {
         // Go's json.Marshal of PrometheusScrapeConfiguration: scrape, path, port, targets.
         let mut cfg = Object::new()
-            .value("scrape", &Value::String(scrape))
-            .value("path", &Value::String(path))
-            .value("port", &Value::String(port));
+            .string("scrape", &scrape)
+            .string("path", &path)
+            .string("port", &port);
         if !targets.is_empty() {
-            let list = array(targets.iter().map(|(p, pa)| {
-                Object::new()
-                    .value("port", &Value::String(p.clone()))
-                    .value("path", &Value::String(pa.clone()))
-                    .finish()
-            }));
+            let list = array(
+                targets
+                    .iter()
+                    .map(|(p, pa)| Object::new().string("port", p).string("path", pa).finish()),
+            );
             cfg = cfg.raw("targets", &list);
         }
-        Some(json!({
-            "name": "ISTIO_PROMETHEUS_ANNOTATIONS",
-            "value": cfg.finish(),
-        }))
+        Some(crate::template::env_var(
+            "ISTIO_PROMETHEUS_ANNOTATIONS",
+            cfg.finish(),
+        ))
     };
     clear(annotations);
     annotations.insert("prometheus.io/port".into(), target.into());
@@ -222,6 +221,7 @@ pub fn apply_secure_port(annotations: &mut Map<String, Value>, port: Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn annos(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()

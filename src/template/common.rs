@@ -35,18 +35,18 @@ pub(super) fn container_port_json(p: &Value) -> String {
     let num_field = |k: &str| p.get(k).and_then(Value::as_i64).filter(|n| *n != 0);
     let mut o = Object::new();
     if let Some(v) = str_field("name") {
-        o = o.value("name", &v.into());
+        o = o.string("name", v);
     }
     if let Some(v) = num_field("hostPort") {
-        o = o.value("hostPort", &v.into());
+        o = o.number("hostPort", v);
     }
     let port = p.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
-    o = o.value("containerPort", &port.into());
+    o = o.number("containerPort", port);
     if let Some(v) = str_field("protocol") {
-        o = o.value("protocol", &v.into());
+        o = o.string("protocol", v);
     }
     if let Some(v) = str_field("hostIP") {
-        o = o.value("hostIP", &v.into());
+        o = o.string("hostIP", v);
     }
     o.finish()
 }
