@@ -100,11 +100,15 @@ fn merge_lists(field: &str, target: &mut Vec<Value>, patch: Vec<Value>, order: O
     };
     // The n-th patch item with a key pairs with the n-th original item with that key (a
     // template may repeat an env name; pairing by occurrence keeps re-injection stable).
-    // Keys are indexed by their JSON text: lists may be long in hostile Pods.
+    // Short lists (the usual case) are searched; long ones, as hostile Pods may have, are
+    // indexed by the keys' JSON text.
+    let indexed = target.len() * patch.len() > 64;
     let mut positions: HashMap<String, VecDeque<usize>> = HashMap::new();
-    for (i, item) in target.iter().enumerate() {
-        if let Some(k) = item.get(key).filter(|k| !k.is_null()) {
-            positions.entry(k.to_string()).or_default().push_back(i);
+    if indexed {
+        for (i, item) in target.iter().enumerate() {
+            if let Some(k) = item.get(key).filter(|k| !k.is_null()) {
+                positions.entry(k.to_string()).or_default().push_back(i);
+            }
         }
     }
     let mut original: Vec<Option<Value>> = std::mem::take(target).into_iter().map(Some).collect();
@@ -124,9 +128,18 @@ fn merge_lists(field: &str, target: &mut Vec<Value>, patch: Vec<Value>, order: O
             }
             continue;
         };
-        let oi = positions
-            .get_mut(&k.to_string())
-            .and_then(VecDeque::pop_front);
+        // The first original item with that key not yet paired.
+        let oi = if indexed {
+            positions
+                .get_mut(&k.to_string())
+                .and_then(VecDeque::pop_front)
+        } else {
+            original.iter().position(|o| {
+                o.as_ref()
+                    .and_then(|o| o.get(key))
+                    .is_some_and(|ok| same_key(ok, k))
+            })
+        };
         match oi.and_then(|oi| original[oi].take().map(|e| (oi, e))) {
             Some((oi, mut existing)) => {
                 merge_item(field, &mut existing, p, order);
@@ -175,6 +188,16 @@ fn merge_lists(field: &str, target: &mut Vec<Value>, patch: Vec<Value>, order: O
     *target = out;
 }
 
+/// Whether two merge keys have the same JSON text, as the index compares them.
+fn same_key(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => x == y,
+        (Value::Number(x), Value::Number(y)) if !x.is_f64() && !y.is_f64() => x == y,
+        // Not `a == b`: floats compare equal when their text differs (0.0 and -0.0).
+        _ => serde_json::to_string(a).ok() == serde_json::to_string(b).ok(),
+    }
+}
+
 fn merge_item(field: &str, existing: &mut Value, patch: Value, order: Order) {
     if retains_keys(field)
         && let (Value::Object(e), Value::Object(pm)) = (&mut *existing, &patch)
@@ -204,10 +227,15 @@ fn strip_nulls(mut v: Value) -> Value {
 fn strip_nulls_in_place(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            if m.values().any(Value::is_null) {
+            // One pass; the (rare) nulls are removed after it.
+            let mut has_null = false;
+            for v in m.values_mut() {
+                has_null |= v.is_null();
+                strip_nulls_in_place(v);
+            }
+            if has_null {
                 m.retain(|_, v| !v.is_null());
             }
-            m.values_mut().for_each(strip_nulls_in_place);
         }
         Value::Array(a) => a.iter_mut().for_each(strip_nulls_in_place),
         _ => {}
