@@ -25,15 +25,13 @@ pub fn inject(
     namespace: &str,
     namespace_annotations: Option<&Map<String, Value>>,
 ) -> Result<Value, String> {
-    ann::validate(pod::metadata_map(&pod, "annotations"))?;
+    // Validation parses proxy.istio.io/config; the result is used as is.
+    let proxy_config_overlay =
+        ann::validate_and_parse_proxy_config(pod::metadata_map(&pod, "annotations"))?;
 
     let templates = selected_templates(&pod, settings)?;
-    let proxy_config = ProxyConfig::effective(
-        &settings.mesh_config.default_config,
-        pod::metadata_map(&pod, "annotations")
-            .and_then(|a| a.get(ann::PROXY_CONFIG))
-            .and_then(Value::as_str),
-    )?;
+    let proxy_config =
+        ProxyConfig::with_overlay(&settings.mesh_config.default_config, proxy_config_overlay);
     // The mesh-wide status port (Istio's meshConfig.defaultConfig.statusPort) drives the
     // Prometheus merge and probe rewriting; the pod annotation only the templates.
     let mesh_status_port = crate::proxy_config::status_port(&settings.mesh_config.default_config);
@@ -770,30 +768,40 @@ fn proxy_env_mut(pod: &mut Value) -> Option<&mut Vec<Value>> {
 /// `sidecar.istio.io/status`: the names the templates injected, in Istio's exact compact
 /// format (fixed key order, Go's `null` for an empty list).
 pub fn status_annotation(template_pod: &Value, revision: &str) -> String {
-    let names = |field: &str| -> String {
-        let list: Vec<&str> = pod::containers(template_pod, field)
-            .iter()
-            .map(pod::name_of)
-            .collect();
+    use crate::json_text::push_string;
+    let mut out = String::with_capacity(256);
+    for (i, field) in [
+        "initContainers",
+        "containers",
+        "volumes",
+        "imagePullSecrets",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        out.push_str(if i == 0 { "{" } else { "," });
+        push_string(&mut out, field);
+        out.push(':');
+        let list = pod::containers(template_pod, field);
         if list.is_empty() {
-            "null".into()
-        } else {
-            serde_json::to_string(&list).unwrap_or_else(|_| "null".into())
+            out.push_str("null");
+            continue;
         }
-    };
+        for (j, c) in list.iter().enumerate() {
+            out.push(if j == 0 { '[' } else { ',' });
+            push_string(&mut out, pod::name_of(c));
+        }
+        out.push(']');
+    }
     let revision = if revision.is_empty() {
         "default"
     } else {
         revision
     };
-    format!(
-        "{{\"initContainers\":{},\"containers\":{},\"volumes\":{},\"imagePullSecrets\":{},\"revision\":{}}}",
-        names("initContainers"),
-        names("containers"),
-        names("volumes"),
-        names("imagePullSecrets"),
-        Value::String(revision.into()),
-    )
+    out.push_str(",\"revision\":");
+    push_string(&mut out, revision);
+    out.push('}');
+    out
 }
 
 /// Istio's `reorderPod`.
