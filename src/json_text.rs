@@ -8,13 +8,19 @@ use serde_json::Value;
 #[derive(Default)]
 pub struct Object {
     text: String,
+    empty: bool,
 }
 
 impl Object {
     pub fn new() -> Self {
-        Object {
-            text: String::from("{"),
-        }
+        Self::append_to(String::with_capacity(64))
+    }
+
+    /// An object written at the end of `text` (`finish` gives the whole text back), so that
+    /// objects in a larger text need no buffer of their own.
+    pub fn append_to(mut text: String) -> Self {
+        text.push('{');
+        Object { text, empty: true }
     }
 
     /// Adds a field whose value is already JSON text.
@@ -47,9 +53,10 @@ impl Object {
     }
 
     fn key(&mut self, key: &str) {
-        if self.text.len() > 1 {
+        if !self.empty {
             self.text.push(',');
         }
+        self.empty = false;
         push_string(&mut self.text, key);
         self.text.push(':');
     }
@@ -60,29 +67,48 @@ impl Object {
     }
 }
 
+/// How a field's value is written: `nested(key, value, out)` writes it itself and returns
+/// true, or returns false to have it written as is.
+pub type Nested<'a> = &'a dyn Fn(&str, &Value, &mut String) -> bool;
+
+/// Nothing nested.
+pub fn plain(_: &str, _: &Value, _: &mut String) -> bool {
+    false
+}
+
 /// Writes `value`'s fields in `order`, then the remaining ones, skipping nulls and empty
 /// lists (Go's omitempty); `nested` may write a field's value itself.
-pub fn ordered(
-    value: &Value,
-    order: &[&str],
-    nested: &dyn Fn(&str, &Value) -> Option<String>,
-) -> String {
+pub fn ordered(value: &Value, order: &[&str], nested: Nested) -> String {
+    let mut out = String::with_capacity(64);
+    write_ordered(&mut out, value, order, nested);
+    out
+}
+
+/// `ordered`, written at the end of `out`.
+pub fn write_ordered(out: &mut String, value: &Value, order: &[&str], nested: Nested) {
     let Value::Object(m) = value else {
-        return value.to_string();
+        push_value(out, value);
+        return;
     };
     let keep = |v: &Value| !v.is_null() && !v.as_array().is_some_and(Vec::is_empty);
-    let mut obj = Object::new();
     let known = order.iter().filter_map(|k| m.get_key_value(*k));
     let rest = m.iter().filter(|(k, _)| !order.contains(&k.as_str()));
+    out.push('{');
+    let mut first = true;
     for (k, v) in known.chain(rest) {
         if keep(v) {
-            obj = match nested(k, v) {
-                Some(text) => obj.raw(k, &text),
-                None => obj.value(k, v),
-            };
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            push_string(out, k);
+            out.push(':');
+            if !nested(k, v, out) {
+                push_value(out, v);
+            }
         }
     }
-    obj.finish()
+    out.push('}');
 }
 
 /// A JSON array of already-written elements.
@@ -158,10 +184,7 @@ mod tests {
         let text = Object::new().value("z", &json!(1)).raw("a", "[]").finish();
         assert_eq!(text, r#"{"z":1,"a":[]}"#);
         let v = json!({"b": 1, "a": 2, "c": null, "d": [], "e": "x"});
-        assert_eq!(
-            ordered(&v, &["b", "a"], &|_, _| None),
-            r#"{"b":1,"a":2,"e":"x"}"#
-        );
+        assert_eq!(ordered(&v, &["b", "a"], &plain), r#"{"b":1,"a":2,"e":"x"}"#);
         assert_eq!(array(["1".to_string(), "2".to_string()]), "[1,2]");
         let text = Object::new().value("q\"\u{1}é", &json!("x")).finish();
         assert_eq!(
@@ -170,7 +193,7 @@ mod tests {
         );
         let v =
             json!({"n": -1, "f": 0.5, "b": false, "z": null, "s": "a\"b", "l": [1, {"k": "v"}]});
-        let text = ordered(&v, &[], &|_, _| None);
+        let text = ordered(&v, &[], &plain);
         assert_eq!(
             text,
             r#"{"b":false,"f":0.5,"l":[1,{"k":"v"}],"n":-1,"s":"a\"b"}"#

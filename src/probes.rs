@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::annotations::{REWRITE_PROBERS, STATUS_PORT, parse_go_bool};
-use crate::json_text::{Object, ordered};
+use crate::json_text::{Object, plain, push_string, write_ordered};
 use crate::pod;
 use crate::template::object;
 
@@ -51,7 +51,7 @@ fn url(container: &str, prefix: &str, suffix: &str) -> String {
 /// probes) is also left out, so that a re-injection never hands the agent a probe of itself.
 pub fn dump(pod_value: &Value, target_port: u16) -> Option<String> {
     let own_port = rewrite_port(pod_value, target_port);
-    let mut out: BTreeMap<String, Value> = BTreeMap::new();
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
     let all = pod::containers(pod_value, "initContainers")
         .iter()
         .chain(pod::containers(pod_value, "containers"));
@@ -60,159 +60,174 @@ pub fn dump(pod_value: &Value, target_port: u16) -> Option<String> {
         if name == PROXY {
             continue;
         }
-        let ports: Vec<(&str, i64)> = c
-            .get("ports")
-            .and_then(Value::as_array)
-            .map(|ps| {
-                ps.iter()
-                    .filter_map(|p| {
-                        let n = p
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .filter(|n| !n.is_empty())?;
-                        Some((
-                            n,
-                            p.get("containerPort").and_then(Value::as_i64).unwrap_or(0),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        // A named port's number, looked up only for probes that name one.
+        let port_named = |name: &str| {
+            if name.is_empty() {
+                return None;
+            }
+            c.get("ports")
+                .and_then(Value::as_array)?
+                .iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+                .map(|p| p.get("containerPort").and_then(Value::as_i64).unwrap_or(0))
+        };
         for (field, is_probe, prefix, suffix) in HANDLERS {
             let handler = if is_probe {
                 c.get(field)
             } else {
                 c.get("lifecycle").and_then(|l| l.get(field))
             };
-            if let Some(prober) = handler.and_then(|h| internal_prober(h, is_probe))
-                && let Some(prober) = resolve_port(prober, &ports, target_port)
-                && !aims_at(&prober, own_port)
+            if let Some(text) =
+                handler.and_then(|h| prober_text(h, is_probe, &port_named, target_port, own_port))
             {
-                out.insert(url(name, prefix, suffix), prober);
+                out.insert(url(name, prefix, suffix), text);
             }
         }
     }
     if out.is_empty() {
         return None;
     }
-    Some(probers_text(&out))
+    let mut text = String::with_capacity(out.iter().map(|(u, p)| u.len() + p.len() + 4).sum());
+    text.push('{');
+    for (i, (url, prober)) in out.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        push_string(&mut text, url);
+        text.push(':');
+        text.push_str(prober);
+    }
+    text.push('}');
+    Some(text)
 }
 
 /// `ISTIO_KUBE_APP_PROBERS` text: keys sorted (a Go map), each prober in Go's field order.
 pub fn probers_text(probers: &BTreeMap<String, Value>) -> String {
-    probers
-        .iter()
-        .fold(Object::new(), |o, (url, p)| o.raw(url, &prober_text(p)))
-        .finish()
+    let mut out = String::with_capacity(128 * probers.len());
+    out.push('{');
+    for (i, (url, p)) in probers.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_string(&mut out, url);
+        out.push(':');
+        write_prober(&mut out, p);
+    }
+    out.push('}');
+    out
 }
 
 /// A `Prober` as Go writes it: the action (`HTTPGetAction`: path, port, host, scheme,
 /// httpHeaders; `TCPSocketAction`: port, host; `GRPCAction`: port, service), then the timeout.
-fn prober_text(p: &Value) -> String {
-    ordered(
+fn write_prober(out: &mut String, p: &Value) {
+    write_ordered(
+        out,
         p,
         &["httpGet", "tcpSocket", "grpc", "timeoutSeconds"],
-        &|k, v| match k {
-            "httpGet" => Some(ordered(
-                v,
-                &["path", "port", "host", "scheme", "httpHeaders"],
-                &|_, _| None,
-            )),
-            "tcpSocket" => Some(ordered(v, &["port", "host"], &|_, _| None)),
-            // GRPCAction.service is a pointer without omitempty: null is written.
-            "grpc" => Some(
-                Object::new()
-                    .value("port", v.get("port").unwrap_or(&Value::Null))
-                    .value("service", v.get("service").unwrap_or(&Value::Null))
-                    .finish(),
-            ),
-            _ => None,
+        &|k, v, out| {
+            match k {
+                "httpGet" => write_ordered(
+                    out,
+                    v,
+                    &["path", "port", "host", "scheme", "httpHeaders"],
+                    &plain,
+                ),
+                "tcpSocket" => write_ordered(out, v, &["port", "host"], &plain),
+                // GRPCAction.service is a pointer without omitempty: null is written.
+                "grpc" => {
+                    let text = Object::append_to(std::mem::take(out))
+                        .value("port", v.get("port").unwrap_or(&Value::Null))
+                        .value("service", v.get("service").unwrap_or(&Value::Null))
+                        .finish();
+                    *out = text;
+                }
+                _ => return false,
+            }
+            true
         },
     )
 }
 
-/// A probe or lifecycle handler as the agent's `Prober`: one action plus the timeout.
-fn internal_prober(handler: &Value, is_probe: bool) -> Option<Value> {
-    let mut p = Map::new();
-    if let Some(h) = handler.get("httpGet").filter(|v| v.is_object()) {
-        p.insert("httpGet".into(), http_get_action(h));
+/// A probe or lifecycle handler as the agent's `Prober`, as Go writes it: the action
+/// (`HTTPGetAction`: path, port, host, scheme, httpHeaders; `TCPSocketAction`: port, host;
+/// `GRPCAction`: port, service), then the probe's timeout. Written straight from the
+/// handler. `None` when the handler is not handed over: no action the agent runs, a named
+/// port the container does not have, or a port already aimed at the agent (`target_port`,
+/// the mesh status port, before named ports are resolved; `own_port` after).
+fn prober_text(
+    handler: &Value,
+    is_probe: bool,
+    port_named: &dyn Fn(&str) -> Option<i64>,
+    target_port: u16,
+    own_port: i64,
+) -> Option<String> {
+    let (action, a) = if let Some(h) = handler.get("httpGet").filter(|v| v.is_object()) {
+        ("httpGet", h)
     } else if let Some(t) = handler.get("tcpSocket").filter(|v| v.is_object()) {
-        p.insert("tcpSocket".into(), tcp_socket_action(t));
+        ("tcpSocket", t)
     } else if is_probe && let Some(g) = handler.get("grpc").filter(|v| v.is_object()) {
-        let mut a = Map::new();
-        a.insert("port".into(), g.get("port").cloned().unwrap_or(json!(0)));
-        a.insert(
-            "service".into(),
-            g.get("service").cloned().unwrap_or(Value::Null),
-        );
-        p.insert("grpc".into(), Value::Object(a));
+        ("grpc", g)
     } else {
         return None;
+    };
+    let mut out = String::with_capacity(96);
+    out.push_str("{\"");
+    out.push_str(action);
+    out.push_str("\":");
+    let zero = Value::from(0);
+    // A missing port is Go's zero.
+    let port = a.get("port").unwrap_or(&zero);
+    if action == "grpc" {
+        // Ports are not resolved; GRPCAction.service is a pointer without omitempty.
+        let grpc = Object::append_to(out)
+            .value("port", port)
+            .value("service", a.get("service").unwrap_or(&Value::Null));
+        out = grpc.finish();
+    } else {
+        let port = match port {
+            Value::String(name) => Value::from(port_named(name)?),
+            Value::Number(n) if n.as_i64() == Some(target_port as i64) => return None,
+            other => other.clone(),
+        };
+        if port.as_i64() == Some(own_port) {
+            return None;
+        }
+        let non_empty = |k: &str| a.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let mut o = Object::append_to(out);
+        if action == "httpGet"
+            && let Some(path) = non_empty("path")
+        {
+            o = o.string("path", path);
+        }
+        // Go's omitempty drops what serializes empty.
+        if !port.is_null() && !port.as_array().is_some_and(Vec::is_empty) {
+            o = o.value("port", &port);
+        }
+        if let Some(host) = non_empty("host") {
+            o = o.string("host", host);
+        }
+        if action == "httpGet" {
+            if let Some(scheme) = non_empty("scheme") {
+                o = o.string("scheme", scheme);
+            }
+            if let Some(headers) = a
+                .get("httpHeaders")
+                .filter(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+            {
+                o = o.value("httpHeaders", headers);
+            }
+        }
+        out = o.finish();
     }
     if is_probe
         && let Some(t) = handler.get("timeoutSeconds").and_then(Value::as_i64)
         && t != 0
     {
-        p.insert("timeoutSeconds".into(), t.into());
+        out.push_str(",\"timeoutSeconds\":");
+        out.push_str(&t.to_string());
     }
-    Some(Value::Object(p))
-}
-
-/// Go's field order and omitempty rules for `HTTPGetAction`.
-fn http_get_action(h: &Value) -> Value {
-    let mut a = Map::new();
-    if let Some(v) = h
-        .get("path")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        a.insert("path".into(), v.into());
-    }
-    a.insert("port".into(), h.get("port").cloned().unwrap_or(json!(0)));
-    if let Some(v) = h
-        .get("host")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        a.insert("host".into(), v.into());
-    }
-    if let Some(v) = h
-        .get("scheme")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        a.insert("scheme".into(), v.into());
-    }
-    if let Some(v) = h
-        .get("httpHeaders")
-        .filter(|v| v.as_array().is_some_and(|a| !a.is_empty()))
-    {
-        a.insert("httpHeaders".into(), v.clone());
-    }
-    Value::Object(a)
-}
-
-fn tcp_socket_action(t: &Value) -> Value {
-    let mut a = Map::new();
-    a.insert("port".into(), t.get("port").cloned().unwrap_or(json!(0)));
-    if let Some(v) = t
-        .get("host")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        a.insert("host".into(), v.into());
-    }
-    Value::Object(a)
-}
-
-fn aims_at(prober: &Value, port: i64) -> bool {
-    ["httpGet", "tcpSocket"].iter().any(|a| {
-        prober
-            .get(a)
-            .and_then(|h| h.get("port"))
-            .and_then(Value::as_i64)
-            == Some(port)
-    })
+    out.push('}');
+    Some(out)
 }
 
 /// The port `rewrite` points probes at: the pod's status-port annotation (even if invalid,
@@ -225,29 +240,6 @@ fn rewrite_port(pod_value: &Value, mesh_status_port: u16) -> i64 {
         Some(v) => v.parse::<i64>().unwrap_or(0),
         None => mesh_status_port as i64,
     }
-}
-
-fn resolve_port(mut prober: Value, ports: &[(&str, i64)], target_port: u16) -> Option<Value> {
-    if prober.get("grpc").is_some() {
-        return Some(prober);
-    }
-    let action = if prober.get("httpGet").is_some() {
-        "httpGet"
-    } else {
-        "tcpSocket"
-    };
-    let port = prober.get_mut(action)?.get_mut("port")?;
-    match port {
-        Value::String(name) => {
-            let number = ports.iter().find(|(n, _)| n == name).map(|(_, p)| *p)?;
-            *port = number.into();
-        }
-        Value::Number(n) if n.as_i64() == Some(target_port as i64) => {
-            return None;
-        }
-        _ => {}
-    }
-    Some(prober)
 }
 
 /// Rewrites every container's probes and lifecycle handlers (except the proxy's) to the
@@ -304,6 +296,124 @@ fn convert(handler: &mut Map<String, Value>, url: &str, port: i64, is_probe: boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// The former implementation, through an intermediate `Prober` value: `prober_text`
+    /// must write what this gives.
+    mod reference {
+        use super::*;
+
+        /// A probe or lifecycle handler as the agent's `Prober`: one action plus the timeout.
+        pub(super) fn internal_prober(handler: &Value, is_probe: bool) -> Option<Value> {
+            let mut p = Map::new();
+            if let Some(h) = handler.get("httpGet").filter(|v| v.is_object()) {
+                p.insert("httpGet".into(), http_get_action(h));
+            } else if let Some(t) = handler.get("tcpSocket").filter(|v| v.is_object()) {
+                p.insert("tcpSocket".into(), tcp_socket_action(t));
+            } else if is_probe && let Some(g) = handler.get("grpc").filter(|v| v.is_object()) {
+                let mut a = Map::new();
+                a.insert("port".into(), g.get("port").cloned().unwrap_or(json!(0)));
+                a.insert(
+                    "service".into(),
+                    g.get("service").cloned().unwrap_or(Value::Null),
+                );
+                p.insert("grpc".into(), Value::Object(a));
+            } else {
+                return None;
+            }
+            if is_probe
+                && let Some(t) = handler.get("timeoutSeconds").and_then(Value::as_i64)
+                && t != 0
+            {
+                p.insert("timeoutSeconds".into(), t.into());
+            }
+            Some(Value::Object(p))
+        }
+
+        /// Go's field order and omitempty rules for `HTTPGetAction`.
+        fn http_get_action(h: &Value) -> Value {
+            let mut a = Map::new();
+            if let Some(v) = h
+                .get("path")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                a.insert("path".into(), v.into());
+            }
+            a.insert("port".into(), h.get("port").cloned().unwrap_or(json!(0)));
+            if let Some(v) = h
+                .get("host")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                a.insert("host".into(), v.into());
+            }
+            if let Some(v) = h
+                .get("scheme")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                a.insert("scheme".into(), v.into());
+            }
+            if let Some(v) = h
+                .get("httpHeaders")
+                .filter(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+            {
+                a.insert("httpHeaders".into(), v.clone());
+            }
+            Value::Object(a)
+        }
+
+        fn tcp_socket_action(t: &Value) -> Value {
+            let mut a = Map::new();
+            a.insert("port".into(), t.get("port").cloned().unwrap_or(json!(0)));
+            if let Some(v) = t
+                .get("host")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                a.insert("host".into(), v.into());
+            }
+            Value::Object(a)
+        }
+
+        pub(super) fn aims_at(prober: &Value, port: i64) -> bool {
+            ["httpGet", "tcpSocket"].iter().any(|a| {
+                prober
+                    .get(a)
+                    .and_then(|h| h.get("port"))
+                    .and_then(Value::as_i64)
+                    == Some(port)
+            })
+        }
+
+        pub(super) fn resolve_port(
+            mut prober: Value,
+            port_named: &dyn Fn(&str) -> Option<i64>,
+            target_port: u16,
+        ) -> Option<Value> {
+            if prober.get("grpc").is_some() {
+                return Some(prober);
+            }
+            let action = if prober.get("httpGet").is_some() {
+                "httpGet"
+            } else {
+                "tcpSocket"
+            };
+            let port = prober.get_mut(action)?.get_mut("port")?;
+            match port {
+                Value::String(name) => {
+                    let number = port_named(name)?;
+                    *port = number.into();
+                }
+                Value::Number(n) if n.as_i64() == Some(target_port as i64) => {
+                    return None;
+                }
+                _ => {}
+            }
+            Some(prober)
+        }
+    }
 
     fn pod_with(containers: Value) -> Value {
         json!({"metadata": {}, "spec": {"containers": containers}})
@@ -380,5 +490,64 @@ mod tests {
         let a = json!({REWRITE_PROBERS: "maybe"});
         assert!(enabled(a.as_object(), true));
         assert!(!enabled(None, false));
+    }
+
+    #[test]
+    fn prober_text_writes_what_the_prober_value_gave() {
+        use reference::*;
+        let ports =
+            json!([{"name": "http", "containerPort": 8080}, {"name": "", "containerPort": 1}]);
+        let port_named = |name: &str| {
+            if name.is_empty() {
+                return None;
+            }
+            ports
+                .as_array()?
+                .iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+                .map(|p| p.get("containerPort").and_then(Value::as_i64).unwrap_or(0))
+        };
+        let handlers = [
+            json!({"httpGet": {"path": "/ready", "port": "http", "scheme": "HTTPS", "host": "h", "httpHeaders": [{"name": "a", "value": "b"}]}, "timeoutSeconds": 5}),
+            json!({"httpGet": {"path": "", "port": 80, "scheme": "", "host": "", "httpHeaders": []}, "timeoutSeconds": 0}),
+            json!({"httpGet": {"port": null}}),
+            json!({"httpGet": {"port": []}}),
+            json!({"httpGet": {"port": [1]}, "timeoutSeconds": "3"}),
+            json!({"httpGet": {}}),
+            json!({"httpGet": {"port": "nope"}}),
+            json!({"httpGet": {"port": ""}}),
+            json!({"httpGet": {"port": 15020}}),
+            json!({"httpGet": {"port": 15021}}),
+            json!({"httpGet": {"port": 8080.0}}),
+            json!({"httpGet": {"port": {"a": 1}, "path": 3}}),
+            json!({"httpGet": "x", "tcpSocket": {"port": 81, "host": "h"}}),
+            json!({"tcpSocket": {"port": "http", "extra": 1}, "timeoutSeconds": 2}),
+            json!({"tcpSocket": {}}),
+            json!({"grpc": {"port": 82}}),
+            json!({"grpc": {"port": 15020, "service": "s"}, "timeoutSeconds": 1}),
+            json!({"grpc": {"service": null}}),
+            json!({"exec": {"command": ["x"]}}),
+            json!({}),
+            json!(null),
+        ];
+        for h in &handlers {
+            for is_probe in [true, false] {
+                for (target, own) in [(15020, 15020), (15020, 15021), (15020, 8080)] {
+                    let expected = internal_prober(h, is_probe)
+                        .and_then(|p| resolve_port(p, &port_named, target))
+                        .filter(|p| !aims_at(p, own))
+                        .map(|p| {
+                            let mut s = String::new();
+                            write_prober(&mut s, &p);
+                            s
+                        });
+                    assert_eq!(
+                        prober_text(h, is_probe, &port_named, target, own),
+                        expected,
+                        "{h} probe={is_probe} target={target} own={own}"
+                    );
+                }
+            }
+        }
     }
 }

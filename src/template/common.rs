@@ -1,6 +1,8 @@
 //! Pieces shared by the built-in templates: the env entries, probes, resources and volume
 //! helpers that Istio's templates spell out identically.
 
+use std::sync::LazyLock;
+
 use serde_json::{Map, Value};
 
 use super::{TemplateInput, env_var, object, string_array};
@@ -11,7 +13,8 @@ use crate::quantity::Quantity;
 /// `ISTIO_META_POD_PORTS`: every container port as Go marshals `ContainerPort` (field order
 /// name, hostPort, containerPort, protocol, hostIP; empty fields omitted), one per line.
 pub(super) fn pod_ports(input: &TemplateInput) -> String {
-    let mut out = String::from("[");
+    let mut out = String::with_capacity(256);
+    out.push('[');
     let mut first = true;
     for c in input.containers() {
         let Some(ports) = c.get("ports").and_then(Value::as_array) else {
@@ -23,17 +26,18 @@ pub(super) fn pod_ports(input: &TemplateInput) -> String {
                 out.push(',');
             }
             first = false;
-            out.push_str(&container_port_json(p));
+            out = append_container_port(out, p);
         }
     }
     out.push_str("\n]");
     out
 }
 
-pub(super) fn container_port_json(p: &Value) -> String {
+/// Appends a port's JSON to `out`.
+fn append_container_port(out: String, p: &Value) -> String {
     let str_field = |k: &str| p.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
     let num_field = |k: &str| p.get(k).and_then(Value::as_i64).filter(|n| *n != 0);
-    let mut o = Object::new();
+    let mut o = Object::append_to(out);
     if let Some(v) = str_field("name") {
         o = o.string("name", v);
     }
@@ -210,16 +214,21 @@ pub(super) fn identity_env(input: &TemplateInput, env: &mut Vec<Value>) {
         v.pilot_cert_provider.as_str(),
     ));
     env.push(env_var("CA_ADDR", ca_addr(input)));
-    for (name, path) in [
+    env.extend(POD_IDENTITY.iter().cloned());
+}
+
+/// The downward-API identity entries: the same for every Pod, built once (a clone costs
+/// less than building).
+static POD_IDENTITY: LazyLock<[Value; 5]> = LazyLock::new(|| {
+    [
         ("POD_NAME", "metadata.name"),
         ("POD_NAMESPACE", "metadata.namespace"),
         ("INSTANCE_IP", "status.podIP"),
         ("SERVICE_ACCOUNT", "spec.serviceAccountName"),
         ("HOST_IP", "status.hostIP"),
-    ] {
-        env.push(field_ref(name, path));
-    }
-}
+    ]
+    .map(|(name, path)| field_ref(name, path))
+});
 
 pub(super) fn cluster_id<'a>(input: &TemplateInput<'a>) -> &'a str {
     let name = &input.settings.values.global.multi_cluster.cluster_name;
