@@ -35,11 +35,18 @@ pub fn render(input: &TemplateInput) -> Value {
         ("annotations", annotations(input, &app_containers, mode)),
     ]);
 
+    // Both containers get the same resources: worked out (quantities parsed) once.
+    let resources = resources(input);
     let mut init_containers = Vec::with_capacity(2);
     if mode != "NONE" {
-        init_containers.push(init_container(input, mode, tproxy));
+        init_containers.push(init_container(input, mode, tproxy, resources.clone()));
     }
-    let proxy = proxy_container(input, &app_containers, tproxy, cap_net_bind, hold_proxy);
+    let proxy = proxy_container(
+        input,
+        &app_containers,
+        (tproxy, cap_net_bind, hold_proxy),
+        resources,
+    );
     let mut spec = Map::new();
     if native {
         init_containers.push(proxy);
@@ -191,7 +198,7 @@ fn append_multus_network(existing: &str, network: &str) -> String {
     format!("{existing}, {network}")
 }
 
-fn init_container(input: &TemplateInput, mode: &str, tproxy: bool) -> Value {
+fn init_container(input: &TemplateInput, mode: &str, tproxy: bool, resources: Value) -> Value {
     let s = input.settings;
     let v = &s.values.global;
     let proxy = &v.proxy;
@@ -304,7 +311,7 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool) -> Value {
     if !metadata.is_empty() {
         c.insert("env".into(), plain_env(metadata));
     }
-    c.insert("resources".into(), resources(input));
+    c.insert("resources".into(), resources);
     if !v.image_pull_policy.is_empty() {
         c.insert("imagePullPolicy".into(), v.image_pull_policy.clone().into());
     }
@@ -342,9 +349,8 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool) -> Value {
 fn proxy_container(
     input: &TemplateInput,
     app_containers: &[&str],
-    tproxy: bool,
-    cap_net_bind: bool,
-    hold_proxy: bool,
+    (tproxy, cap_net_bind, hold_proxy): (bool, bool, bool),
+    resources: Value,
 ) -> Value {
     let s = input.settings;
     let v = &s.values.global;
@@ -398,7 +404,7 @@ fn proxy_container(
         "securityContext".into(),
         proxy_security_context(input, tproxy, cap_net_bind),
     );
-    c.insert("resources".into(), resources(input));
+    c.insert("resources".into(), resources);
     c.insert(
         "volumeMounts".into(),
         Value::Array(proxy_volume_mounts(input, true)),
