@@ -90,11 +90,7 @@ pub fn inject(
     };
     drop(stripped);
 
-    // What the templates inject, by name (Istio's template Pod, as far as it is read).
-    let mut template_pod = Value::Object(Map::new());
-    for r in &rendered {
-        merge(&mut template_pod, names_of(r));
-    }
+    let template_pod = TemplateNames::of(&rendered);
     // The user's versions of containers the templates define are re-applied on top later.
     let originals = OriginalContainers::capture(&pod, &template_pod);
 
@@ -142,16 +138,57 @@ pub fn inject(
     Ok(pod)
 }
 
-/// The names of what a rendered template injects: its containers, init containers, volumes
-/// and pull secrets — all that is read of Istio's template Pod after the merge.
+/// The Pod lists whose items Istio reads back by name from the template Pod.
+const NAMED_LISTS: [&str; 4] = [
+    "initContainers",
+    "containers",
+    "volumes",
+    "imagePullSecrets",
+];
+
+/// What the templates inject, by name: Istio's template Pod (the rendered templates merged),
+/// as far as it is read — the names in its containers, init containers, volumes and pull
+/// secrets, in `NAMED_LISTS` order.
+struct TemplateNames([Vec<String>; 4]);
+
+impl TemplateNames {
+    fn of(rendered: &[Value]) -> Self {
+        let names = |pod: &Value| {
+            NAMED_LISTS.map(|field| {
+                pod::containers(pod, field)
+                    .iter()
+                    .map(|c| pod::name_of(c).to_string())
+                    .collect()
+            })
+        };
+        if let [only] = rendered {
+            // Merged onto nothing, a template is its own template Pod.
+            return TemplateNames(names(only));
+        }
+        let mut template_pod = Value::Object(Map::new());
+        for r in rendered {
+            merge(&mut template_pod, names_of(r));
+        }
+        TemplateNames(names(&template_pod))
+    }
+
+    /// The names in one of `NAMED_LISTS`.
+    fn list(&self, field: &str) -> &[String] {
+        NAMED_LISTS
+            .iter()
+            .position(|f| *f == field)
+            .map_or(&[], |i| &self.0[i])
+    }
+
+    fn has(&self, field: &str, name: &str) -> bool {
+        self.list(field).iter().any(|n| n == name)
+    }
+}
+
+/// The names of what a rendered template injects, as a partial Pod.
 fn names_of(rendered: &Value) -> Value {
     let mut spec = Map::new();
-    for field in [
-        "initContainers",
-        "containers",
-        "volumes",
-        "imagePullSecrets",
-    ] {
+    for field in NAMED_LISTS {
         if let Some(items) = rendered
             .get("spec")
             .and_then(|s| s.get(field))
@@ -357,12 +394,12 @@ struct OriginalContainers {
 impl OriginalContainers {
     /// Captures the Pod's containers whose names a template defines, and the user's own
     /// istio-proxy (which also steers the init container's user).
-    fn capture(pod: &Value, template_pod: &Value) -> Self {
+    fn capture(pod: &Value, template_pod: &TemplateNames) -> Self {
         let wanted = |name: &str| {
             name == PROXY
                 || ["containers", "initContainers"]
                     .iter()
-                    .any(|f| has_container(template_pod, f, name))
+                    .any(|f| template_pod.has(f, name))
         };
         let pick = |field: &str| -> Vec<Value> {
             pod::containers(pod, field)
@@ -422,7 +459,7 @@ impl OriginalContainers {
 /// injected one overrides the injected fields (`image: auto` keeps the injected image).
 fn reapply_user_containers(
     pod: &mut Value,
-    template_pod: &Value,
+    template_pod: &TemplateNames,
     originals: &OriginalContainers,
     status: Option<&Status>,
 ) -> Result<(), String> {
@@ -432,8 +469,8 @@ fn reapply_user_containers(
         ("initContainers", status.map(|s| &s.init_containers)),
     ] {
         let mut overlays = Vec::new();
-        for c in pod::containers(template_pod, field) {
-            let name = pod::name_of(c);
+        for name in template_pod.list(field) {
+            let name = name.as_str();
             // On re-injection the Pod's copy of an injected container is the previous
             // injection, not a user override. Istio then drops the user's overrides; the
             // saved ones (proxy.istio.io/overrides) are re-applied here instead, so that
@@ -565,12 +602,13 @@ fn find_container_mut<'a>(pod: &'a mut Value, name: &str) -> Option<&'a mut Valu
 /// Containers Istio adds pass through Go's typed Pod, which drops empty lists and always
 /// writes `resources`. The same is done to the containers the templates added (never to the
 /// user's own containers).
-fn normalize_injected(pod: &mut Value, template_pod: &Value, originals: &OriginalContainers) {
+fn normalize_injected(
+    pod: &mut Value,
+    template_pod: &TemplateNames,
+    originals: &OriginalContainers,
+) {
     for field in ["containers", "initContainers"] {
-        let names: Vec<String> = pod::containers(template_pod, field)
-            .iter()
-            .map(|c| pod::name_of(c).to_string())
-            .collect();
+        let names = template_pod.list(field);
         let Some(list) = pod::containers_mut(pod, field) else {
             continue;
         };
@@ -611,7 +649,7 @@ fn other(field: &str) -> &'static str {
 /// Istio's `postProcessPod`.
 fn post_process(
     pod: &mut Value,
-    template_pod: &Value,
+    template_pod: &TemplateNames,
     settings: &Settings,
     network: &str,
     mesh_status_port: u16,
@@ -767,29 +805,20 @@ fn proxy_env_mut(pod: &mut Value) -> Option<&mut Vec<Value>> {
 
 /// `sidecar.istio.io/status`: the names the templates injected, in Istio's exact compact
 /// format (fixed key order, Go's `null` for an empty list).
-pub fn status_annotation(template_pod: &Value, revision: &str) -> String {
+fn status_annotation(template_pod: &TemplateNames, revision: &str) -> String {
     use crate::json_text::push_string;
     let mut out = String::with_capacity(256);
-    for (i, field) in [
-        "initContainers",
-        "containers",
-        "volumes",
-        "imagePullSecrets",
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, (field, list)) in NAMED_LISTS.iter().zip(&template_pod.0).enumerate() {
         out.push_str(if i == 0 { "{" } else { "," });
         push_string(&mut out, field);
         out.push(':');
-        let list = pod::containers(template_pod, field);
         if list.is_empty() {
             out.push_str("null");
             continue;
         }
-        for (j, c) in list.iter().enumerate() {
+        for (j, name) in list.iter().enumerate() {
             out.push(if j == 0 { '[' } else { ',' });
-            push_string(&mut out, pod::name_of(c));
+            push_string(&mut out, name);
         }
         out.push(']');
     }
@@ -930,7 +959,7 @@ mod tests {
     fn status_format_is_istios() {
         let t = json!({"spec": {"initContainers": [{"name": "istio-init"}], "containers": [{"name": "istio-proxy"}], "volumes": [{"name": "a"}, {"name": "b"}]}});
         assert_eq!(
-            status_annotation(&t, ""),
+            status_annotation(&TemplateNames::of(&[t]), ""),
             r#"{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["a","b"],"imagePullSecrets":null,"revision":"default"}"#
         );
     }
