@@ -730,13 +730,13 @@ fn post_process(
                 .rewrite_app_http_probe,
         )
     {
-        if let Some(dumped) = probes::dump(pod, mesh_status_port) {
+        // The app's probes, as they were, are handed to the agent; the Pod's now aim at it.
+        if let Some(dumped) = probes::take_over(pod, mesh_status_port) {
             let previously_injected = annotation(pod, STATUS).is_some();
             if let Some(env) = proxy_env_mut(pod) {
                 merge_or_append_probers(env, previously_injected, dumped);
             }
         }
-        probes::rewrite(pod, mesh_status_port);
     }
 
     // Metadata: network label, status, injected annotations.

@@ -50,37 +50,52 @@ fn url(container: &str, prefix: &str, suffix: &str) -> String {
 /// status port (the `status.sidecar.istio.io/port` annotation, where `rewrite` points
 /// probes) is also left out, so that a re-injection never hands the agent a probe of itself.
 pub fn dump(pod_value: &Value, target_port: u16) -> Option<String> {
-    let own_port = rewrite_port(pod_value, target_port);
+    take_over(&mut pod_value.clone(), target_port)
+}
+
+/// Probe rewriting in one pass over the containers: `rewrite`, returning what `dump` gives
+/// for the Pod before it (each handler is read before it is rewritten).
+pub fn take_over(pod_value: &mut Value, mesh_status_port: u16) -> Option<String> {
+    let port = rewrite_port(pod_value, mesh_status_port);
     let mut out: BTreeMap<String, String> = BTreeMap::new();
-    let all = pod::containers(pod_value, "initContainers")
-        .iter()
-        .chain(pod::containers(pod_value, "containers"));
-    for c in all {
-        let name = pod::name_of(c);
-        if name == PROXY {
+    // Init containers first: of two containers with one name, the later one's probers win.
+    for field in ["initContainers", "containers"] {
+        let Some(list) = pod::containers_mut(pod_value, field) else {
             continue;
-        }
-        // A named port's number, looked up only for probes that name one.
-        let port_named = |name: &str| {
-            if name.is_empty() {
-                return None;
-            }
-            c.get("ports")
-                .and_then(Value::as_array)?
-                .iter()
-                .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
-                .map(|p| p.get("containerPort").and_then(Value::as_i64).unwrap_or(0))
         };
-        for (field, is_probe, prefix, suffix) in HANDLERS {
-            let handler = if is_probe {
-                c.get(field)
-            } else {
-                c.get("lifecycle").and_then(|l| l.get(field))
-            };
-            if let Some(text) =
-                handler.and_then(|h| prober_text(h, is_probe, &port_named, target_port, own_port))
-            {
-                out.insert(url(name, prefix, suffix), text);
+        for c in list.iter_mut() {
+            let name = pod::name_of(c).to_string();
+            if name == PROXY {
+                continue;
+            }
+            for (field, is_probe, prefix, suffix) in HANDLERS {
+                let handler = if is_probe {
+                    c.get(field)
+                } else {
+                    c.get("lifecycle").and_then(|l| l.get(field))
+                };
+                let Some(handler) = handler else {
+                    continue;
+                };
+                let url = url(&name, prefix, suffix);
+                let text = prober_text(
+                    handler,
+                    is_probe,
+                    &|port_name| named_port(c, port_name),
+                    mesh_status_port,
+                    port,
+                );
+                let handler = if is_probe {
+                    c.get_mut(field)
+                } else {
+                    c.get_mut("lifecycle").and_then(|l| l.get_mut(field))
+                };
+                if let Some(h) = handler.and_then(Value::as_object_mut) {
+                    convert(h, &url, port, is_probe);
+                }
+                if let Some(text) = text {
+                    out.insert(url, text);
+                }
             }
         }
     }
@@ -99,6 +114,19 @@ pub fn dump(pod_value: &Value, target_port: u16) -> Option<String> {
     }
     text.push('}');
     Some(text)
+}
+
+/// A container's port number by name, for probes that name their port.
+fn named_port(container: &Value, name: &str) -> Option<i64> {
+    if name.is_empty() {
+        return None;
+    }
+    container
+        .get("ports")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+        .map(|p| p.get("containerPort").and_then(Value::as_i64).unwrap_or(0))
 }
 
 /// `ISTIO_KUBE_APP_PROBERS` text: keys sorted (a Go map), each prober in Go's field order.
@@ -246,36 +274,27 @@ fn rewrite_port(pod_value: &Value, mesh_status_port: u16) -> i64 {
 /// agent. The status port is the pod annotation's (even if invalid, as Istio's `Atoi`
 /// gives 0) or the mesh default.
 pub fn rewrite(pod_value: &mut Value, mesh_status_port: u16) {
-    let port = rewrite_port(pod_value, mesh_status_port);
-    for field in ["containers", "initContainers"] {
-        let Some(list) = pod::containers_mut(pod_value, field) else {
-            continue;
-        };
-        for c in list.iter_mut() {
-            let name = pod::name_of(c).to_string();
-            if name == PROXY {
-                continue;
-            }
-            for (field, is_probe, prefix, suffix) in HANDLERS {
-                let handler = if is_probe {
-                    c.get_mut(field)
-                } else {
-                    c.get_mut("lifecycle").and_then(|l| l.get_mut(field))
-                };
-                if let Some(h) = handler.and_then(Value::as_object_mut) {
-                    convert(h, &url(&name, prefix, suffix), port, is_probe);
-                }
-            }
+    take_over(pod_value, mesh_status_port);
+}
+
+/// Sets a field, reusing the key of an existing one.
+fn set(m: &mut Map<String, Value>, key: &str, value: Value) {
+    match m.get_mut(key) {
+        Some(slot) => *slot = value,
+        None => {
+            m.insert(key.into(), value);
         }
     }
 }
 
 fn convert(handler: &mut Map<String, Value>, url: &str, port: i64, is_probe: bool) {
     if let Some(Value::Object(http)) = handler.get_mut("httpGet") {
-        http.insert("path".into(), url.into());
-        http.insert("port".into(), port.into());
-        if http.get("scheme").and_then(Value::as_str) == Some("HTTPS") {
-            http.insert("scheme".into(), "HTTP".into());
+        set(http, "path", url.into());
+        set(http, "port", port.into());
+        if let Some(scheme) = http.get_mut("scheme")
+            && scheme.as_str() == Some("HTTPS")
+        {
+            *scheme = "HTTP".into();
         }
         return;
     }
