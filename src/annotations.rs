@@ -73,14 +73,34 @@ const VALIDATED: &[(&str, Check)] = &[
 /// Checks every validated annotation present; the error lists each bad one with its value,
 /// in Istio's wording: `invalid value 'X' for annotation 'Y': reason`.
 pub fn validate(annotations: Option<&Map<String, Value>>) -> Result<(), String> {
+    validate_and_parse_proxy_config(annotations).map(|_| ())
+}
+
+/// `validate`, also returning the parsed `proxy.istio.io/config` (if present), so that
+/// injection does not parse it a second time.
+pub fn validate_and_parse_proxy_config(
+    annotations: Option<&Map<String, Value>>,
+) -> Result<Option<Map<String, Value>>, String> {
     let Some(annotations) = annotations else {
-        return Ok(());
+        return Ok(None);
     };
     let mut errors: Vec<String> = Vec::new();
+    let mut proxy_config = None;
+    // The annotations and VALIDATED are both sorted by name: one pass over each, rather than
+    // a map lookup per validated name.
+    let mut present = annotations.iter().peekable();
     for (name, check) in VALIDATED {
-        if let Some(value) = annotations.get(*name) {
+        while present.next_if(|(k, _)| k.as_str() < *name).is_some() {}
+        if let Some((_, value)) = present.next_if(|(k, _)| k == name) {
             let value = value.as_str().unwrap_or_default();
-            if let Err(e) = check(value) {
+            let checked = if *name == PROXY_CONFIG {
+                crate::proxy_config::parse_annotation(value)
+                    .map(|parsed| proxy_config = Some(parsed))
+                    .map_err(proxy_config_error)
+            } else {
+                check(value)
+            };
+            if let Err(e) = checked {
                 errors.push(format!(
                     "invalid value '{value}' for annotation '{name}': {e}"
                 ));
@@ -88,7 +108,7 @@ pub fn validate(annotations: Option<&Map<String, Value>>) -> Result<(), String> 
         }
     }
     if errors.is_empty() {
-        Ok(())
+        Ok(proxy_config)
     } else {
         Err(errors.join("; "))
     }
@@ -133,7 +153,11 @@ fn validate_quantity(value: &str) -> Result<(), String> {
 fn validate_proxy_config(value: &str) -> Result<(), String> {
     crate::proxy_config::parse_annotation(value)
         .map(|_| ())
-        .map_err(|e| format!("failed to convert to apply proxy config: {e}"))
+        .map_err(proxy_config_error)
+}
+
+fn proxy_config_error(e: String) -> String {
+    format!("failed to convert to apply proxy config: {e}")
 }
 
 fn validate_include_ip_ranges(value: &str) -> Result<(), String> {
@@ -270,6 +294,12 @@ pub fn parse_go_bool(s: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validated_names_are_sorted_as_map_keys() {
+        // `validate` walks the annotations and this table side by side.
+        assert!(VALIDATED.windows(2).all(|w| w[0].0 < w[1].0));
+    }
     use serde_json::json;
 
     fn check(name: &str, value: &str) -> Result<(), String> {

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::json_text::{array, ordered};
+use crate::json_text::{ordered, plain, write_ordered};
 
 const CONTAINER: &[&str] = &[
     "name",
@@ -87,26 +87,46 @@ pub fn container(c: &Value) -> String {
     let mut m = m.clone();
     m.entry("resources")
         .or_insert_with(|| Value::Object(Map::new()));
-    ordered(&Value::Object(m), CONTAINER, &|key, v| match key {
-        "securityContext" => Some(ordered(v, SECURITY_CONTEXT, &|k, v| {
-            (k == "capabilities").then(|| ordered(v, CAPABILITIES, &|_, _| None))
-        })),
-        "livenessProbe" | "readinessProbe" | "startupProbe" => Some(ordered(v, PROBE, &|k, v| {
-            (k == "httpGet").then(|| ordered(v, HTTP_GET, &|_, _| None))
-        })),
-        "resources" => Some(ordered(v, RESOURCES, &|_, _| None)),
-        "env" => Some(each(v, ENV_VAR)),
-        "ports" => Some(each(v, CONTAINER_PORT)),
-        "volumeMounts" => Some(each(v, VOLUME_MOUNT)),
-        _ => None,
+    ordered(&Value::Object(m), CONTAINER, &|key, v, out| {
+        match key {
+            "securityContext" => write_ordered(out, v, SECURITY_CONTEXT, &|k, v, out| {
+                k == "capabilities" && {
+                    write_ordered(out, v, CAPABILITIES, &plain);
+                    true
+                }
+            }),
+            "livenessProbe" | "readinessProbe" | "startupProbe" => {
+                write_ordered(out, v, PROBE, &|k, v, out| {
+                    k == "httpGet" && {
+                        write_ordered(out, v, HTTP_GET, &plain);
+                        true
+                    }
+                })
+            }
+            "resources" => write_ordered(out, v, RESOURCES, &plain),
+            "env" => each(out, v, ENV_VAR),
+            "ports" => each(out, v, CONTAINER_PORT),
+            "volumeMounts" => each(out, v, VOLUME_MOUNT),
+            _ => return false,
+        }
+        true
     })
 }
 
-fn each(list: &Value, order: &[&str]) -> String {
-    match list {
-        Value::Array(items) => array(items.iter().map(|i| ordered(i, order, &|_, _| None))),
-        other => other.to_string(),
+/// A list of objects, each in Go's field order.
+fn each(out: &mut String, list: &Value, order: &[&str]) {
+    let Value::Array(items) = list else {
+        write_ordered(out, list, order, &plain);
+        return;
+    };
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_ordered(out, item, order, &plain);
     }
+    out.push(']');
 }
 
 #[cfg(test)]

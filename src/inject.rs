@@ -10,7 +10,7 @@ use crate::probes;
 use crate::prometheus;
 use crate::proxy_config::ProxyConfig;
 use crate::settings::Settings;
-use crate::template::{self, TemplateInput};
+use crate::template::{self, TemplateInput, env_var, object};
 
 const PROXY: &str = "istio-proxy";
 const INIT: &str = "istio-init";
@@ -25,15 +25,13 @@ pub fn inject(
     namespace: &str,
     namespace_annotations: Option<&Map<String, Value>>,
 ) -> Result<Value, String> {
-    ann::validate(pod::metadata_map(&pod, "annotations"))?;
+    // Validation parses proxy.istio.io/config; the result is used as is.
+    let proxy_config_overlay =
+        ann::validate_and_parse_proxy_config(pod::metadata_map(&pod, "annotations"))?;
 
     let templates = selected_templates(&pod, settings)?;
-    let proxy_config = ProxyConfig::effective(
-        &settings.mesh_config.default_config,
-        pod::metadata_map(&pod, "annotations")
-            .and_then(|a| a.get(ann::PROXY_CONFIG))
-            .and_then(Value::as_str),
-    )?;
+    let proxy_config =
+        ProxyConfig::with_overlay(&settings.mesh_config.default_config, proxy_config_overlay);
     // The mesh-wide status port (Istio's meshConfig.defaultConfig.statusPort) drives the
     // Prometheus merge and probe rewriting; the pod annotation only the templates.
     let mesh_status_port = crate::proxy_config::status_port(&settings.mesh_config.default_config);
@@ -77,15 +75,14 @@ pub fn inject(
         None => user_proxy_last(&pod),
     };
     let rendered: Vec<Value> = {
-        let input = TemplateInput {
-            pod: stripped.as_ref().unwrap_or(&pod),
+        let input = TemplateInput::new(
+            stripped.as_ref().unwrap_or(&pod),
             settings,
-            proxy_config: &proxy_config,
-            deploy: &deploy,
-            native_sidecar: native_for_template,
-            proxy_uid,
-            proxy_gid,
-        };
+            &proxy_config,
+            &deploy,
+            native_for_template,
+            (proxy_uid, proxy_gid),
+        );
         templates
             .iter()
             .map(|name| template::render(name, &input))
@@ -93,22 +90,17 @@ pub fn inject(
     };
     drop(stripped);
 
-    // What the templates inject, by name (Istio's template Pod, as far as it is read).
-    let mut template_pod = json!({});
-    for r in &rendered {
-        merge(&mut template_pod, names_of(r));
-    }
+    let template_pod = TemplateNames::of(&rendered);
     // The user's versions of containers the templates define are re-applied on top later.
     let originals = OriginalContainers::capture(&pod, &template_pod);
 
     // Merge each template onto the Pod, in order.
-    let mut so_far = json!({});
+    // Whether a template so far injects istio-proxy as an init container (merging names
+    // only adds, so this is Istio's check on the template Pod merged so far).
+    let mut proxy_in_init = false;
     for r in rendered {
-        merge(&mut so_far, names_of(&r));
-        if native_for_move
-            && has_container(&so_far, "initContainers", PROXY)
-            && has_container(&pod, "containers", PROXY)
-        {
+        proxy_in_init = proxy_in_init || has_container(&r, "initContainers", PROXY);
+        if native_for_move && proxy_in_init && has_container(&pod, "containers", PROXY) {
             move_container_to_init(&mut pod, PROXY);
         }
         if previous_status.is_some() {
@@ -146,16 +138,57 @@ pub fn inject(
     Ok(pod)
 }
 
-/// The names of what a rendered template injects: its containers, init containers, volumes
-/// and pull secrets — all that is read of Istio's template Pod after the merge.
+/// The Pod lists whose items Istio reads back by name from the template Pod.
+const NAMED_LISTS: [&str; 4] = [
+    "initContainers",
+    "containers",
+    "volumes",
+    "imagePullSecrets",
+];
+
+/// What the templates inject, by name: Istio's template Pod (the rendered templates merged),
+/// as far as it is read — the names in its containers, init containers, volumes and pull
+/// secrets, in `NAMED_LISTS` order.
+struct TemplateNames([Vec<String>; 4]);
+
+impl TemplateNames {
+    fn of(rendered: &[Value]) -> Self {
+        let names = |pod: &Value| {
+            NAMED_LISTS.map(|field| {
+                pod::containers(pod, field)
+                    .iter()
+                    .map(|c| pod::name_of(c).to_string())
+                    .collect()
+            })
+        };
+        if let [only] = rendered {
+            // Merged onto nothing, a template is its own template Pod.
+            return TemplateNames(names(only));
+        }
+        let mut template_pod = Value::Object(Map::new());
+        for r in rendered {
+            merge(&mut template_pod, names_of(r));
+        }
+        TemplateNames(names(&template_pod))
+    }
+
+    /// The names in one of `NAMED_LISTS`.
+    fn list(&self, field: &str) -> &[String] {
+        NAMED_LISTS
+            .iter()
+            .position(|f| *f == field)
+            .map_or(&[], |i| &self.0[i])
+    }
+
+    fn has(&self, field: &str, name: &str) -> bool {
+        self.list(field).iter().any(|n| n == name)
+    }
+}
+
+/// The names of what a rendered template injects, as a partial Pod.
 fn names_of(rendered: &Value) -> Value {
     let mut spec = Map::new();
-    for field in [
-        "initContainers",
-        "containers",
-        "volumes",
-        "imagePullSecrets",
-    ] {
+    for field in NAMED_LISTS {
         if let Some(items) = rendered
             .get("spec")
             .and_then(|s| s.get(field))
@@ -163,12 +196,12 @@ fn names_of(rendered: &Value) -> Value {
         {
             let names = items
                 .iter()
-                .map(|i| json!({"name": i.get("name").cloned().unwrap_or(Value::Null)}))
+                .map(|i| object([("name", i.get("name").cloned().unwrap_or(Value::Null))]))
                 .collect();
             spec.insert(field.to_string(), Value::Array(names));
         }
     }
-    json!({ "spec": spec })
+    object([("spec", Value::Object(spec))])
 }
 
 fn annotation<'a>(pod: &'a Value, key: &str) -> Option<&'a str> {
@@ -361,12 +394,12 @@ struct OriginalContainers {
 impl OriginalContainers {
     /// Captures the Pod's containers whose names a template defines, and the user's own
     /// istio-proxy (which also steers the init container's user).
-    fn capture(pod: &Value, template_pod: &Value) -> Self {
+    fn capture(pod: &Value, template_pod: &TemplateNames) -> Self {
         let wanted = |name: &str| {
             name == PROXY
                 || ["containers", "initContainers"]
                     .iter()
-                    .any(|f| has_container(template_pod, f, name))
+                    .any(|f| template_pod.has(f, name))
         };
         let pick = |field: &str| -> Vec<Value> {
             pod::containers(pod, field)
@@ -426,7 +459,7 @@ impl OriginalContainers {
 /// injected one overrides the injected fields (`image: auto` keeps the injected image).
 fn reapply_user_containers(
     pod: &mut Value,
-    template_pod: &Value,
+    template_pod: &TemplateNames,
     originals: &OriginalContainers,
     status: Option<&Status>,
 ) -> Result<(), String> {
@@ -436,8 +469,8 @@ fn reapply_user_containers(
         ("initContainers", status.map(|s| &s.init_containers)),
     ] {
         let mut overlays = Vec::new();
-        for c in pod::containers(template_pod, field) {
-            let name = pod::name_of(c);
+        for name in template_pod.list(field) {
+            let name = name.as_str();
             // On re-injection the Pod's copy of an injected container is the previous
             // injection, not a user override. Istio then drops the user's overrides; the
             // saved ones (proxy.istio.io/overrides) are re-applied here instead, so that
@@ -471,8 +504,9 @@ fn reapply_user_containers(
             } else {
                 other(field)
             };
-            merge_onto_pod(pod, json!({"spec": {target_field: [overlay.clone()]}}));
             overlays.push(crate::go_json::container(&overlay));
+            let spec = object([(target_field, Value::Array(vec![overlay]))]);
+            merge_onto_pod(pod, object([("spec", spec)]));
         }
         if !overlays.is_empty() {
             applied.push((field, crate::json_text::array(overlays)));
@@ -568,12 +602,13 @@ fn find_container_mut<'a>(pod: &'a mut Value, name: &str) -> Option<&'a mut Valu
 /// Containers Istio adds pass through Go's typed Pod, which drops empty lists and always
 /// writes `resources`. The same is done to the containers the templates added (never to the
 /// user's own containers).
-fn normalize_injected(pod: &mut Value, template_pod: &Value, originals: &OriginalContainers) {
+fn normalize_injected(
+    pod: &mut Value,
+    template_pod: &TemplateNames,
+    originals: &OriginalContainers,
+) {
     for field in ["containers", "initContainers"] {
-        let names: Vec<String> = pod::containers(template_pod, field)
-            .iter()
-            .map(|c| pod::name_of(c).to_string())
-            .collect();
+        let names = template_pod.list(field);
         let Some(list) = pod::containers_mut(pod, field) else {
             continue;
         };
@@ -614,7 +649,7 @@ fn other(field: &str) -> &'static str {
 /// Istio's `postProcessPod`.
 fn post_process(
     pod: &mut Value,
-    template_pod: &Value,
+    template_pod: &TemplateNames,
     settings: &Settings,
     network: &str,
     mesh_status_port: u16,
@@ -640,8 +675,8 @@ fn post_process(
                     .iter_mut()
                     .find(|e| e.get("name").and_then(Value::as_str) == Some(k))
                 {
-                    Some(e) => *e = json!({"name": k, "value": v}),
-                    None => env.push(json!({"name": k, "value": v})),
+                    Some(e) => *e = env_var(k, *v),
+                    None => env.push(env_var(k, *v)),
                 }
             }
         } else {
@@ -651,7 +686,7 @@ fn post_process(
                     .any(|(k, _)| e.get("name").and_then(Value::as_str) == Some(k))
             });
             for (k, v) in &cluster_envs {
-                env.push(json!({"name": k, "value": v}));
+                env.push(env_var(k, *v));
             }
         }
     }
@@ -670,17 +705,17 @@ fn post_process(
     {
         list.push(env);
     }
-    let proxy_env_snapshot: Vec<Value> = ["containers", "initContainers"]
+    let secure_port = ["containers", "initContainers"]
         .iter()
         .flat_map(|f| pod::containers(pod, f))
         .find(|c| pod::name_of(c) == PROXY)
         .and_then(|c| c.get("env"))
         .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        .and_then(|env| prometheus::secure_port(env))
+        .map(str::to_string);
     prometheus::apply_secure_port(
         pod::metadata_map_mut(pod, "annotations"),
-        &proxy_env_snapshot,
+        secure_port.as_deref(),
     );
 
     // Probe rewriting.
@@ -695,13 +730,13 @@ fn post_process(
                 .rewrite_app_http_probe,
         )
     {
-        if let Some(dumped) = probes::dump(pod, mesh_status_port) {
+        // The app's probes, as they were, are handed to the agent; the Pod's now aim at it.
+        if let Some(dumped) = probes::take_over(pod, mesh_status_port) {
             let previously_injected = annotation(pod, STATUS).is_some();
             if let Some(env) = proxy_env_mut(pod) {
                 merge_or_append_probers(env, previously_injected, dumped);
             }
         }
-        probes::rewrite(pod, mesh_status_port);
     }
 
     // Metadata: network label, status, injected annotations.
@@ -736,11 +771,11 @@ fn merge_or_append_probers(env: &mut Vec<Value>, previously_injected: bool, new:
             serde_json::from_str(&new).ok();
         if let (Some(old), Some(mut merged)) = (old, fresh) {
             merged.extend(old);
-            *existing = json!({"name": probes::ENV, "value": probes::probers_text(&merged)});
+            *existing = env_var(probes::ENV, probes::probers_text(&merged));
         }
         return;
     }
-    env.push(json!({"name": probes::ENV, "value": new}));
+    env.push(env_var(probes::ENV, new));
 }
 
 fn proxy_env_mut(pod: &mut Value) -> Option<&mut Vec<Value>> {
@@ -770,31 +805,32 @@ fn proxy_env_mut(pod: &mut Value) -> Option<&mut Vec<Value>> {
 
 /// `sidecar.istio.io/status`: the names the templates injected, in Istio's exact compact
 /// format (fixed key order, Go's `null` for an empty list).
-pub fn status_annotation(template_pod: &Value, revision: &str) -> String {
-    let names = |field: &str| -> String {
-        let list: Vec<&str> = pod::containers(template_pod, field)
-            .iter()
-            .map(pod::name_of)
-            .collect();
+fn status_annotation(template_pod: &TemplateNames, revision: &str) -> String {
+    use crate::json_text::push_string;
+    let mut out = String::with_capacity(256);
+    for (i, (field, list)) in NAMED_LISTS.iter().zip(&template_pod.0).enumerate() {
+        out.push_str(if i == 0 { "{" } else { "," });
+        push_string(&mut out, field);
+        out.push(':');
         if list.is_empty() {
-            "null".into()
-        } else {
-            serde_json::to_string(&list).unwrap_or_else(|_| "null".into())
+            out.push_str("null");
+            continue;
         }
-    };
+        for (j, name) in list.iter().enumerate() {
+            out.push(if j == 0 { '[' } else { ',' });
+            push_string(&mut out, name);
+        }
+        out.push(']');
+    }
     let revision = if revision.is_empty() {
         "default"
     } else {
         revision
     };
-    format!(
-        "{{\"initContainers\":{},\"containers\":{},\"volumes\":{},\"imagePullSecrets\":{},\"revision\":{}}}",
-        names("initContainers"),
-        names("containers"),
-        names("volumes"),
-        names("imagePullSecrets"),
-        Value::String(revision.into()),
-    )
+    out.push_str(",\"revision\":");
+    push_string(&mut out, revision);
+    out.push('}');
+    out
 }
 
 /// Istio's `reorderPod`.
@@ -923,7 +959,7 @@ mod tests {
     fn status_format_is_istios() {
         let t = json!({"spec": {"initContainers": [{"name": "istio-init"}], "containers": [{"name": "istio-proxy"}], "volumes": [{"name": "a"}, {"name": "b"}]}});
         assert_eq!(
-            status_annotation(&t, ""),
+            status_annotation(&TemplateNames::of(&[t]), ""),
             r#"{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["a","b"],"imagePullSecrets":null,"revision":"default"}"#
         );
     }

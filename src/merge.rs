@@ -98,22 +98,14 @@ fn merge_lists(field: &str, target: &mut Vec<Value>, patch: Vec<Value>, order: O
         *target = patch;
         return;
     };
-    // The n-th patch item with a key pairs with the n-th original item with that key (a
-    // template may repeat an env name; pairing by occurrence keeps re-injection stable).
-    // Keys are indexed by their JSON text: lists may be long in hostile Pods.
-    let mut positions: HashMap<String, VecDeque<usize>> = HashMap::new();
-    for (i, item) in target.iter().enumerate() {
-        if let Some(k) = item.get(key).filter(|k| !k.is_null()) {
-            positions.entry(k.to_string()).or_default().push_back(i);
-        }
-    }
+    let pairing = pair_by_key(key, target, &patch);
     let mut original: Vec<Option<Value>> = std::mem::take(target).into_iter().map(Some).collect();
 
     // Patch items in patch order, merged onto their original counterpart when there is one,
     // with that item's position.
     let mut patch_items: Vec<(Value, Option<usize>)> = Vec::with_capacity(patch.len());
-    for p in patch {
-        let Some(k) = p.get(key).filter(|k| !k.is_null()) else {
+    for (p, oi) in patch.into_iter().zip(pairing) {
+        if p.get(key).is_none_or(Value::is_null) {
             // No merge key (the API server would have refused such an item): added once,
             // and not again when an equal item is already there.
             let p = strip_nulls(p);
@@ -123,10 +115,7 @@ fn merge_lists(field: &str, target: &mut Vec<Value>, patch: Vec<Value>, order: O
                 patch_items.push((p, None));
             }
             continue;
-        };
-        let oi = positions
-            .get_mut(&k.to_string())
-            .and_then(VecDeque::pop_front);
+        }
         match oi.and_then(|oi| original[oi].take().map(|e| (oi, e))) {
             Some((oi, mut existing)) => {
                 merge_item(field, &mut existing, p, order);
@@ -175,6 +164,57 @@ fn merge_lists(field: &str, target: &mut Vec<Value>, patch: Vec<Value>, order: O
     *target = out;
 }
 
+/// For each patch item, the original item it pairs with: the n-th patch item with a key
+/// pairs with the n-th original item with that key (a template may repeat an env name;
+/// pairing by occurrence keeps re-injection stable). Short lists (the usual case) are
+/// searched; long ones, as hostile Pods may have, are indexed by the keys' JSON text.
+fn pair_by_key(key: &str, original: &[Value], patch: &[Value]) -> Vec<Option<usize>> {
+    fn merge_key_of<'v>(item: &'v Value, key: &str) -> Option<&'v Value> {
+        item.get(key).filter(|k| !k.is_null())
+    }
+    let key_of = |item| merge_key_of(item, key);
+    if original.len() * patch.len() > 64 {
+        let mut positions: HashMap<String, VecDeque<usize>> = HashMap::new();
+        for (i, item) in original.iter().enumerate() {
+            if let Some(k) = key_of(item) {
+                positions.entry(k.to_string()).or_default().push_back(i);
+            }
+        }
+        return patch
+            .iter()
+            .map(|p| {
+                let k = key_of(p)?;
+                positions
+                    .get_mut(&k.to_string())
+                    .and_then(VecDeque::pop_front)
+            })
+            .collect();
+    }
+    // Unpaired originals' keys; a paired one's is taken out.
+    let mut keys: Vec<Option<&Value>> = original.iter().map(key_of).collect();
+    patch
+        .iter()
+        .map(|p| {
+            let k = key_of(p)?;
+            let i = keys
+                .iter()
+                .position(|ok| ok.is_some_and(|ok| same_key(ok, k)))?;
+            keys[i] = None;
+            Some(i)
+        })
+        .collect()
+}
+
+/// Whether two merge keys have the same JSON text, as the index compares them.
+fn same_key(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => x == y,
+        (Value::Number(x), Value::Number(y)) if !x.is_f64() && !y.is_f64() => x == y,
+        // Not `a == b`: floats compare equal when their text differs (0.0 and -0.0).
+        _ => serde_json::to_string(a).ok() == serde_json::to_string(b).ok(),
+    }
+}
+
 fn merge_item(field: &str, existing: &mut Value, patch: Value, order: Order) {
     if retains_keys(field)
         && let (Value::Object(e), Value::Object(pm)) = (&mut *existing, &patch)
@@ -204,12 +244,26 @@ fn strip_nulls(mut v: Value) -> Value {
 fn strip_nulls_in_place(v: &mut Value) {
     match v {
         Value::Object(m) => {
-            if m.values().any(Value::is_null) {
+            // One pass; the (rare) nulls are removed after it.
+            let mut has_null = false;
+            for v in m.values_mut() {
+                match v {
+                    Value::Null => has_null = true,
+                    Value::Object(_) | Value::Array(_) => strip_nulls_in_place(v),
+                    _ => {}
+                }
+            }
+            if has_null {
                 m.retain(|_, v| !v.is_null());
             }
-            m.values_mut().for_each(strip_nulls_in_place);
         }
-        Value::Array(a) => a.iter_mut().for_each(strip_nulls_in_place),
+        Value::Array(a) => {
+            for v in a {
+                if let Value::Object(_) | Value::Array(_) = v {
+                    strip_nulls_in_place(v);
+                }
+            }
+        }
         _ => {}
     }
 }

@@ -2,7 +2,7 @@
 //! proxy's `ISTIO_PROMETHEUS_ANNOTATIONS` env and the pod is pointed at the agent's merged
 //! endpoint.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::annotations::{PROMETHEUS_MERGE_METRICS, parse_go_bool};
 use crate::json_text::{Object, array};
@@ -152,22 +152,21 @@ pub fn apply(
     } else {
         // Go's json.Marshal of PrometheusScrapeConfiguration: scrape, path, port, targets.
         let mut cfg = Object::new()
-            .value("scrape", &Value::String(scrape))
-            .value("path", &Value::String(path))
-            .value("port", &Value::String(port));
+            .string("scrape", &scrape)
+            .string("path", &path)
+            .string("port", &port);
         if !targets.is_empty() {
-            let list = array(targets.iter().map(|(p, pa)| {
-                Object::new()
-                    .value("port", &Value::String(p.clone()))
-                    .value("path", &Value::String(pa.clone()))
-                    .finish()
-            }));
+            let list = array(
+                targets
+                    .iter()
+                    .map(|(p, pa)| Object::new().string("port", p).string("path", pa).finish()),
+            );
             cfg = cfg.raw("targets", &list);
         }
-        Some(json!({
-            "name": "ISTIO_PROMETHEUS_ANNOTATIONS",
-            "value": cfg.finish(),
-        }))
+        Some(crate::template::env_var(
+            "ISTIO_PROMETHEUS_ANNOTATIONS",
+            cfg.finish(),
+        ))
     };
     clear(annotations);
     annotations.insert("prometheus.io/port".into(), target.into());
@@ -197,18 +196,23 @@ fn parse_targets(raw: &str) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
-/// Istio's `applySecurePrometheusAnnotation`: advertise the proxy's secure merged-metrics
-/// port unless the user already set the annotation.
-pub fn apply_secure_port(annotations: &mut Map<String, Value>, proxy_env: &[Value]) {
-    if annotations.keys().any(|k| is(k, SECURE_PORT)) {
-        return;
-    }
-    let port = proxy_env.iter().find_map(|e| {
+/// The proxy's secure merged-metrics port (`ENVOY_SECURE_MERGED_METRICS_PORT`), if set and
+/// not 0.
+pub fn secure_port(proxy_env: &[Value]) -> Option<&str> {
+    proxy_env.iter().find_map(|e| {
         (e.get("name").and_then(Value::as_str) == Some("ENVOY_SECURE_MERGED_METRICS_PORT"))
             .then(|| e.get("value").and_then(Value::as_str))
             .flatten()
             .filter(|v| !v.is_empty() && *v != "0")
-    });
+    })
+}
+
+/// Istio's `applySecurePrometheusAnnotation`: advertise the proxy's secure merged-metrics
+/// port (see `secure_port`) unless the user already set the annotation.
+pub fn apply_secure_port(annotations: &mut Map<String, Value>, port: Option<&str>) {
+    if annotations.keys().any(|k| is(k, SECURE_PORT)) {
+        return;
+    }
     if let Some(port) = port {
         annotations.insert("prometheus.istio.io/secure-port".into(), port.into());
     }
@@ -217,6 +221,7 @@ pub fn apply_secure_port(annotations: &mut Map<String, Value>, proxy_env: &[Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn annos(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()

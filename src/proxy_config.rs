@@ -22,12 +22,20 @@ impl ProxyConfig {
         default_config: &Map<String, Value>,
         annotation: Option<&str>,
     ) -> Result<ProxyConfig, String> {
+        let overlay = annotation.map(parse_annotation).transpose()?;
+        Ok(Self::with_overlay(default_config, overlay))
+    }
+
+    /// `effective` with the annotation already parsed (`parse_annotation`).
+    pub fn with_overlay(
+        default_config: &Map<String, Value>,
+        overlay: Option<Map<String, Value>>,
+    ) -> ProxyConfig {
         let mut raw = default_config.clone();
-        if let Some(text) = annotation {
-            let overlay = parse_annotation(text)?;
+        if let Some(overlay) = overlay {
             merge_into(&mut raw, overlay);
         }
-        Ok(ProxyConfig { raw })
+        ProxyConfig { raw }
     }
 
     pub fn status_port(&self) -> u16 {
@@ -204,6 +212,10 @@ fn scalar_to_string(v: &Value) -> String {
 /// Parses a `proxy.istio.io/config` value (YAML, of which JSON is a subset) and checks the
 /// types of the fields injection relies on.
 pub fn parse_annotation(text: &str) -> Result<Map<String, Value>, String> {
+    if let Some(map) = parse_simple(text) {
+        check_types(&map)?;
+        return Ok(map);
+    }
     // A ProxyConfig nests a few levels; deep flow nesting only makes the YAML scanner slow
     // (quadratic) before its own recursion limit rejects it.
     if flow_depth(text) > MAX_FLOW_DEPTH {
@@ -220,6 +232,58 @@ pub fn parse_annotation(text: &str) -> Result<Map<String, Value>, String> {
 }
 
 const MAX_FLOW_DEPTH: usize = 64;
+
+/// The usual form of the annotation, `key: scalar` lines (`holdApplicationUntilProxyStarts:
+/// true`), read without the YAML parser, which costs far more. Scalars resolve as serde_yaml
+/// resolves them; only booleans, decimal integers and plain words are taken. `None` for
+/// anything else (nesting, quotes, comments, repeated keys, ...): the parser decides.
+fn parse_simple(text: &str) -> Option<Map<String, Value>> {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    if body.is_empty() {
+        return None;
+    }
+    let mut map = Map::new();
+    for line in body.split('\n') {
+        let (key, value) = line.split_once(": ")?;
+        if !is_plain_word(key) || yaml_keyword(key) {
+            return None;
+        }
+        if map.insert(key.to_string(), simple_scalar(value)?).is_some() {
+            return None;
+        }
+    }
+    Some(map)
+}
+
+/// `[A-Za-z][A-Za-z0-9_]*`: a plain YAML scalar that is a string unless it is a keyword.
+fn is_plain_word(s: &str) -> bool {
+    s.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Words YAML (or Rust's float parsing, which serde_yaml tries) gives a meaning.
+fn yaml_keyword(s: &str) -> bool {
+    matches!(
+        s.to_ascii_lowercase().as_str(),
+        "true" | "false" | "null" | "inf" | "infinity" | "nan"
+    )
+}
+
+fn simple_scalar(v: &str) -> Option<Value> {
+    match v {
+        "true" | "True" | "TRUE" => Some(Value::Bool(true)),
+        "false" | "False" | "FALSE" => Some(Value::Bool(false)),
+        // Decimal integers without a leading zero (YAML reads `010` otherwise).
+        _ if (1..=18).contains(&v.len())
+            && v.bytes().all(|b| b.is_ascii_digit())
+            && (v == "0" || !v.starts_with('0')) =>
+        {
+            v.parse::<u64>().ok().map(Value::from)
+        }
+        _ if is_plain_word(v) && !yaml_keyword(v) => Some(Value::String(v.to_string())),
+        _ => None,
+    }
+}
 
 /// The deepest `[`/`{` nesting of the text (quotes are not tracked: over-counting only
 /// rejects absurd inputs earlier).
@@ -333,5 +397,46 @@ mod tests {
                 .unwrap_err()
                 .contains("nested deeper")
         );
+    }
+
+    #[test]
+    fn simple_annotations_read_as_the_yaml_parser_reads_them() {
+        for text in [
+            "holdApplicationUntilProxyStarts: true\n",
+            "holdApplicationUntilProxyStarts: True",
+            "interceptionMode: TPROXY\nstatusPort: 15021\n",
+            "concurrency: 0\nimage_type: distroless\nmeshId: FALSE",
+        ] {
+            let yaml: Value = serde_yaml::from_str(text).unwrap();
+            assert_eq!(
+                parse_simple(text).map(Value::Object),
+                Some(yaml),
+                "{text:?}"
+            );
+        }
+        // Left to the parser: keywords, leading zeros, quotes, comments, nesting, repeats.
+        for text in [
+            "",
+            "\n",
+            "a: null",
+            "a: ~",
+            "a: nan",
+            "a: .inf",
+            "a: 010",
+            "a: 1.5",
+            "a: -1",
+            "a: \"x\"",
+            "a: x # c",
+            "a:  x",
+            "a: x ",
+            "true: x",
+            "a:\n  b: c",
+            "a: 1\na: 2",
+            "---\na: 1",
+            "a: 1\r\n",
+            "a: 1234567890123456789",
+        ] {
+            assert_eq!(parse_simple(text), None, "{text:?}");
+        }
     }
 }

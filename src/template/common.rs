@@ -1,9 +1,11 @@
 //! Pieces shared by the built-in templates: the env entries, probes, resources and volume
 //! helpers that Istio's templates spell out identically.
 
-use serde_json::{Map, Value, json};
+use std::sync::LazyLock;
 
-use super::TemplateInput;
+use serde_json::{Map, Value};
+
+use super::{TemplateInput, env_var, object, string_array};
 use crate::annotations as ann;
 use crate::json_text::Object;
 use crate::quantity::Quantity;
@@ -11,7 +13,8 @@ use crate::quantity::Quantity;
 /// `ISTIO_META_POD_PORTS`: every container port as Go marshals `ContainerPort` (field order
 /// name, hostPort, containerPort, protocol, hostIP; empty fields omitted), one per line.
 pub(super) fn pod_ports(input: &TemplateInput) -> String {
-    let mut out = String::from("[");
+    let mut out = String::with_capacity(256);
+    out.push('[');
     let mut first = true;
     for c in input.containers() {
         let Some(ports) = c.get("ports").and_then(Value::as_array) else {
@@ -23,30 +26,31 @@ pub(super) fn pod_ports(input: &TemplateInput) -> String {
                 out.push(',');
             }
             first = false;
-            out.push_str(&container_port_json(p));
+            out = append_container_port(out, p);
         }
     }
     out.push_str("\n]");
     out
 }
 
-pub(super) fn container_port_json(p: &Value) -> String {
+/// Appends a port's JSON to `out`.
+fn append_container_port(out: String, p: &Value) -> String {
     let str_field = |k: &str| p.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
     let num_field = |k: &str| p.get(k).and_then(Value::as_i64).filter(|n| *n != 0);
-    let mut o = Object::new();
+    let mut o = Object::append_to(out);
     if let Some(v) = str_field("name") {
-        o = o.value("name", &v.into());
+        o = o.string("name", v);
     }
     if let Some(v) = num_field("hostPort") {
-        o = o.value("hostPort", &v.into());
+        o = o.number("hostPort", v);
     }
     let port = p.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
-    o = o.value("containerPort", &port.into());
+    o = o.number("containerPort", port);
     if let Some(v) = str_field("protocol") {
-        o = o.value("protocol", &v.into());
+        o = o.string("protocol", v);
     }
     if let Some(v) = str_field("hostIP") {
-        o = o.value("hostIP", &v.into());
+        o = o.string("hostIP", v);
     }
     o.finish()
 }
@@ -134,7 +138,7 @@ pub(super) fn probe(initial_delay: u64, period: u64, failure_threshold: u64) -> 
     let mut p = Map::new();
     p.insert(
         "httpGet".into(),
-        json!({"path": "/healthz/ready", "port": 15021}),
+        object([("path", "/healthz/ready".into()), ("port", 15021.into())]),
     );
     // Go omits zero int32 fields (omitempty).
     if initial_delay != 0 {
@@ -157,21 +161,24 @@ pub(super) fn annotation_number(input: &TemplateInput, key: &str, default: u32) 
         .unwrap_or(default as u64)
 }
 
-pub(super) fn plain_env(entries: &[(&str, String)]) -> Value {
-    Value::Array(
-        entries
-            .iter()
-            .map(|(k, v)| json!({"name": k, "value": v}))
-            .collect(),
-    )
+pub(super) fn plain_env(entries: Vec<(&str, String)>) -> Value {
+    Value::Array(entries.into_iter().map(|(k, v)| env_var(k, v)).collect())
 }
 
 pub(super) fn field_ref(name: &str, path: &str) -> Value {
-    json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}})
+    let field_ref = object([("fieldPath", path.into())]);
+    object([
+        ("name", name.into()),
+        ("valueFrom", object([("fieldRef", field_ref)])),
+    ])
 }
 
 pub(super) fn resource_field_ref(name: &str, resource: &str) -> Value {
-    json!({"name": name, "valueFrom": {"resourceFieldRef": {"resource": resource, "divisor": "1"}}})
+    let resource_ref = object([("resource", resource.into()), ("divisor", "1".into())]);
+    object([
+        ("name", name.into()),
+        ("valueFrom", object([("resourceFieldRef", resource_ref)])),
+    ])
 }
 
 /// Helm's truthiness for maps: present and non-empty.
@@ -202,18 +209,26 @@ pub(super) fn ca_addr(input: &TemplateInput) -> String {
 /// identity of the pod.
 pub(super) fn identity_env(input: &TemplateInput, env: &mut Vec<Value>) {
     let v = &input.settings.values.global;
-    env.push(json!({"name": "PILOT_CERT_PROVIDER", "value": v.pilot_cert_provider}));
-    env.push(json!({"name": "CA_ADDR", "value": ca_addr(input)}));
-    for (name, path) in [
+    env.push(env_var(
+        "PILOT_CERT_PROVIDER",
+        v.pilot_cert_provider.as_str(),
+    ));
+    env.push(env_var("CA_ADDR", ca_addr(input)));
+    env.extend(POD_IDENTITY.iter().cloned());
+}
+
+/// The downward-API identity entries: the same for every Pod, built once (a clone costs
+/// less than building).
+static POD_IDENTITY: LazyLock<[Value; 5]> = LazyLock::new(|| {
+    [
         ("POD_NAME", "metadata.name"),
         ("POD_NAMESPACE", "metadata.namespace"),
         ("INSTANCE_IP", "status.podIP"),
         ("SERVICE_ACCOUNT", "spec.serviceAccountName"),
         ("HOST_IP", "status.hostIP"),
-    ] {
-        env.push(field_ref(name, path));
-    }
-}
+    ]
+    .map(|(name, path)| field_ref(name, path))
+});
 
 pub(super) fn cluster_id<'a>(input: &TemplateInput<'a>) -> &'a str {
     let name = &input.settings.values.global.multi_cluster.cluster_name;
@@ -228,10 +243,10 @@ pub(super) fn network_and_workload_env(
 ) {
     let v = &input.settings.values.global;
     if !v.network.is_empty() {
-        env.push(json!({"name": "ISTIO_META_NETWORK", "value": v.network}));
+        env.push(env_var("ISTIO_META_NETWORK", v.network.as_str()));
     }
     if !workload.is_empty() {
-        env.push(json!({"name": "ISTIO_META_WORKLOAD_NAME", "value": workload}));
+        env.push(env_var("ISTIO_META_WORKLOAD_NAME", workload));
     }
     let d = input.deploy;
     if !d.api_version.is_empty() && !d.name.is_empty() {
@@ -240,15 +255,15 @@ pub(super) fn network_and_workload_env(
         } else {
             &d.namespace
         };
-        env.push(json!({
-            "name": "ISTIO_META_OWNER",
-            "value": format!(
+        env.push(env_var(
+            "ISTIO_META_OWNER",
+            format!(
                 "kubernetes://apis/{}/namespaces/{ns}/{}s/{}",
                 d.api_version,
                 d.kind.to_lowercase(),
                 d.name
             ),
-        }));
+        ));
     }
 }
 
@@ -262,21 +277,21 @@ pub(super) fn mesh_env(input: &TemplateInput, env: &mut Vec<Value>) {
         &s.mesh_config.trust_domain
     };
     if !v.mesh_id.is_empty() {
-        env.push(json!({"name": "ISTIO_META_MESH_ID", "value": v.mesh_id}));
+        env.push(env_var("ISTIO_META_MESH_ID", v.mesh_id.as_str()));
     } else if !trust_domain.is_empty() {
-        env.push(json!({"name": "ISTIO_META_MESH_ID", "value": trust_domain}));
+        env.push(env_var("ISTIO_META_MESH_ID", trust_domain.as_str()));
     }
     if !trust_domain.is_empty() {
-        env.push(json!({"name": "TRUST_DOMAIN", "value": trust_domain}));
+        env.push(env_var("TRUST_DOMAIN", trust_domain.as_str()));
     }
 }
 
 pub(super) fn bootstrap_override_env(input: &TemplateInput, env: &mut Vec<Value>) {
     if input.annotation(ann::BOOTSTRAP_OVERRIDE).is_some() {
-        env.push(json!({
-            "name": "ISTIO_BOOTSTRAP_OVERRIDE",
-            "value": "/etc/istio/custom-bootstrap/custom_bootstrap.json",
-        }));
+        env.push(env_var(
+            "ISTIO_BOOTSTRAP_OVERRIDE",
+            "/etc/istio/custom-bootstrap/custom_bootstrap.json",
+        ));
     }
 }
 
@@ -334,48 +349,109 @@ pub(super) fn canonical_metadata(
     mut annotations: Map<String, Value>,
 ) -> Value {
     revision_and_default_container(input, app_containers, &mut annotations);
-    json!({
-        "labels": {
-            "service.istio.io/canonical-name": canonical_name(input),
-            "service.istio.io/canonical-revision": canonical_revision(input),
-        },
-        "annotations": annotations,
-    })
+    let labels = object([
+        (
+            "service.istio.io/canonical-name",
+            canonical_name(input).into(),
+        ),
+        (
+            "service.istio.io/canonical-revision",
+            canonical_revision(input).into(),
+        ),
+    ]);
+    object([
+        ("labels", labels),
+        ("annotations", Value::Object(annotations)),
+    ])
 }
 
 /// The agent's volume mounts shared by the sidecar and gateway templates; the sidecar adds
 /// the CRL mount and the user's mounts.
 pub(super) fn proxy_volume_mounts(input: &TemplateInput, sidecar: bool) -> Vec<Value> {
     let v = &input.settings.values.global;
-    let mut mounts = vec![
-        json!({"name": "workload-socket", "mountPath": "/var/run/secrets/workload-spiffe-uds"}),
-        json!({"name": "credential-socket", "mountPath": "/var/run/secrets/credential-uds"}),
-        workload_certs_mount(input),
-    ];
+    let mut mounts = Vec::with_capacity(12);
+    mounts.push(mount(
+        "workload-socket",
+        "/var/run/secrets/workload-spiffe-uds",
+    ));
+    mounts.push(mount(
+        "credential-socket",
+        "/var/run/secrets/credential-uds",
+    ));
+    mounts.push(workload_certs_mount(input));
     if v.pilot_cert_provider == "istiod" {
-        mounts.push(json!({"mountPath": "/var/run/secrets/istio", "name": "istiod-ca-cert"}));
+        mounts.push(mount("istiod-ca-cert", "/var/run/secrets/istio"));
         if sidecar {
-            mounts.push(json!({"mountPath": "/var/run/secrets/istio/crl", "name": "istio-ca-crl"}));
+            mounts.push(mount("istio-ca-crl", "/var/run/secrets/istio/crl"));
         }
     }
-    mounts.push(json!({"mountPath": "/var/lib/istio/data", "name": "istio-data"}));
+    mounts.push(mount("istio-data", "/var/lib/istio/data"));
     if input.annotation(ann::BOOTSTRAP_OVERRIDE).is_some() {
-        mounts.push(
-            json!({"mountPath": "/etc/istio/custom-bootstrap", "name": "custom-bootstrap-volume"}),
-        );
+        mounts.push(mount(
+            "custom-bootstrap-volume",
+            "/etc/istio/custom-bootstrap",
+        ));
     }
-    mounts.push(json!({"mountPath": "/etc/istio/proxy", "name": "istio-envoy"}));
-    mounts.push(json!({"mountPath": "/var/run/secrets/tokens", "name": "istio-token"}));
+    mounts.push(mount("istio-envoy", "/etc/istio/proxy"));
+    mounts.push(mount("istio-token", "/var/run/secrets/tokens"));
     if v.mount_mtls_certs {
-        mounts.push(json!({"mountPath": "/etc/certs/", "name": "istio-certs", "readOnly": true}));
+        mounts.push(object([
+            ("mountPath", "/etc/certs/".into()),
+            ("name", "istio-certs".into()),
+            ("readOnly", true.into()),
+        ]));
     }
-    mounts.push(json!({"name": "istio-podinfo", "mountPath": "/etc/istio/pod"}));
+    mounts.push(mount("istio-podinfo", "/etc/istio/pod"));
     if sidecar {
         for (name, spec) in user_entries(input, ann::USER_VOLUME_MOUNT) {
             mounts.push(named(name, spec));
         }
     }
     mounts
+}
+
+/// Capabilities dropping ALL, adding `add` (the `add` list only when not empty).
+pub(super) fn capabilities(add: &[&str]) -> Value {
+    let mut caps = Map::new();
+    if !add.is_empty() {
+        caps.insert("add".into(), string_array(add.iter().copied()));
+    }
+    caps.insert("drop".into(), string_array(["ALL"]));
+    Value::Object(caps)
+}
+
+/// The agent's Envoy Prometheus port list.
+pub(super) fn envoy_prom_ports() -> Value {
+    Value::Array(vec![object([
+        ("containerPort", 15090.into()),
+        ("protocol", "TCP".into()),
+        ("name", "http-envoy-prom".into()),
+    ])])
+}
+
+/// A lifecycle with one exec hook: `{hook: {"exec": {"command": command}}}`.
+pub(super) fn exec_hook(hook: &str, command: Vec<String>) -> Value {
+    let exec = object([("command", string_array(command))]);
+    object([(hook, object([("exec", exec)]))])
+}
+
+/// `{"name": name, "emptyDir": {}}`.
+pub(super) fn empty_dir_volume(name: &str) -> Value {
+    object([
+        ("name", name.into()),
+        ("emptyDir", Value::Object(Map::new())),
+    ])
+}
+
+/// `{"name": name, "emptyDir": {"medium": "Memory"}}`.
+pub(super) fn memory_volume(name: &str) -> Value {
+    let empty_dir = object([("medium", "Memory".into())]);
+    object([("name", name.into()), ("emptyDir", empty_dir)])
+}
+
+/// A volume mount `{"name": name, "mountPath": path}`.
+pub(super) fn mount(name: &str, path: &str) -> Value {
+    object([("name", name.into()), ("mountPath", path.into())])
 }
 
 /// `istio.io/rev` and the kubectl default-container annotations (only if absent).
@@ -403,7 +479,7 @@ pub(super) fn revision_and_default_container(
 pub(super) fn proxy_image_ref(input: &TemplateInput) -> String {
     let image = input.annotation_or(ann::PROXY_IMAGE, &input.settings.values.global.proxy.image);
     if image.contains('/') {
-        image
+        image.to_string()
     } else {
         super::proxy_image(input)
     }
@@ -411,16 +487,33 @@ pub(super) fn proxy_image_ref(input: &TemplateInput) -> String {
 
 /// The projected istio-token, the istiod CA certificate and downward-API volumes.
 pub(super) fn istio_token_volume(input: &TemplateInput) -> Value {
-    json!({"name": "istio-token", "projected": {"sources": [{"serviceAccountToken": {
-        "path": "istio-token", "expirationSeconds": 43200, "audience": input.settings.values.global.sds.token.aud,
-    }}]}})
+    let token = object([
+        ("path", "istio-token".into()),
+        ("expirationSeconds", 43200.into()),
+        (
+            "audience",
+            input.settings.values.global.sds.token.aud.as_str().into(),
+        ),
+    ]);
+    let source = object([("serviceAccountToken", token)]);
+    let projected = object([("sources", Value::Array(vec![source]))]);
+    object([("name", "istio-token".into()), ("projected", projected)])
 }
 
 pub(super) fn podinfo_volume() -> Value {
-    json!({"name": "istio-podinfo", "downwardAPI": {"items": [
-        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
-        {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
-    ]}})
+    let item = |path: &str, field: &str| {
+        let field_ref = object([("fieldPath", field.into())]);
+        object([("path", path.into()), ("fieldRef", field_ref)])
+    };
+    let items = vec![
+        item("labels", "metadata.labels"),
+        item("annotations", "metadata.annotations"),
+    ];
+    let downward_api = object([("items", Value::Array(items))]);
+    object([
+        ("name", "istio-podinfo".into()),
+        ("downwardAPI", downward_api),
+    ])
 }
 
 /// `istiod-ca-cert` when istiod is the cert provider.
@@ -442,16 +535,23 @@ pub(super) fn istiod_ca_volume(input: &TemplateInput) -> Option<Value> {
         } else {
             &v.trust_bundle_name
         };
-        json!({"name": "istiod-ca-cert", "projected": {"sources": [{"clusterTrustBundle": {
-            "name": format!("istio.io:istiod-ca:{name}"), "path": "root-cert.pem",
-        }}]}})
+        let bundle = object([
+            ("name", format!("istio.io:istiod-ca:{name}").into()),
+            ("path", "root-cert.pem".into()),
+        ]);
+        let source = object([("clusterTrustBundle", bundle)]);
+        let projected = object([("sources", Value::Array(vec![source]))]);
+        object([("name", "istiod-ca-cert".into()), ("projected", projected)])
     } else {
         let name = if v.trust_bundle_name.is_empty() {
             "istio-ca-root-cert"
         } else {
             &v.trust_bundle_name
         };
-        json!({"name": "istiod-ca-cert", "configMap": {"name": name}})
+        object([
+            ("name", "istiod-ca-cert".into()),
+            ("configMap", object([("name", name.into())])),
+        ])
     })
 }
 
@@ -467,39 +567,59 @@ pub(super) fn mtls_certs_volume(input: &TemplateInput) -> Option<Value> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .unwrap_or("default");
-    Some(
-        json!({"name": "istio-certs", "secret": {"optional": true, "secretName": format!("istio.{sa}")}}),
-    )
+    let secret = object([
+        ("optional", true.into()),
+        ("secretName", format!("istio.{sa}").into()),
+    ]);
+    Some(object([("name", "istio-certs".into()), ("secret", secret)]))
 }
 
 pub(super) fn workload_certs_volume(input: &TemplateInput, empty_dir: bool) -> Value {
     if input.settings.values.global.ca_name == "GkeWorkloadCertificate" {
-        json!({"name": "gke-workload-certificate", "csi": {"driver": "workloadcertificates.security.cloud.google.com"}})
+        let csi = object([(
+            "driver",
+            "workloadcertificates.security.cloud.google.com".into(),
+        )]);
+        object([("name", "gke-workload-certificate".into()), ("csi", csi)])
     } else if empty_dir {
-        json!({"emptyDir": {}, "name": "workload-certs"})
+        object([
+            ("emptyDir", Value::Object(Map::new())),
+            ("name", "workload-certs".into()),
+        ])
     } else {
-        json!({"name": "workload-certs"})
+        object([("name", "workload-certs".into())])
     }
 }
 
 pub(super) fn workload_certs_mount(input: &TemplateInput) -> Value {
+    const PATH: &str = "/var/run/secrets/workload-spiffe-credentials";
     if input.settings.values.global.ca_name == "GkeWorkloadCertificate" {
-        json!({"name": "gke-workload-certificate", "mountPath": "/var/run/secrets/workload-spiffe-credentials", "readOnly": true})
+        object([
+            ("name", "gke-workload-certificate".into()),
+            ("mountPath", PATH.into()),
+            ("readOnly", true.into()),
+        ])
     } else {
-        json!({"name": "workload-certs", "mountPath": "/var/run/secrets/workload-spiffe-credentials"})
+        mount("workload-certs", PATH)
     }
 }
 
 pub(super) fn bootstrap_override_volume(input: &TemplateInput) -> Option<Value> {
-    input
-        .annotation(ann::BOOTSTRAP_OVERRIDE)
-        .map(|cm| json!({"name": "custom-bootstrap-volume", "configMap": {"name": cm}}))
+    input.annotation(ann::BOOTSTRAP_OVERRIDE).map(|cm| {
+        object([
+            ("name", "custom-bootstrap-volume".into()),
+            ("configMap", object([("name", cm.into())])),
+        ])
+    })
 }
 
 pub(super) fn image_pull_secrets(input: &TemplateInput, spec: &mut Map<String, Value>) {
     let secrets = &input.settings.values.global.image_pull_secrets;
     if !secrets.is_empty() {
-        let list = secrets.iter().map(|n| json!({ "name": n })).collect();
+        let list = secrets
+            .iter()
+            .map(|n| object([("name", n.as_str().into())]))
+            .collect();
         spec.insert("imagePullSecrets".into(), Value::Array(list));
     }
 }
@@ -549,9 +669,9 @@ pub(super) fn compliance_env(input: &TemplateInput, env: &mut Vec<Value>) {
     else {
         return;
     };
-    env.push(json!({"name": "COMPLIANCE_POLICY", "value": policy}));
+    env.push(env_var("COMPLIANCE_POLICY", policy));
     if policy == "fips-140-3" {
-        env.push(json!({"name": "GODEBUG", "value": "fips140=only"}));
+        env.push(env_var("GODEBUG", "fips140=only"));
     }
 }
 

@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::TemplateInput;
 use super::common::*;
+use super::{TemplateInput, env_var, object, string_array};
 use crate::annotations as ann;
 
 const BOOTSTRAP_SCRIPT: &str = r#"NODE_ID="sidecar~${INSTANCE_IP}~${POD_NAME}.${POD_NAMESPACE}~cluster.local"
@@ -82,7 +82,7 @@ pub fn render_agent(input: &TemplateInput) -> Value {
         "ports".into(),
         json!([{"containerPort": 15020, "protocol": "TCP", "name": "mesh-metrics"}]),
     );
-    c.insert("args".into(), json!(proxy_args(input, "sidecar")));
+    c.insert("args".into(), string_array(proxy_args(input, "sidecar")));
     c.insert(
         "lifecycle".into(),
         json!({"postStart": {"exec": {"command": ["pilot-agent", "wait", "--url=http://localhost:15020/healthz/ready"]}}}),
@@ -128,35 +128,41 @@ pub fn render_agent(input: &TemplateInput) -> Value {
     spec.insert("containers".into(), Value::Array(containers));
     spec.insert("volumes".into(), Value::Array(agent_volumes(input)));
     image_pull_secrets(input, &mut spec);
-    json!({"metadata": metadata, "spec": spec})
+    object([("metadata", metadata), ("spec", Value::Object(spec))])
 }
 
 fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
     let s = input.settings;
     let mut env = vec![
-        json!({"name": "ISTIO_META_GENERATOR", "value": "grpc"}),
-        json!({"name": "OUTPUT_CERTS", "value": "/var/lib/istio/data"}),
+        env_var("ISTIO_META_GENERATOR", "grpc"),
+        env_var("OUTPUT_CERTS", "/var/lib/istio/data"),
     ];
     if s.mesh_config
         .inbound_traffic_policy
         .mode
         .eq_ignore_ascii_case("LOCALHOST")
     {
-        env.push(json!({"name": "REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION", "value": "true"}));
+        env.push(env_var(
+            "REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION",
+            "true",
+        ));
     }
     identity_env(input, &mut env);
-    env.push(json!({"name": "PROXY_CONFIG", "value": input.proxy_config.to_env_value()}));
-    env.push(json!({"name": "ISTIO_META_POD_PORTS", "value": pod_ports(input)}));
-    env.push(json!({"name": "ISTIO_META_APP_CONTAINERS", "value": app_containers.join(",")}));
-    env.push(json!({"name": "ISTIO_META_CLUSTER_ID", "value": cluster_id(input)}));
+    env.push(env_var("PROXY_CONFIG", input.proxy_config.to_env_value()));
+    env.push(env_var("ISTIO_META_POD_PORTS", pod_ports(input)));
+    env.push(env_var(
+        "ISTIO_META_APP_CONTAINERS",
+        app_containers.join(","),
+    ));
+    env.push(env_var("ISTIO_META_CLUSTER_ID", cluster_id(input)));
     env.push(field_ref("ISTIO_META_NODE_NAME", "spec.nodeName"));
     network_and_workload_env(input, input.deploy_name(), &mut env);
     mesh_env(input, &mut env);
     for (k, val) in input.proxy_config.proxy_metadata() {
-        env.push(json!({"name": k, "value": val}));
+        env.push(env_var(k, val));
     }
-    env.push(json!({"name": "ISTIO_META_DNS_CAPTURE", "value": "false"}));
-    env.push(json!({"name": "DISABLE_ENVOY", "value": "true"}));
+    env.push(env_var("ISTIO_META_DNS_CAPTURE", "false"));
+    env.push(env_var("DISABLE_ENVOY", "true"));
     env
 }
 

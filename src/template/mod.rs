@@ -2,6 +2,8 @@
 //! Istio's Go templates render YAML. Built-in templates are Rust functions reproducing Istio's
 //! Helm chart templates; custom templates come from settings as partial Pods.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::annotations as ann;
@@ -32,38 +34,64 @@ pub struct TemplateInput<'a> {
     pub native_sidecar: bool,
     pub proxy_uid: i64,
     pub proxy_gid: i64,
+    /// The Pod's annotations and labels, looked up once: templates read them dozens of times.
+    annotations: Option<&'a Map<String, Value>>,
+    labels: Option<&'a Map<String, Value>>,
 }
 
 impl<'a> TemplateInput<'a> {
+    pub fn new(
+        pod: &'a Value,
+        settings: &'a Settings,
+        proxy_config: &'a ProxyConfig,
+        deploy: &'a DeployMeta,
+        native_sidecar: bool,
+        (proxy_uid, proxy_gid): (i64, i64),
+    ) -> Self {
+        let metadata = |field: &str| {
+            pod.get("metadata")
+                .and_then(|m| m.get(field))
+                .and_then(Value::as_object)
+        };
+        TemplateInput {
+            pod,
+            settings,
+            proxy_config,
+            deploy,
+            native_sidecar,
+            proxy_uid,
+            proxy_gid,
+            annotations: metadata("annotations"),
+            labels: metadata("labels"),
+        }
+    }
+
     pub fn annotations(&self) -> Option<&'a Map<String, Value>> {
-        self.pod
-            .get("metadata")
-            .and_then(|m| m.get("annotations"))
-            .and_then(Value::as_object)
+        self.annotations
     }
 
     pub fn labels(&self) -> Option<&'a Map<String, Value>> {
-        self.pod
-            .get("metadata")
-            .and_then(|m| m.get("labels"))
-            .and_then(Value::as_object)
+        self.labels
     }
 
     /// An annotation's value if present (even empty).
     pub fn annotation(&self, key: &str) -> Option<&'a str> {
-        self.annotations()
+        self.annotations
             .and_then(|a| a.get(key))
             .map(|v| v.as_str().unwrap_or_default())
     }
 
     /// Istio's template `annotation` helper: the annotation if present, else the default.
-    pub fn annotation_or(&self, key: &str, default: &str) -> String {
-        self.annotation(key).unwrap_or(default).to_string()
+    pub fn annotation_or<'b>(&self, key: &str, default: &'b str) -> &'b str
+    where
+        'a: 'b,
+    {
+        self.annotation(key).unwrap_or(default)
     }
 
     /// Sprig's `index .Labels k | default x`: a missing or empty label gives the default.
     pub fn label_nonempty(&self, key: &str) -> Option<&'a str> {
-        self.labels()
+        self.labels
             .and_then(|l| l.get(key))
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
@@ -82,19 +110,43 @@ impl<'a> TemplateInput<'a> {
             .unwrap_or_default()
     }
 
-    pub fn interception_mode(&self) -> String {
+    pub fn interception_mode(&self) -> &'a str {
         self.annotation_or(
             ann::INTERCEPTION_MODE,
             self.proxy_config.interception_mode(),
         )
     }
 
-    pub fn status_port(&self) -> String {
-        self.annotation_or(
-            ann::STATUS_PORT,
-            &self.settings.values.global.proxy.status_port.to_string(),
-        )
+    /// The status port as the templates print it: the annotation verbatim, else the value.
+    pub fn status_port(&self) -> Cow<'a, str> {
+        match self.annotation(ann::STATUS_PORT) {
+            Some(port) => Cow::Borrowed(port),
+            None => Cow::Owned(self.settings.values.global.proxy.status_port.to_string()),
+        }
     }
+}
+
+/// A JSON object from its fields. `json!` would pass every non-literal field through serde's
+/// serializer, a deep copy; here the values are moved in.
+pub fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    let mut m = Map::new();
+    for (k, v) in fields {
+        m.insert(k.to_owned(), v);
+    }
+    Value::Object(m)
+}
+
+/// An env entry `{"name": name, "value": value}`.
+pub fn env_var(name: &str, value: impl Into<String>) -> Value {
+    object([
+        ("name", name.into()),
+        ("value", Value::String(value.into())),
+    ])
+}
+
+/// A list of strings as a JSON array.
+pub fn string_array<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Value {
+    Value::Array(items.into_iter().map(|s| Value::String(s.into())).collect())
 }
 
 /// Renders the named built-in or custom template.

@@ -2,10 +2,13 @@
 //! into a partial Pod. Field by field it follows the Helm chart's template; values that Go
 //! would omit when empty (zero probe delays, absent optional env) are omitted here too.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::common::*;
-use super::{TemplateInput, exclude_inbound_port, proxy_init_image, truncate_canonical_name};
+use super::{
+    TemplateInput, env_var, exclude_inbound_port, object, proxy_init_image, string_array,
+    truncate_canonical_name,
+};
 use crate::annotations as ann;
 
 pub fn render(input: &TemplateInput) -> Value {
@@ -27,16 +30,23 @@ pub fn render(input: &TemplateInput) -> Value {
         && !native;
     let app_containers = app_containers(input);
 
-    let metadata = json!({
-        "labels": labels(input),
-        "annotations": annotations(input, &app_containers, &mode),
-    });
+    let metadata = object([
+        ("labels", labels(input)),
+        ("annotations", annotations(input, &app_containers, mode)),
+    ]);
 
-    let mut init_containers = Vec::new();
+    // Both containers get the same resources: worked out (quantities parsed) once.
+    let resources = resources(input);
+    let mut init_containers = Vec::with_capacity(2);
     if mode != "NONE" {
-        init_containers.push(init_container(input, &mode, tproxy));
+        init_containers.push(init_container(input, mode, tproxy, resources.clone()));
     }
-    let proxy = proxy_container(input, &app_containers, tproxy, cap_net_bind, hold_proxy);
+    let proxy = proxy_container(
+        input,
+        &app_containers,
+        (tproxy, cap_net_bind, hold_proxy),
+        resources,
+    );
     let mut spec = Map::new();
     if native {
         init_containers.push(proxy);
@@ -47,7 +57,7 @@ pub fn render(input: &TemplateInput) -> Value {
     }
     spec.insert("volumes".into(), Value::Array(volumes(input)));
     image_pull_secrets(input, &mut spec);
-    json!({ "metadata": metadata, "spec": spec })
+    object([("metadata", metadata), ("spec", Value::Object(spec))])
 }
 
 fn labels(input: &TemplateInput) -> Value {
@@ -121,7 +131,7 @@ fn annotations(input: &TemplateInput, app_containers: &[&str], mode: &str) -> Va
             ann::EXCLUDE_INBOUND_PORTS.into(),
             exclude_inbound_port(
                 &input.status_port(),
-                &input.annotation_or(ann::EXCLUDE_INBOUND_PORTS, &proxy.exclude_inbound_ports),
+                input.annotation_or(ann::EXCLUDE_INBOUND_PORTS, &proxy.exclude_inbound_ports),
             )
             .into(),
         );
@@ -188,7 +198,7 @@ fn append_multus_network(existing: &str, network: &str) -> String {
     format!("{existing}, {network}")
 }
 
-fn init_container(input: &TemplateInput, mode: &str, tproxy: bool) -> Value {
+fn init_container(input: &TemplateInput, mode: &str, tproxy: bool, resources: Value) -> Value {
     let s = input.settings;
     let v = &s.values.global;
     let proxy = &v.proxy;
@@ -200,7 +210,7 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool) -> Value {
     };
     let image_annotation = input.annotation_or(ann::PROXY_IMAGE, &v.proxy_init.image);
     let image = if image_annotation.contains('/') {
-        image_annotation
+        image_annotation.to_string()
     } else {
         proxy_init_image(input)
     };
@@ -214,7 +224,7 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool) -> Value {
     };
     let excluded = exclude_inbound_port(
         &input.status_port(),
-        &input.annotation_or(ann::EXCLUDE_INBOUND_PORTS, &proxy.exclude_inbound_ports),
+        input.annotation_or(ann::EXCLUDE_INBOUND_PORTS, &proxy.exclude_inbound_ports),
     );
     let mut args: Vec<String> = vec![
         "istio-iptables".into(),
@@ -227,11 +237,17 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool) -> Value {
         "-m".into(),
         mode.into(),
         "-i".into(),
-        input.annotation_or(ann::INCLUDE_OUTBOUND_IP_RANGES, &proxy.include_ip_ranges),
+        input
+            .annotation_or(ann::INCLUDE_OUTBOUND_IP_RANGES, &proxy.include_ip_ranges)
+            .into(),
         "-x".into(),
-        input.annotation_or(ann::EXCLUDE_OUTBOUND_IP_RANGES, &proxy.exclude_ip_ranges),
+        input
+            .annotation_or(ann::EXCLUDE_OUTBOUND_IP_RANGES, &proxy.exclude_ip_ranges)
+            .into(),
         "-b".into(),
-        input.annotation_or(ann::INCLUDE_INBOUND_PORTS, &proxy.include_inbound_ports),
+        input
+            .annotation_or(ann::INCLUDE_INBOUND_PORTS, &proxy.include_inbound_ports)
+            .into(),
         "-d".into(),
         if excluded.is_empty() {
             "15090,15021".into()
@@ -243,13 +259,21 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool) -> Value {
         || !proxy.include_outbound_ports.is_empty()
     {
         args.push("-q".into());
-        args.push(input.annotation_or(ann::INCLUDE_OUTBOUND_PORTS, &proxy.include_outbound_ports));
+        args.push(
+            input
+                .annotation_or(ann::INCLUDE_OUTBOUND_PORTS, &proxy.include_outbound_ports)
+                .into(),
+        );
     }
     if input.annotation(ann::EXCLUDE_OUTBOUND_PORTS).is_some()
         || !proxy.exclude_outbound_ports.is_empty()
     {
         args.push("-o".into());
-        args.push(input.annotation_or(ann::EXCLUDE_OUTBOUND_PORTS, &proxy.exclude_outbound_ports));
+        args.push(
+            input
+                .annotation_or(ann::EXCLUDE_OUTBOUND_PORTS, &proxy.exclude_outbound_ports)
+                .into(),
+        );
     }
     if let Some(k) = input.annotation(ann::REROUTE_VIRTUAL_INTERFACES) {
         args.push("-k".into());
@@ -282,12 +306,12 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool) -> Value {
     let mut c = Map::new();
     c.insert("name".into(), name.into());
     c.insert("image".into(), image.into());
-    c.insert("args".into(), json!(args));
+    c.insert("args".into(), string_array(args));
     let metadata = input.proxy_config.proxy_metadata();
     if !metadata.is_empty() {
-        c.insert("env".into(), plain_env(&metadata));
+        c.insert("env".into(), plain_env(metadata));
     }
-    c.insert("resources".into(), resources(input));
+    c.insert("resources".into(), resources);
     if !v.image_pull_policy.is_empty() {
         c.insert("imagePullPolicy".into(), v.image_pull_policy.clone().into());
     }
@@ -295,7 +319,7 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool) -> Value {
     sc.insert("allowPrivilegeEscalation".into(), proxy.privileged.into());
     sc.insert("privileged".into(), proxy.privileged.into());
     if cni {
-        sc.insert("capabilities".into(), json!({"drop": ["ALL"]}));
+        sc.insert("capabilities".into(), capabilities(&[]));
         sc.insert("readOnlyRootFilesystem".into(), true.into());
         let (uid, gid) = if tproxy {
             (1337, 1337)
@@ -308,7 +332,7 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool) -> Value {
     } else {
         sc.insert(
             "capabilities".into(),
-            json!({"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]}),
+            capabilities(&["NET_ADMIN", "NET_RAW"]),
         );
         sc.insert("readOnlyRootFilesystem".into(), false.into());
         sc.insert("runAsGroup".into(), 0.into());
@@ -325,9 +349,8 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool) -> Value {
 fn proxy_container(
     input: &TemplateInput,
     app_containers: &[&str],
-    tproxy: bool,
-    cap_net_bind: bool,
-    hold_proxy: bool,
+    (tproxy, cap_net_bind, hold_proxy): (bool, bool, bool),
+    resources: Value,
 ) -> Value {
     let s = input.settings;
     let v = &s.values.global;
@@ -345,25 +368,24 @@ fn proxy_container(
     if input.native_sidecar {
         c.insert("restartPolicy".into(), "Always".into());
     }
-    c.insert(
-        "ports".into(),
-        json!([{"containerPort": 15090, "protocol": "TCP", "name": "http-envoy-prom"}]),
-    );
-    c.insert("args".into(), json!(args));
+    c.insert("ports".into(), envoy_prom_ports());
+    c.insert("args".into(), string_array(args));
     if is_set(&proxy.lifecycle) {
         c.insert("lifecycle".into(), proxy.lifecycle.clone());
     } else if hold_proxy {
         c.insert(
             "lifecycle".into(),
-            json!({"postStart": {"exec": {"command": ["pilot-agent", "wait"]}}}),
+            exec_hook("postStart", vec!["pilot-agent".into(), "wait".into()]),
         );
     } else if input.native_sidecar {
-        c.insert(
-            "lifecycle".into(),
-            json!({"preStop": {"exec": {"command": [
-                "pilot-agent", "request", format!("--debug-port={status_port}"), "POST", "drain"
-            ]}}}),
-        );
+        let command = vec![
+            "pilot-agent".into(),
+            "request".into(),
+            format!("--debug-port={status_port}"),
+            "POST".into(),
+            "drain".into(),
+        ];
+        c.insert("lifecycle".into(), exec_hook("preStop", command));
     }
     c.insert("env".into(), Value::Array(proxy_env(input, app_containers)));
     if !v.image_pull_policy.is_empty() {
@@ -382,7 +404,7 @@ fn proxy_container(
         "securityContext".into(),
         proxy_security_context(input, tproxy, cap_net_bind),
     );
-    c.insert("resources".into(), resources(input));
+    c.insert("resources".into(), resources);
     c.insert(
         "volumeMounts".into(),
         Value::Array(proxy_volume_mounts(input, true)),
@@ -399,22 +421,28 @@ fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
         .mode
         .eq_ignore_ascii_case("LOCALHOST")
     {
-        env.push(json!({"name": "REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION", "value": "true"}));
+        env.push(env_var(
+            "REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION",
+            "true",
+        ));
     }
     identity_env(input, &mut env);
     env.push(resource_field_ref("ISTIO_CPU_LIMIT", "limits.cpu"));
-    env.push(json!({"name": "PROXY_CONFIG", "value": input.proxy_config.to_env_value()}));
-    env.push(json!({"name": "ISTIO_META_POD_PORTS", "value": pod_ports(input)}));
-    env.push(json!({"name": "ISTIO_META_APP_CONTAINERS", "value": app_containers.join(",")}));
+    env.push(env_var("PROXY_CONFIG", input.proxy_config.to_env_value()));
+    env.push(env_var("ISTIO_META_POD_PORTS", pod_ports(input)));
+    env.push(env_var(
+        "ISTIO_META_APP_CONTAINERS",
+        app_containers.join(","),
+    ));
     env.push(resource_field_ref("GOMEMLIMIT", "limits.memory"));
     compliance_env(input, &mut env);
-    env.push(json!({"name": "ISTIO_META_CLUSTER_ID", "value": cluster_id(input)}));
+    env.push(env_var("ISTIO_META_CLUSTER_ID", cluster_id(input)));
     env.push(field_ref("ISTIO_META_NODE_NAME", "spec.nodeName"));
     let meta_mode = match input.annotation(ann::INTERCEPTION_MODE) {
-        Some(m) if !m.is_empty() => m.to_string(),
-        _ => input.proxy_config.interception_mode().to_string(),
+        Some(m) if !m.is_empty() => m,
+        _ => input.proxy_config.interception_mode(),
     };
-    env.push(json!({"name": "ISTIO_META_INTERCEPTION_MODE", "value": meta_mode}));
+    env.push(env_var("ISTIO_META_INTERCEPTION_MODE", meta_mode));
     let workload = input
         .label_nonempty("service.istio.io/workload-name")
         .unwrap_or(input.deploy_name());
@@ -432,14 +460,14 @@ fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            env.push(json!({"name": k, "value": val}));
+            env.push(env_var(k, val));
         }
     }
     if let Some(attrs) = otel_resource_attributes(input) {
-        env.push(json!({"name": "OTEL_RESOURCE_ATTRIBUTES", "value": attrs}));
+        env.push(env_var("OTEL_RESOURCE_ATTRIBUTES", attrs));
     }
     for (k, val) in input.proxy_config.proxy_metadata() {
-        env.push(json!({"name": k, "value": val}));
+        env.push(env_var(k, val));
     }
     env
 }
@@ -454,10 +482,7 @@ fn proxy_security_context(input: &TemplateInput, tproxy: bool, cap_net_bind: boo
         == Some("true")
     {
         sc.insert("allowPrivilegeEscalation".into(), true.into());
-        sc.insert(
-            "capabilities".into(),
-            json!({"add": ["NET_ADMIN"], "drop": ["ALL"]}),
-        );
+        sc.insert("capabilities".into(), capabilities(&["NET_ADMIN"]));
         sc.insert("privileged".into(), true.into());
         sc.insert("readOnlyRootFilesystem".into(), true.into());
         sc.insert("runAsGroup".into(), input.proxy_gid.into());
@@ -465,19 +490,14 @@ fn proxy_security_context(input: &TemplateInput, tproxy: bool, cap_net_bind: boo
         sc.insert("runAsUser".into(), 0.into());
     } else {
         sc.insert("allowPrivilegeEscalation".into(), proxy.privileged.into());
-        let mut caps = Map::new();
-        if tproxy || cap_net_bind {
-            let mut add = Vec::new();
-            if tproxy {
-                add.push("NET_ADMIN");
-            }
-            if cap_net_bind {
-                add.push("NET_BIND_SERVICE");
-            }
-            caps.insert("add".into(), json!(add));
+        let mut add = Vec::new();
+        if tproxy {
+            add.push("NET_ADMIN");
         }
-        caps.insert("drop".into(), json!(["ALL"]));
-        sc.insert("capabilities".into(), Value::Object(caps));
+        if cap_net_bind {
+            add.push("NET_BIND_SERVICE");
+        }
+        sc.insert("capabilities".into(), capabilities(&add));
         sc.insert("privileged".into(), proxy.privileged.into());
         sc.insert("readOnlyRootFilesystem".into(), true.into());
         if tproxy || cap_net_bind {
@@ -498,14 +518,13 @@ fn proxy_security_context(input: &TemplateInput, tproxy: bool, cap_net_bind: boo
 
 fn volumes(input: &TemplateInput) -> Vec<Value> {
     let s = input.settings;
-    let mut vols = vec![
-        json!({"name": "workload-socket"}),
-        json!({"name": "credential-socket"}),
-        workload_certs_volume(input, false),
-    ];
+    let mut vols = Vec::with_capacity(12);
+    vols.push(object([("name", "workload-socket".into())]));
+    vols.push(object([("name", "credential-socket".into())]));
+    vols.push(workload_certs_volume(input, false));
     vols.extend(bootstrap_override_volume(input));
-    vols.push(json!({"emptyDir": {"medium": "Memory"}, "name": "istio-envoy"}));
-    vols.push(json!({"name": "istio-data", "emptyDir": {}}));
+    vols.push(memory_volume("istio-envoy"));
+    vols.push(empty_dir_volume("istio-data"));
     vols.push(podinfo_volume());
     vols.push(istio_token_volume(input));
     vols.extend(istiod_ca_volume(input));
@@ -514,7 +533,11 @@ fn volumes(input: &TemplateInput) -> Vec<Value> {
     } else {
         &s.values.pilot.crl_config_map_name
     };
-    vols.push(json!({"name": "istio-ca-crl", "configMap": {"name": crl, "optional": true}}));
+    let config_map = object([("name", crl.into()), ("optional", true.into())]);
+    vols.push(object([
+        ("name", "istio-ca-crl".into()),
+        ("configMap", config_map),
+    ]));
     vols.extend(mtls_certs_volume(input));
     for (name, spec) in user_entries(input, ann::USER_VOLUME) {
         vols.push(named(name, spec));
