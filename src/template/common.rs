@@ -1,8 +1,6 @@
 //! Pieces shared by the built-in templates: the env entries, probes, resources and volume
 //! helpers that Istio's templates spell out identically.
 
-use std::sync::LazyLock;
-
 use serde_json::{Map, Value};
 
 use super::{TemplateInput, env_var, object, string_array};
@@ -214,21 +212,18 @@ pub(super) fn identity_env(input: &TemplateInput, env: &mut Vec<Value>) {
         v.pilot_cert_provider.as_str(),
     ));
     env.push(env_var("CA_ADDR", ca_addr(input)));
-    env.extend(POD_IDENTITY.iter().cloned());
-}
-
-/// The downward-API identity entries: the same for every Pod, built once (a clone costs
-/// less than building).
-static POD_IDENTITY: LazyLock<[Value; 5]> = LazyLock::new(|| {
-    [
+    // Built per call: the wasm module's per-call arena (call_arena) must not back a
+    // lazily built static.
+    for (name, path) in [
         ("POD_NAME", "metadata.name"),
         ("POD_NAMESPACE", "metadata.namespace"),
         ("INSTANCE_IP", "status.podIP"),
         ("SERVICE_ACCOUNT", "spec.serviceAccountName"),
         ("HOST_IP", "status.hostIP"),
-    ]
-    .map(|(name, path)| field_ref(name, path))
-});
+    ] {
+        env.push(field_ref(name, path));
+    }
+}
 
 pub(super) fn cluster_id<'a>(input: &TemplateInput<'a>) -> &'a str {
     let name = &input.settings.values.global.multi_cluster.cluster_name;
