@@ -46,10 +46,9 @@ fn main() {
         let t = Instant::now();
         for _ in 0..n {
             let fills = cache.fills();
-            std::hint::black_box(
-                ALLOCATOR
-                    .run(|| engine::validate(payload.as_bytes(), &mut cache, |_| Err("no".into()))),
-            );
+            std::hint::black_box(ALLOCATOR.run(|| {
+                engine::validate_in_arena(payload.as_bytes(), &mut cache, |_| Err("no".into()))
+            }));
             if cache.fills() != fills {
                 cache.refresh();
             }

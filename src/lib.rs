@@ -54,7 +54,8 @@ mod entry {
     fn validate(payload: &[u8]) -> CallResult {
         Ok(SETTINGS.with_borrow_mut(|cache| {
             let fills = cache.fills();
-            let response = ALLOCATOR.run(|| engine::validate(payload, cache, lookup_namespace));
+            let response =
+                ALLOCATOR.run(|| engine::validate_in_arena(payload, cache, lookup_namespace));
             if cache.fills() != fills {
                 // Filled inside the call's arena, which the next call reuses: parse the
                 // settings again into memory that lasts.

@@ -714,26 +714,31 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8)
-            && !needs_escape(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])))
-        {
-            i += 8;
-            continue;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let word = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]);
+        if needs_escape(word) {
+            escape_run(out, bytes, &mut start, at, at + 8);
         }
-        let end = (i + 8).min(bytes.len());
-        while i < end {
-            if let Some(escape) = escape(bytes[i]) {
-                out.extend_from_slice(&bytes[start..i]);
-                out.extend_from_slice(escape);
-                start = i + 1;
-            }
-            i += 1;
-        }
+        at += 8;
     }
+    escape_run(out, bytes, &mut start, at, bytes.len());
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Escapes what needs it in `bytes[from..to]`; `start` is where unwritten text begins.
+fn escape_run(out: &mut Vec<u8>, bytes: &[u8], start: &mut usize, from: usize, to: usize) {
+    for (i, &b) in bytes.iter().enumerate().take(to).skip(from) {
+        if let Some(escape) = escape(b) {
+            out.extend_from_slice(&bytes[*start..i]);
+            out.extend_from_slice(escape);
+            *start = i + 1;
+        }
+    }
 }
 
 /// Whether any of eight bytes is a quote, a backslash or below 0x20 (exact: the borrow of

@@ -12,7 +12,7 @@
 mod common;
 
 use istio_sidecar_injector::call_arena::CallArena;
-use istio_sidecar_injector::engine::SettingsCache;
+use istio_sidecar_injector::engine::{self, SettingsCache};
 use serde_json::{Value, json};
 
 #[global_allocator]
@@ -37,7 +37,11 @@ fn main() {
     for round in 0..20 {
         for (i, payload) in payloads.iter().enumerate() {
             let fills = cache.fills();
-            let response = ALLOCATOR.run(|| common::validate_entry(payload, namespace, &mut cache));
+            let response = ALLOCATOR.run(|| {
+                engine::validate_in_arena(payload, &mut cache, |_| {
+                    serde_json::from_slice(namespace).map_err(|e| e.to_string())
+                })
+            });
             if cache.fills() != fills {
                 cache.refresh();
             }

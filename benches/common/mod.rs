@@ -106,8 +106,9 @@ pub fn validate(payload: &[u8], namespace_json: &[u8]) -> (Vec<u8>, Option<Verdi
     (fast, verdict)
 }
 
-/// What the wasm `validate` entry runs: `engine::validate`, the settings cache kept across
-/// calls as the module keeps it.
+/// What the wasm `validate` entry runs (but with the system allocator, so with
+/// `engine::validate`, which frees what it built): the settings cache kept across calls as
+/// the module keeps it.
 pub fn validate_entry(
     payload: &[u8],
     namespace_json: &[u8],
