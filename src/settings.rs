@@ -370,13 +370,9 @@ impl Settings {
         if value.is_null() {
             return Ok(Settings::default());
         }
-        serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." {
-                format!("settings: {}", e.inner())
-            } else {
-                format!("{path}: {}", e.inner())
-            }
+        Settings::deserialize(value).map_err(|e| match error_path(value) {
+            path if path.is_empty() => format!("settings: {e}"),
+            path => format!("{path}: {e}"),
         })
     }
 
@@ -550,6 +546,84 @@ impl Settings {
         }
         names.sort();
         names
+    }
+}
+
+/// One step into settings JSON.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Where invalid settings go wrong, as `values.global.proxy.statusPort` or
+/// `neverInjectSelector[0]`: the deepest part whose removal lets the settings deserialize,
+/// found by taking parts out one at a time. Only invalid settings pay for it, and settings
+/// are small; it spares the module a path-tracking copy of every settings deserializer.
+fn error_path(settings: &Value) -> String {
+    let mut probe = settings.clone();
+    let mut path: Vec<Step> = Vec::new();
+    loop {
+        let steps: Vec<Step> = match node(&mut probe, &path) {
+            Some(Value::Object(m)) => m.keys().cloned().map(Step::Key).collect(),
+            Some(Value::Array(a)) => (0..a.len()).map(Step::Index).collect(),
+            _ => break,
+        };
+        let mut culprit = None;
+        for step in steps {
+            let Some(removed) = node(&mut probe, &path).map(|n| take(n, &step)) else {
+                break;
+            };
+            let fixed = Settings::deserialize(&probe).is_ok();
+            if let Some(n) = node(&mut probe, &path) {
+                put_back(n, &step, removed);
+            }
+            if fixed {
+                culprit = Some(step);
+                break;
+            }
+        }
+        match culprit {
+            Some(step) => path.push(step),
+            None => break,
+        }
+    }
+    let mut text = String::new();
+    for step in &path {
+        match step {
+            Step::Key(k) if text.is_empty() => text.push_str(k),
+            Step::Key(k) => {
+                text.push('.');
+                text.push_str(k);
+            }
+            Step::Index(i) => text.push_str(&format!("[{i}]")),
+        }
+    }
+    text
+}
+
+fn node<'a>(root: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
+    path.iter().try_fold(root, |v, step| match (v, step) {
+        (Value::Object(m), Step::Key(k)) => m.get_mut(k),
+        (Value::Array(a), Step::Index(i)) => a.get_mut(*i),
+        _ => None,
+    })
+}
+
+fn take(v: &mut Value, step: &Step) -> Value {
+    match (v, step) {
+        (Value::Object(m), Step::Key(k)) => m.remove(k).unwrap_or(Value::Null),
+        (Value::Array(a), Step::Index(i)) => a.remove(*i),
+        _ => Value::Null,
+    }
+}
+
+fn put_back(v: &mut Value, step: &Step, removed: Value) {
+    match (v, step) {
+        (Value::Object(m), Step::Key(k)) => {
+            m.insert(k.clone(), removed);
+        }
+        (Value::Array(a), Step::Index(i)) => a.insert(*i, removed),
+        _ => {}
     }
 }
 
