@@ -732,7 +732,11 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 
 /// Escapes what needs it in `bytes[from..to]`; `start` is where unwritten text begins.
 fn escape_run(out: &mut Vec<u8>, bytes: &[u8], start: &mut usize, from: usize, to: usize) {
-    for (i, &b) in bytes.iter().enumerate().take(to).skip(from) {
+    for (i, &b) in bytes[from..to].iter().enumerate() {
+        if !ESCAPED[b as usize] {
+            continue;
+        }
+        let i = from + i;
         if let Some(escape) = escape(b) {
             out.extend_from_slice(&bytes[*start..i]);
             out.extend_from_slice(escape);
@@ -768,6 +772,19 @@ fn escape(b: u8) -> Option<&'static [u8]> {
         _ => None,
     }
 }
+
+/// The bytes a JSON string escapes: control characters, `"` and `\\`.
+static ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 /// `\u00XX` for every control character.
 static UNICODE_ESCAPES: [[u8; 6]; 32] = {
