@@ -342,10 +342,17 @@ fn validate_disposing(
     lookup_namespace: impl FnOnce(&str) -> Result<Value, String>,
     dispose: Dispose,
 ) -> Vec<u8> {
-    let parsed: text::Payload = match serde_json::from_slice(payload) {
+    // UTF-8 checked once for the whole payload: strings and raw text are then borrowed
+    // without checking each again.
+    let parsed: Result<text::Payload, _> = match std::str::from_utf8(payload) {
+        Ok(text) => serde_json::from_str(text).map_err(|_| ()),
+        Err(_) => Err(()),
+    };
+    let parsed = match parsed {
         Ok(p) => p,
-        // The raw scan words some errors differently: the whole parse reports them.
-        Err(_) => {
+        // Invalid UTF-8, or an error the raw scan words differently: the whole parse
+        // reports it.
+        Err(()) => {
             return match parse_payload(payload) {
                 Ok((request, settings)) => reference(request, &settings, lookup_namespace),
                 Err(message) => response::malformed(&message),
