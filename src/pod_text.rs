@@ -709,40 +709,47 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
 }
 
 /// A JSON string: quotes, backslashes and control characters escaped, the rest copied in
-/// runs. Eight bytes at a time are checked at once: most strings need no escape at all.
+/// runs. Most strings need no escape at all, which is checked eight bytes at a time.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
-    let mut start = 0;
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    if needs_no_escape(bytes) {
+        out.extend_from_slice(bytes);
+    } else {
+        write_escaped(out, bytes);
+    }
+    out.push(b'"');
+}
+
+/// True when no byte of `bytes` needs escaping (the common case: names, paths, values).
+fn needs_no_escape(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
     for chunk in chunks.by_ref() {
         let word = u64::from_le_bytes([
             chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
         ]);
         if needs_escape(word) {
-            escape_run(out, bytes, &mut start, at, at + 8);
+            return false;
         }
-        at += 8;
     }
-    escape_run(out, bytes, &mut start, at, bytes.len());
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
+    !chunks.remainder().iter().any(|&b| ESCAPED[b as usize])
 }
 
-/// Escapes what needs it in `bytes[from..to]`; `start` is where unwritten text begins.
-fn escape_run(out: &mut Vec<u8>, bytes: &[u8], start: &mut usize, from: usize, to: usize) {
-    for (i, &b) in bytes[from..to].iter().enumerate() {
+/// The string's bytes with what needs it escaped, runs between escapes copied whole.
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
         if !ESCAPED[b as usize] {
             continue;
         }
-        let i = from + i;
         if let Some(escape) = escape(b) {
-            out.extend_from_slice(&bytes[*start..i]);
+            out.extend_from_slice(&bytes[start..i]);
             out.extend_from_slice(escape);
-            *start = i + 1;
+            start = i + 1;
         }
     }
+    out.extend_from_slice(&bytes[start..]);
 }
 
 /// Whether any of eight bytes is a quote, a backslash or below 0x20 (exact: the borrow of
