@@ -29,12 +29,28 @@ fn main() {
         &json!({"nativeSidecars": true, "namespaceSelection": "webhook"}),
     ));
     payloads.push(common::payload(&request, &json!({"namespaceSelection": "webhook", "values": {"global": {"proxy": {"privileged": true}}}})));
+    // Larger than the first block (the call overflows to the system allocator, the next
+    // block is bigger), then small again.
+    let mut big = request.clone();
+    let app = big["object"]["spec"]["containers"][0].clone();
+    big["object"]["spec"]["containers"] = (0..1000)
+        .map(|i| {
+            let mut c = app.clone();
+            c["name"] = json!(format!("app-{i}"));
+            c
+        })
+        .collect();
+    big["object"]["metadata"]["annotations"]["example.com/huge"] = json!("x".repeat(3 << 20));
+    payloads.insert(
+        1,
+        common::payload(&big, &json!({"namespaceSelection": "webhook"})),
+    );
 
     // The engine runs in the arena first, so that anything it builds once (and keeps) is
     // built there; the references are computed afterwards.
     let mut cache = SettingsCache::default();
     let mut answers = Vec::new();
-    for round in 0..20 {
+    for round in 0..6 {
         for (i, payload) in payloads.iter().enumerate() {
             let fills = cache.fills();
             let response = ALLOCATOR.run(|| {
