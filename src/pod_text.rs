@@ -101,6 +101,22 @@ const CONTAINER_FIELDS: &[&str] = &[
 /// fully parsed so that the check reports it.
 const CHECKED_CONTAINER_FIELDS: &[(&str, u8)] =
     &[("env", b'['), ("volumeMounts", b'['), ("resources", b'{')];
+/// Annotations the engine reads or rewrites: Istio's (`*istio.io/*`), Prometheus' (any
+/// spelling starts with `prometheus`), the CNI networks, kubectl's default containers,
+/// Datadog's env and OpenTelemetry's resource attributes. The others pass through as text.
+fn engine_reads_annotation(key: &str) -> bool {
+    key.contains("istio.io/")
+        || key.starts_with("prometheus")
+        || key.starts_with("resource.opentelemetry.io/")
+        || matches!(
+            key,
+            "k8s.v1.cni.cncf.io/networks"
+                | "kubectl.kubernetes.io/default-container"
+                | "kubectl.kubernetes.io/default-logs-container"
+                | "apm.datadoghq.com/env"
+        )
+}
+
 /// Containers the templates define; they are merged with the template and always parsed.
 const TEMPLATE_CONTAINERS: &[&str] = &["istio-proxy", "istio-init", "istio-validation"];
 /// Built-in templates that touch no application container (`grpc-*` add env and mounts to
@@ -115,6 +131,7 @@ type Fields<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
 pub struct Rest<'a> {
     top: Fields<'a>,
     metadata: Fields<'a>,
+    annotations: Fields<'a>,
     spec: Fields<'a>,
     /// Application containers by name (unique across `containers` and `initContainers`).
     containers: Vec<(String, Fields<'a>)>,
@@ -124,6 +141,7 @@ impl Rest<'_> {
     pub fn is_empty(&self) -> bool {
         self.top.is_empty()
             && self.metadata.is_empty()
+            && self.annotations.is_empty()
             && self.spec.is_empty()
             && self.containers.is_empty()
     }
@@ -142,8 +160,18 @@ pub struct PodParts<'a> {
     whole: Option<Value>,
     top: Map<String, Value>,
     top_text: Fields<'a>,
-    metadata: Option<Part<'a>>,
+    metadata: Option<Metadata<'a>>,
     spec: Option<Spec<'a>>,
+}
+
+#[derive(Debug)]
+enum Metadata<'a> {
+    Split {
+        fields: Map<String, Value>,
+        text: Fields<'a>,
+        annotations: Option<Part<'a>>,
+    },
+    Whole(Value),
 }
 
 /// An object split into parsed fields and text, or any other JSON value, whole.
@@ -182,14 +210,38 @@ impl<'a> PodParts<'a> {
         }
         rest.top = self.top_text;
         match self.metadata {
-            Some(Part::Split(fields, text)) => {
+            Some(Metadata::Split {
+                mut fields,
+                text,
+                annotations,
+            }) => {
                 if !texts_ok(&text) {
                     return None;
+                }
+                match annotations {
+                    Some(Part::Split(mut map, text)) => {
+                        // The Pod check must see values that are not strings.
+                        if text.iter().all(|(_, raw)| raw.get().starts_with('"')) {
+                            if !texts_ok(&text) {
+                                return None;
+                            }
+                            rest.annotations = text;
+                        } else {
+                            for (key, raw) in text {
+                                map.insert(key.into_owned(), serde_json::from_str(raw.get()).ok()?);
+                            }
+                        }
+                        fields.insert("annotations".into(), Value::Object(map));
+                    }
+                    Some(Part::Whole(v)) => {
+                        fields.insert("annotations".into(), v);
+                    }
+                    None => {}
                 }
                 pod.insert("metadata".into(), Value::Object(fields));
                 rest.metadata = text;
             }
-            Some(Part::Whole(v)) => {
+            Some(Metadata::Whole(v)) => {
                 pod.insert("metadata".into(), v);
             }
             None => {}
@@ -384,9 +436,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for PodParts<'a> {
                 };
                 while let Some(Key(key)) = map.next_key()? {
                     match key.as_ref() {
-                        "metadata" => {
-                            pod.metadata = Some(map.next_value_seed(PartSeed(METADATA_FIELDS))?)
-                        }
+                        "metadata" => pod.metadata = Some(map.next_value::<Metadata>()?),
                         "spec" => pod.spec = Some(map.next_value::<Spec>()?),
                         "apiVersion" | "kind" => {
                             pod.top.insert(key.into_owned(), map.next_value()?);
@@ -408,13 +458,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for PodParts<'a> {
     }
 }
 
-/// Reads an object into the fields named (parsed) and the others (text).
-struct PartSeed(&'static [&'static str]);
+/// Reads an object into the fields the predicate picks (parsed) and the others (text).
+struct PartSeed(fn(&str) -> bool);
 
 impl<'de> DeserializeSeed<'de> for PartSeed {
     type Value = Part<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        struct V(&'static [&'static str]);
+        struct V(fn(&str) -> bool);
         impl<'de> Visitor<'de> for V {
             type Value = Part<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -424,7 +474,7 @@ impl<'de> DeserializeSeed<'de> for PartSeed {
                 let mut fields = Map::new();
                 let mut text = Fields::new();
                 while let Some(Key(key)) = map.next_key()? {
-                    if self.0.contains(&key.as_ref()) {
+                    if (self.0)(&key) {
                         fields.insert(key.into_owned(), map.next_value()?);
                     } else {
                         text.push((key, map.next_value()?));
@@ -435,6 +485,39 @@ impl<'de> DeserializeSeed<'de> for PartSeed {
             whole_otherwise!(Part::Whole);
         }
         d.deserialize_any(V(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Metadata<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Map::new();
+                let mut text = Fields::new();
+                let mut annotations = None;
+                while let Some(Key(key)) = map.next_key()? {
+                    if key == "annotations" {
+                        annotations = Some(map.next_value_seed(PartSeed(engine_reads_annotation))?);
+                    } else if METADATA_FIELDS.contains(&key.as_ref()) {
+                        fields.insert(key.into_owned(), map.next_value()?);
+                    } else {
+                        text.push((key, map.next_value()?));
+                    }
+                }
+                Ok(Metadata::Split {
+                    fields,
+                    text,
+                    annotations,
+                })
+            }
+            whole_otherwise!(Metadata::Whole);
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -498,7 +581,8 @@ impl<'de> Deserialize<'de> for ContainerList<'de> {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut items = Vec::new();
-                while let Some(item) = seq.next_element_seed(PartSeed(CONTAINER_FIELDS))? {
+                let container_field = |key: &str| CONTAINER_FIELDS.contains(&key);
+                while let Some(item) = seq.next_element_seed(PartSeed(container_field))? {
                     items.push(item);
                 }
                 Ok(ContainerList::Items(items))
@@ -580,7 +664,15 @@ pub fn write_pod(out: &mut Vec<u8>, pod: &Value, rest: &Rest<'_>) -> Result<(), 
     write_object(out, top, &rest.top, |out, key, value| match (key, value) {
         ("metadata", Value::Object(m)) => {
             placed.metadata = true;
-            write_object(out, m, &rest.metadata, plain)
+            write_object(out, m, &rest.metadata, |out, key, value| {
+                match (key, value) {
+                    ("annotations", Value::Object(a)) => {
+                        placed.annotations = true;
+                        write_object(out, a, &rest.annotations, plain)
+                    }
+                    _ => plain(out, key, value),
+                }
+            })
         }
         ("spec", Value::Object(s)) => {
             placed.spec = true;
@@ -594,6 +686,7 @@ pub fn write_pod(out: &mut Vec<u8>, pod: &Value, rest: &Rest<'_>) -> Result<(), 
         _ => plain(out, key, value),
     })?;
     let all_placed = (placed.metadata || rest.metadata.is_empty())
+        && (placed.annotations || rest.annotations.is_empty())
         && (placed.spec || rest.spec.is_empty())
         && spliced.iter().all(|&n| n == 1);
     if all_placed { Ok(()) } else { Err(Lost) }
@@ -602,6 +695,7 @@ pub fn write_pod(out: &mut Vec<u8>, pod: &Value, rest: &Rest<'_>) -> Result<(), 
 #[derive(Default)]
 struct Placed {
     metadata: bool,
+    annotations: bool,
     spec: bool,
 }
 
@@ -864,7 +958,8 @@ mod tests {
         json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "p", "labels": {"app": "a"}, "managedFields": [{"manager": "m"}],
-                         "uid": "u"},
+                         "uid": "u", "annotations": {"sidecar.istio.io/proxyCPU": "1",
+                         "prometheus-io/scrape": "true", "example.com/note": "kept as text"}},
             "spec": {
                 "tolerations": [{"key": "k"}], "nodeSelector": {"n": "1"},
                 "containers": [{"name": "app", "image": "i", "env": [{"name": "E", "value": "1"}],
@@ -885,6 +980,10 @@ mod tests {
         assert!(engine_pod["metadata"].get("managedFields").is_none());
         assert!(engine_pod["spec"].get("tolerations").is_none());
         assert!(engine_pod.get("status").is_none());
+        assert_eq!(
+            engine_pod["metadata"]["annotations"],
+            json!({"sidecar.istio.io/proxyCPU": "1", "prometheus-io/scrape": "true"})
+        );
         let app = &engine_pod["spec"]["containers"][0];
         assert_eq!(app["ports"], json!([{"containerPort": 80}]));
         assert!(app.get("env").is_none() && app.get("command").is_none());
@@ -922,6 +1021,18 @@ mod tests {
         assert!(
             whole_app(&bad_env, &settings),
             "the Pod check must see a malformed env"
+        );
+    }
+
+    #[test]
+    fn annotations_that_are_not_strings_are_parsed_for_the_pod_check() {
+        let mut pod = app_pod();
+        pod["metadata"]["annotations"]["example.com/number"] = json!(3);
+        let (engine_pod, written) = round_trip(&pod, &Settings::default());
+        assert_eq!(written, pod);
+        assert_eq!(
+            engine_pod["metadata"]["annotations"]["example.com/number"],
+            json!(3)
         );
     }
 
