@@ -74,7 +74,7 @@ def main():
             row["validate_over_baseline"] = round(row["validate_ns"] / row["baseline_ns"], 2)
         rows.append(row)
 
-    print("| Pod | payload | decide only | decide + render | re-inject | validate (parse + evaluate + serialize) | baseline (parse + echo) | validate / baseline | allocations / evaluate | bytes / evaluate | allocations / validate | bytes / validate |")
+    print("| Pod | payload | decide only | decide + render | re-inject | validate (`engine::validate`, system allocator) | baseline (parse + echo) | validate / baseline | allocations / evaluate | bytes / evaluate | allocations / validate | bytes / validate |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ratio = r.get("validate_over_baseline")
