@@ -47,7 +47,12 @@ fn main() {
         for _ in 0..n {
             let fills = cache.fills();
             std::hint::black_box(ALLOCATOR.run(|| {
-                engine::validate_in_arena(payload.as_bytes(), &mut cache, |_| Err("no".into()))
+                engine::validate_in_arena(
+                    payload.as_bytes(),
+                    &mut cache,
+                    |_| Err("no".into()),
+                    || !ALLOCATOR.overflowed(),
+                )
             }));
             if cache.fills() != fills {
                 cache.refresh();

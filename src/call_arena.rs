@@ -25,6 +25,8 @@ pub struct CallArena {
     active: Cell<bool>,
     /// Bytes the current call asked for, block or not: the next block's size.
     wanted: Cell<usize>,
+    /// Whether the current call allocated outside the block (it did not fit).
+    overflowed: Cell<bool>,
 }
 
 // Only for single-threaded programs (the WebAssembly module, the profiling example): the
@@ -39,6 +41,7 @@ impl CallArena {
             next: Cell::new(0),
             active: Cell::new(false),
             wanted: Cell::new(FIRST_BLOCK),
+            overflowed: Cell::new(false),
         }
     }
 
@@ -49,6 +52,12 @@ impl CallArena {
         let out = f();
         self.active.set(false);
         out
+    }
+
+    /// Whether the current (or last) call allocated anything outside the block: then its
+    /// data must be dropped normally, or those allocations would never be freed.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.get()
     }
 
     fn begin(&self) {
@@ -67,6 +76,7 @@ impl CallArena {
         }
         self.next.set(self.start.get());
         self.wanted.set(0);
+        self.overflowed.set(false);
         self.active.set(self.start.get() != 0);
     }
 
@@ -120,6 +130,9 @@ unsafe impl GlobalAlloc for CallArena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = self.bump(layout);
         if p.is_null() {
+            if self.active.get() {
+                self.overflowed.set(true);
+            }
             unsafe { System.alloc(layout) }
         } else {
             p
@@ -134,6 +147,9 @@ unsafe impl GlobalAlloc for CallArena {
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if !self.owns(p) {
+            if self.active.get() {
+                self.overflowed.set(true);
+            }
             return unsafe { System.realloc(p, layout, new_size) };
         }
         // The last block handed out grows in place (a String or Vec being built).
@@ -200,8 +216,10 @@ mod tests {
             big.write_bytes(1, FIRST_BLOCK * 2);
             arena.dealloc(big, layout(FIRST_BLOCK * 2, 8));
         });
+        assert!(arena.overflowed());
         // The block grew to what that call wanted.
         arena.run(|| assert!(arena.capacity() >= FIRST_BLOCK * 2));
+        assert!(!arena.overflowed());
     }
 
     #[test]

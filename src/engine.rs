@@ -319,28 +319,35 @@ pub fn validate(
 }
 
 /// [`validate`] for a caller that frees the whole call's memory at once (the wasm module's
-/// per-call arena, `call_arena`): the injected Pod and the rest of the working data are not
-/// dropped one node at a time, which is pure cost there. Natively this leaks: use
-/// [`validate`].
+/// per-call arena, `call_arena`): unless `all_in_arena()` says otherwise when the answer is
+/// written, the injected Pod and the rest of the working data are not dropped one node at
+/// a time, which is pure cost there. Natively this leaks: use [`validate`].
 pub fn validate_in_arena(
     payload: &[u8],
     settings: &mut SettingsCache,
     lookup_namespace: impl FnOnce(&str) -> Result<Value, String>,
+    all_in_arena: impl Fn() -> bool,
 ) -> Vec<u8> {
-    validate_disposing(payload, settings, lookup_namespace, Dispose::Forget)
+    validate_disposing(
+        payload,
+        settings,
+        lookup_namespace,
+        Dispose::ForgetIf(&all_in_arena),
+    )
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Dispose {
+#[derive(Clone, Copy)]
+enum Dispose<'f> {
     Drop,
-    Forget,
+    /// Forget the working data when the function says everything is in the arena.
+    ForgetIf(&'f dyn Fn() -> bool),
 }
 
 fn validate_disposing(
     payload: &[u8],
     settings: &mut SettingsCache,
     lookup_namespace: impl FnOnce(&str) -> Result<Value, String>,
-    dispose: Dispose,
+    dispose: Dispose<'_>,
 ) -> Vec<u8> {
     // UTF-8 checked once for the whole payload: strings and raw text are then borrowed
     // without checking each again.
@@ -391,7 +398,9 @@ fn validate_disposing(
     let mut out = Vec::with_capacity(payload.len() * 2);
     match response::write(&mut out, &verdict, &rest) {
         Ok(()) => {
-            if dispose == Dispose::Forget {
+            if let Dispose::ForgetIf(all_in_arena) = dispose
+                && all_in_arena()
+            {
                 std::mem::forget(verdict);
                 std::mem::forget(rest);
             }

@@ -54,8 +54,11 @@ mod entry {
     fn validate(payload: &[u8]) -> CallResult {
         Ok(SETTINGS.with_borrow_mut(|cache| {
             let fills = cache.fills();
-            let response =
-                ALLOCATOR.run(|| engine::validate_in_arena(payload, cache, lookup_namespace));
+            let response = ALLOCATOR.run(|| {
+                engine::validate_in_arena(payload, cache, lookup_namespace, || {
+                    !ALLOCATOR.overflowed()
+                })
+            });
             if cache.fills() != fills {
                 // Filled inside the call's arena, which the next call reuses: parse the
                 // settings again into memory that lasts.
