@@ -6,7 +6,7 @@
 //! so during a call memory is handed out by bumping a pointer in one block, frees inside the
 //! block are no-ops, and the next call starts the block over. Allocations that do not fit,
 //! and everything outside a call, use the system allocator as before; the block grows (up
-//! to [`MAX_BLOCK`]) to what the last call needed.
+//! to 16 MiB) to what the last call needed.
 //!
 //! Whatever must survive a call (the settings cache) must be rebuilt outside it: see
 //! `lib.rs`.

@@ -308,7 +308,7 @@ mod text {
 }
 
 /// The whole `validate` call: payload bytes in, Kubewarden `ValidationResponse` JSON out.
-/// The Pod is split ([`pod_text::split`]) so that what injection never reads is copied
+/// The Pod is split ([`pod_text::PodParts`]) so that what injection never reads is copied
 /// through as text; the answer is the same as `parse_payload` + `evaluate` + serializing.
 pub fn validate(
     payload: &[u8],

@@ -1,14 +1,16 @@
 //! The Pod as the engine sees it, and the rest of it as raw JSON text.
 //!
-//! Most of a Pod is never read by injection: managed fields, tolerations, affinity, the
-//! application containers' env, mounts, commands and resources. Parsing those into
-//! `serde_json::Value`s and formatting them again costs more than injecting the sidecar, so
-//! [`split`] parses only the fields the engine reads and keeps the others as borrowed
-//! `RawValue` text, and [`write_pod`] writes the engine's Pod with that text spliced back in
-//! verbatim. Anything unusual (custom templates, deep nesting, text a Value cannot hold)
-//! makes [`split`] decline, and the caller parses the whole payload as before; re-injection,
-//! duplicate or unnamed containers and fields of an unexpected shape keep the containers
-//! whole. Either way the engine's checks and messages stay the same.
+//! Most of a Pod is never read by injection: managed fields, tolerations, affinity, most
+//! annotations, the application containers' env, mounts, commands and resources. Parsing
+//! those into `serde_json::Value`s and formatting them again costs more than injecting the
+//! sidecar, so [`PodParts`] (read in the same pass as the rest of the payload) parses only
+//! the fields the engine reads and borrows the others as `RawValue` text,
+//! [`PodParts::assemble`] hands the engine its Pod, and [`write_pod`] writes the engine's
+//! Pod with that text spliced back in verbatim. Anything unusual (custom templates, deep
+//! nesting, text a Value cannot hold) makes `assemble` decline, and the caller parses the
+//! whole payload as before; re-injection, duplicate container names and fields of an
+//! unexpected shape keep the containers (or annotations) whole. Either way the engine's
+//! checks and messages stay the same.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -126,7 +128,7 @@ const SPLITTING_TEMPLATES: &[&str] = &["sidecar", "gateway"];
 /// An object's fields kept as text, in input order, without duplicate keys.
 type Fields<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
 
-/// What [`split`] kept as text, by the object it belongs to.
+/// What [`PodParts::assemble`] kept as text, by the object it belongs to.
 #[derive(Default, Debug)]
 pub struct Rest<'a> {
     top: Fields<'a>,
