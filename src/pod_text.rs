@@ -137,6 +137,8 @@ pub struct Rest<'a> {
     spec: Fields<'a>,
     /// Application containers by name (unique across `containers` and `initContainers`).
     containers: Vec<(String, Fields<'a>)>,
+    /// Volumes by name (unique).
+    volumes: Vec<(String, Fields<'a>)>,
 }
 
 impl Rest<'_> {
@@ -146,6 +148,7 @@ impl Rest<'_> {
             && self.annotations.is_empty()
             && self.spec.is_empty()
             && self.containers.is_empty()
+            && self.volumes.is_empty()
     }
 }
 
@@ -188,7 +191,7 @@ enum Spec<'a> {
     Split {
         fields: Map<String, Value>,
         text: Fields<'a>,
-        /// `containers` and `initContainers`, when they are lists.
+        /// `containers`, `initContainers` and `volumes`, when they are lists.
         lists: Vec<(&'static str, Vec<Part<'a>>)>,
     },
     Whole(Value),
@@ -261,10 +264,15 @@ impl<'a> PodParts<'a> {
                 let split_apps = containers_may_split(&pod, settings);
                 let names = app_container_names(&lists);
                 for (key, items) in lists {
-                    let mut list = Vec::with_capacity(items.len());
-                    for item in items {
-                        list.push(container(item, split_apps, &names, &mut rest.containers)?);
-                    }
+                    let list = if key == "volumes" {
+                        volumes(items, split_apps, &mut rest.volumes)?
+                    } else {
+                        let mut list = Vec::with_capacity(items.len());
+                        for item in items {
+                            list.push(container(item, split_apps, &names, &mut rest.containers)?);
+                        }
+                        list
+                    };
                     fields.insert(key.to_string(), Value::Array(list));
                 }
                 pod.insert("spec".into(), Value::Object(fields));
@@ -307,6 +315,7 @@ fn containers_may_split(pod: &Map<String, Value>, settings: &Settings) -> bool {
 fn app_container_names(lists: &[(&'static str, Vec<Part<'_>>)]) -> Vec<String> {
     let all: Vec<&str> = lists
         .iter()
+        .filter(|(key, _)| *key != "volumes")
         .flat_map(|(_, items)| items)
         .filter_map(|item| match item {
             Part::Split(fields, _) => fields.get("name").and_then(Value::as_str),
@@ -317,6 +326,53 @@ fn app_container_names(lists: &[(&'static str, Vec<Part<'_>>)]) -> Vec<String> {
         .filter(|n| all.iter().filter(|m| m == n).count() == 1)
         .map(|n| n.to_string())
         .collect()
+}
+
+/// The Pod's volumes: all injection reads of them is their names (template volumes are
+/// merged in by name; a volume the template also defines gets the template's fields, and a
+/// field both define shows up as a duplicate key, which the writer reports as lost). Kept
+/// whole when the names are not unique or containers are not split (re-injection strips
+/// volumes by name, `grpc-*` templates add their own).
+fn volumes<'a>(
+    items: Vec<Part<'a>>,
+    split: bool,
+    rest: &mut Vec<(String, Fields<'a>)>,
+) -> Option<Vec<Value>> {
+    let names: Vec<Option<&str>> = items
+        .iter()
+        .map(|item| match item {
+            Part::Split(fields, _) => fields.get("name").and_then(Value::as_str),
+            Part::Whole(_) => None,
+        })
+        .collect();
+    let unique = |name: &str| names.iter().filter(|n| **n == Some(name)).count() == 1;
+    let keep: Vec<Option<String>> = names
+        .iter()
+        .map(|n| n.filter(|n| split && unique(n)).map(str::to_string))
+        .collect();
+    let mut list = Vec::with_capacity(items.len());
+    for (item, keep) in items.into_iter().zip(keep) {
+        match item {
+            Part::Whole(v) => list.push(v),
+            Part::Split(mut fields, text) => {
+                match keep {
+                    Some(name) if !text.is_empty() => {
+                        if !texts_ok(&text) {
+                            return None;
+                        }
+                        rest.push((name, text));
+                    }
+                    _ => {
+                        for (key, raw) in text {
+                            fields.insert(key.into_owned(), serde_json::from_str(raw.get()).ok()?);
+                        }
+                    }
+                }
+                list.push(Value::Object(fields));
+            }
+        }
+    }
+    Some(list)
 }
 
 /// One container: its text kept aside when it may be, else parsed whole.
@@ -536,17 +592,18 @@ impl<'de> Deserialize<'de> for Spec<'de> {
                 let mut text = Fields::new();
                 let mut lists: Vec<(&'static str, Vec<Part<'de>>)> = Vec::new();
                 while let Some(Key(key)) = map.next_key()? {
-                    let list_key = match key.as_ref() {
-                        "containers" => Some("containers"),
-                        "initContainers" => Some("initContainers"),
+                    let list: Option<(&'static str, ListSeed)> = match key.as_ref() {
+                        "containers" => Some(("containers", ListSeed(container_field))),
+                        "initContainers" => Some(("initContainers", ListSeed(container_field))),
+                        "volumes" => Some(("volumes", ListSeed(|key| key == "name"))),
                         _ => None,
                     };
-                    if let Some(list_key) = list_key {
+                    if let Some((list_key, seed)) = list {
                         lists.retain(|(k, _)| *k != list_key);
                         fields.remove(list_key);
-                        match map.next_value::<ContainerList>()? {
-                            ContainerList::Items(items) => lists.push((list_key, items)),
-                            ContainerList::Whole(v) => {
+                        match map.next_value_seed(seed)? {
+                            ItemList::Items(items) => lists.push((list_key, items)),
+                            ItemList::Whole(v) => {
                                 fields.insert(list_key.to_string(), v);
                             }
                         }
@@ -568,33 +625,40 @@ impl<'de> Deserialize<'de> for Spec<'de> {
     }
 }
 
-enum ContainerList<'a> {
+fn container_field(key: &str) -> bool {
+    CONTAINER_FIELDS.contains(&key)
+}
+
+enum ItemList<'a> {
     Items(Vec<Part<'a>>),
     Whole(Value),
 }
 
-impl<'de> Deserialize<'de> for ContainerList<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
+/// A list whose items are split by the predicate (any other JSON value is read whole).
+struct ListSeed(fn(&str) -> bool);
+
+impl<'de> DeserializeSeed<'de> for ListSeed {
+    type Value = ItemList<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct V(fn(&str) -> bool);
         impl<'de> Visitor<'de> for V {
-            type Value = ContainerList<'de>;
+            type Value = ItemList<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any value")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut items = Vec::new();
-                let container_field = |key: &str| CONTAINER_FIELDS.contains(&key);
-                while let Some(item) = seq.next_element_seed(PartSeed(container_field))? {
+                while let Some(item) = seq.next_element_seed(PartSeed(self.0))? {
                     items.push(item);
                 }
-                Ok(ContainerList::Items(items))
+                Ok(ItemList::Items(items))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                Value::deserialize(MapAccessDeserializer::new(map)).map(ContainerList::Whole)
+                Value::deserialize(MapAccessDeserializer::new(map)).map(ItemList::Whole)
             }
-            scalars_whole!(ContainerList::Whole);
+            scalars_whole!(ItemList::Whole);
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(self.0))
     }
 }
 
@@ -663,6 +727,7 @@ pub fn write_pod(out: &mut Vec<u8>, pod: &Value, rest: &Rest<'_>) -> Result<(), 
     };
     let mut placed = Placed::default();
     let mut spliced = vec![0u8; rest.containers.len()];
+    let mut spliced_volumes = vec![0u8; rest.volumes.len()];
     write_object(out, top, &rest.top, |out, key, value| match (key, value) {
         ("metadata", Value::Object(m)) => {
             placed.metadata = true;
@@ -680,7 +745,10 @@ pub fn write_pod(out: &mut Vec<u8>, pod: &Value, rest: &Rest<'_>) -> Result<(), 
             placed.spec = true;
             write_object(out, s, &rest.spec, |out, key, value| match (key, value) {
                 ("containers" | "initContainers", Value::Array(items)) => {
-                    write_containers(out, items, &rest.containers, &mut spliced)
+                    write_named(out, items, &rest.containers, &mut spliced)
+                }
+                ("volumes", Value::Array(items)) => {
+                    write_named(out, items, &rest.volumes, &mut spliced_volumes)
                 }
                 _ => plain(out, key, value),
             })
@@ -690,7 +758,7 @@ pub fn write_pod(out: &mut Vec<u8>, pod: &Value, rest: &Rest<'_>) -> Result<(), 
     let all_placed = (placed.metadata || rest.metadata.is_empty())
         && (placed.annotations || rest.annotations.is_empty())
         && (placed.spec || rest.spec.is_empty())
-        && spliced.iter().all(|&n| n == 1);
+        && spliced.iter().chain(&spliced_volumes).all(|&n| n == 1);
     if all_placed { Ok(()) } else { Err(Lost) }
 }
 
@@ -701,10 +769,12 @@ struct Placed {
     spec: bool,
 }
 
-fn write_containers(
+/// A list of named objects (containers, volumes), each with its text fields spliced back;
+/// `spliced` counts how often each was placed.
+fn write_named(
     out: &mut Vec<u8>,
     items: &[Value],
-    containers: &[(String, Fields<'_>)],
+    texts: &[(String, Fields<'_>)],
     spliced: &mut [u8],
 ) -> Result<(), Lost> {
     out.push(b'[');
@@ -715,11 +785,11 @@ fn write_containers(
         let text = item
             .get("name")
             .and_then(Value::as_str)
-            .and_then(|name| containers.iter().position(|(n, _)| n == name));
+            .and_then(|name| texts.iter().position(|(n, _)| n == name));
         match (item, text) {
             (Value::Object(map), Some(at)) => {
                 spliced[at] = spliced[at].saturating_add(1);
-                write_object(out, map, &containers[at].1, plain)?;
+                write_object(out, map, &texts[at].1, plain)?;
             }
             _ => write_value(out, item),
         }
@@ -967,7 +1037,8 @@ mod tests {
                 "containers": [{"name": "app", "image": "i", "env": [{"name": "E", "value": "1"}],
                                 "ports": [{"containerPort": 80}], "resources": {},
                                 "command": ["run"]}],
-                "initContainers": [{"name": "setup", "args": ["x"]}]
+                "initContainers": [{"name": "setup", "args": ["x"]}],
+                "volumes": [{"name": "data", "emptyDir": {}}, {"name": "conf", "configMap": {"name": "c"}}]
             },
             "status": {}
         })
@@ -985,6 +1056,10 @@ mod tests {
         assert_eq!(
             engine_pod["metadata"]["annotations"],
             json!({"sidecar.istio.io/proxyCPU": "1", "prometheus-io/scrape": "true"})
+        );
+        assert_eq!(
+            engine_pod["spec"]["volumes"],
+            json!([{"name": "data"}, {"name": "conf"}])
         );
         let app = &engine_pod["spec"]["containers"][0];
         assert_eq!(app["ports"], json!([{"containerPort": 80}]));
@@ -1024,6 +1099,15 @@ mod tests {
             whole_app(&bad_env, &settings),
             "the Pod check must see a malformed env"
         );
+    }
+
+    #[test]
+    fn volumes_with_a_shared_name_stay_whole() {
+        let mut pod = app_pod();
+        pod["spec"]["volumes"][1]["name"] = json!("data");
+        let (engine_pod, written) = round_trip(&pod, &Settings::default());
+        assert_eq!(written, pod);
+        assert_eq!(engine_pod["spec"]["volumes"], pod["spec"]["volumes"]);
     }
 
     #[test]
