@@ -72,6 +72,11 @@ impl Verdict {
     }
 }
 
+/// Injection only ever handles Pod creations.
+fn is_pod_create(kind: &GroupVersionKind, operation: &str) -> bool {
+    kind.kind == "Pod" && kind.group.is_empty() && operation == "CREATE"
+}
+
 /// Evaluates a request whose settings are already parsed. `lookup_namespace` is called at
 /// most once, with the namespace name, and only in `lookup` mode.
 pub fn evaluate(
@@ -79,8 +84,7 @@ pub fn evaluate(
     settings: &Settings,
     lookup_namespace: impl FnOnce(&str) -> Result<Value, String>,
 ) -> Verdict {
-    let is_pod = request.kind.kind == "Pod" && request.kind.group.is_empty();
-    if !is_pod || request.operation != "CREATE" {
+    if !is_pod_create(&request.kind, &request.operation) {
         return Verdict::new(
             Outcome::NotSelected,
             Reason::new(
@@ -290,17 +294,14 @@ mod text {
     }
 
     impl AdmissionRequest<'_> {
-        pub fn with_object(&self, object: Value) -> super::AdmissionRequest {
+        /// The request with the engine's Pod in place of the text parts.
+        pub fn into_request(self, object: Value) -> super::AdmissionRequest {
             super::AdmissionRequest {
-                uid: self.uid.clone(),
-                kind: GroupVersionKind {
-                    group: self.kind.group.clone(),
-                    version: self.kind.version.clone(),
-                    kind: self.kind.kind.clone(),
-                },
-                operation: self.operation.clone(),
-                namespace: self.namespace.clone(),
-                name: self.name.clone(),
+                uid: self.uid,
+                kind: self.kind,
+                operation: self.operation,
+                namespace: self.namespace,
+                name: self.name,
                 object,
             }
         }
@@ -373,9 +374,7 @@ fn validate_disposing(
         Ok(s) => s,
         Err(e) => return response::malformed(&format!("invalid settings: {e}")),
     };
-    let is_pod_create = request.kind.kind == "Pod"
-        && request.kind.group.is_empty()
-        && request.operation == "CREATE";
+    let is_pod_create = is_pod_create(&request.kind, &request.operation);
     let object = request.object.take().filter(|_| is_pod_create);
     let (pod, rest) = match object.map(|o| o.assemble(settings)) {
         None => (Value::Null, pod_text::Rest::default()),
@@ -394,7 +393,7 @@ fn validate_disposing(
         }
         answer.clone().unwrap_or_else(|| Err("no namespace".into()))
     };
-    let verdict = evaluate(request.with_object(pod), settings, &mut cached_lookup);
+    let verdict = evaluate(request.into_request(pod), settings, &mut cached_lookup);
     let mut out = Vec::with_capacity(payload.len() * 2);
     match response::write(&mut out, &verdict, &rest) {
         Ok(()) => {
