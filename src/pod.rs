@@ -78,8 +78,13 @@ pub fn check_shape(pod: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Container fields the shape check requires to be lists of objects (or null).
+pub const CONTAINER_LIST_FIELDS: [&str; 3] = ["env", "ports", "volumeMounts"];
+/// Container fields the shape check requires to be objects (or null).
+pub const CONTAINER_OBJECT_FIELDS: [&str; 3] = ["securityContext", "resources", "lifecycle"];
+
 fn check_container(path: &str, c: &Map<String, Value>) -> Result<(), String> {
-    for field in ["env", "ports", "volumeMounts"] {
+    for field in CONTAINER_LIST_FIELDS {
         match c.get(field) {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
@@ -90,7 +95,7 @@ fn check_container(path: &str, c: &Map<String, Value>) -> Result<(), String> {
             Some(_) => return Err(format!("{path}.{field}: must be a list")),
         }
     }
-    for field in ["securityContext", "resources", "lifecycle"] {
+    for field in CONTAINER_OBJECT_FIELDS {
         if let Some(v) = c.get(field)
             && !(v.is_object() || v.is_null())
         {

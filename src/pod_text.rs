@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::annotations as ann;
+use crate::pod;
 use crate::settings::Settings;
 
 /// Visitor methods for every JSON value but objects (and arrays, when the visitor reads
@@ -98,11 +99,6 @@ const CONTAINER_FIELDS: &[&str] = &[
     "securityContext",
     "restartPolicy",
 ];
-/// Container fields the Pod shape check looks at, and the JSON type it expects of them
-/// (`[` a list of objects, `{` an object). A raw value of another shape makes the container
-/// fully parsed so that the check reports it.
-const CHECKED_CONTAINER_FIELDS: &[(&str, u8)] =
-    &[("env", b'['), ("volumeMounts", b'['), ("resources", b'{')];
 /// Annotations the engine reads or rewrites: Istio's (`*istio.io/*`), Prometheus' (any
 /// spelling starts with `prometheus`), the CNI networks, kubectl's default containers,
 /// Datadog's env and OpenTelemetry's resource attributes. The others pass through as text.
@@ -407,20 +403,21 @@ fn container<'a>(
     Some(Value::Object(fields))
 }
 
-/// The Pod check's container field shapes hold for these text fields.
+/// The Pod shape check's container rules (`pod::check_shape`) hold for these text fields;
+/// if not, the container is parsed whole so that the check reports it.
 fn checked_shapes_hold(text: &Fields<'_>) -> bool {
     text.iter().all(|(key, raw)| {
-        let Some(&(_, open)) = CHECKED_CONTAINER_FIELDS.iter().find(|(f, _)| f == key) else {
-            return true;
-        };
         let text = raw.get();
         if text == "null" {
             return true;
         }
-        match open {
-            b'[' => serde_json::from_str::<RawArray>(text)
-                .is_ok_and(|RawArray(items)| items.iter().all(|i| i.get().starts_with('{'))),
-            _ => text.starts_with('{'),
+        if pod::CONTAINER_LIST_FIELDS.contains(&key.as_ref()) {
+            serde_json::from_str::<RawArray>(text)
+                .is_ok_and(|RawArray(items)| items.iter().all(|i| i.get().starts_with('{')))
+        } else if pod::CONTAINER_OBJECT_FIELDS.contains(&key.as_ref()) {
+            text.starts_with('{')
+        } else {
+            true
         }
     })
 }
