@@ -7,6 +7,9 @@
 //!
 //! Every case is also re-injected: the output evaluated again must come back unchanged.
 
+#[path = "../benches/common/mod.rs"]
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -32,20 +35,9 @@ fn inject(pod: &Value, settings_json: &Value, ns_labels: &Value) -> engine::Verd
     let settings = Settings::from_value(settings_json).expect("settings");
     let verdict = evaluate(pod, &settings, ns_labels);
     let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default");
-    let payload = json!({
-        "request": {"uid": "golden", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                    "operation": "CREATE", "namespace": namespace, "object": pod},
-        "settings": settings_json,
-    });
     let ns = json!({"metadata": {"name": namespace, "labels": ns_labels}});
-    let response = engine::validate(
-        payload.to_string().as_bytes(),
-        &mut engine::SettingsCache::default(),
-        |_| Ok(ns),
-    );
-    let response: Value = serde_json::from_slice(&response).expect("response JSON");
     assert_eq!(
-        response["mutated_object"],
+        common::validate_mutated(pod, namespace, settings_json, ns),
         verdict.mutated.clone().unwrap_or(Value::Null),
         "engine::validate and evaluate disagree on {}",
         pod["metadata"]["name"]

@@ -758,19 +758,8 @@ impl Case {
         let request = common::pod_request(pod.clone(), &self.namespace);
         let verdict = engine::evaluate(request, &self.settings, |_| Ok(ns.clone()));
         // The wasm entry's path (Pod split into parsed fields and text) answers the same.
-        let payload = json!({
-            "request": {"uid": "prop", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                        "operation": "CREATE", "namespace": self.namespace, "object": pod},
-            "settings": self.settings_json,
-        });
-        let response = engine::validate(
-            payload.to_string().as_bytes(),
-            &mut engine::SettingsCache::default(),
-            |_| Ok(ns),
-        );
-        let response: Value = serde_json::from_slice(&response).expect("response JSON");
         assert_eq!(
-            response["mutated_object"],
+            common::validate_mutated(&pod, &self.namespace, &self.settings_json, ns),
             verdict.mutated.clone().unwrap_or(Value::Null),
             "engine::validate and evaluate disagree"
         );

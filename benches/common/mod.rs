@@ -119,6 +119,29 @@ pub fn validate_entry(
     })
 }
 
+/// The Pod `engine::validate` answers for a CREATE of `pod` in `namespace` with these
+/// settings (JSON, as Kubewarden sends them), the Namespace lookup answering
+/// `namespace_object`: what tests compare with `engine::evaluate`'s Pod.
+pub fn validate_mutated(
+    pod: &Value,
+    namespace: &str,
+    settings: &Value,
+    namespace_object: Value,
+) -> Value {
+    let payload = json!({
+        "request": {"uid": "test", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "operation": "CREATE", "namespace": namespace, "object": pod},
+        "settings": settings,
+    });
+    let response = engine::validate(
+        payload.to_string().as_bytes(),
+        &mut engine::SettingsCache::default(),
+        |_| Ok(namespace_object),
+    );
+    let mut response: Value = serde_json::from_slice(&response).expect("response JSON");
+    response["mutated_object"].take()
+}
+
 /// The reference path: `parse_payload` + `evaluate` + the SDK's response serialized.
 pub fn validate_reference(payload: &[u8], namespace_json: &[u8]) -> (Vec<u8>, Option<Verdict>) {
     let (request, settings) = match engine::parse_payload(payload) {
