@@ -5,15 +5,13 @@
 //! offers every top-level setting of `src/settings.rs` with a type, a default
 //! and a help text.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_yaml::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use support::{TempDir, kwhost, root};
 
 fn read(relative: &str) -> String {
     std::fs::read_to_string(root().join(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
@@ -41,31 +39,6 @@ fn cargo_version() -> String {
         }
     }
     panic!("no [package] version in Cargo.toml");
-}
-
-fn kwhost(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kwhost"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("cannot run kwhost")
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("kwhost-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Runs `make artifacthub`'s command on a copy of the committed file (so the

@@ -13,12 +13,14 @@
 //!   ignores;
 //! - the files are what `make manifests` writes (no drift).
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde::Deserialize;
 use serde_yaml::Value;
+use support::{TempDir, kwhost, root};
 
 type Labels = BTreeMap<String, String>;
 
@@ -30,10 +32,6 @@ const IGNORED: [&str; 4] = [
 ];
 /// `MANIFEST_REVISIONS` in the Makefile.
 const REVISIONS: [&str; 2] = ["default", "canary"];
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn documents(text: &str) -> Vec<Value> {
     serde_yaml::Deserializer::from_str(text)
@@ -470,31 +468,6 @@ fn webhook_selectors_equal_istio_for_every_label_combination() {
         selected.0 > 0 && selected.1 > 0,
         "the enumeration selects something: {selected:?}"
     );
-}
-
-fn kwhost(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_kwhost"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("cannot run kwhost")
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("kwhost-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]
