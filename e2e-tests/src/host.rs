@@ -29,6 +29,17 @@ pub struct Policy {
     pub metadata: Option<Metadata>,
 }
 
+/// With `KWHOST_PERFMAP` set, modules are compiled by an engine that writes
+/// `/tmp/perf-<pid>.map`, so that `perf record` / `perf report` name the module's functions
+/// (build the module unstripped to get Rust names). Profiling only: this engine has no
+/// compile cache.
+fn perf_map_engine() -> Result<wasmtime_provider::wasmtime::Engine> {
+    use wasmtime_provider::wasmtime::{Config, Engine, ProfilingStrategy};
+    let mut config = Config::new();
+    config.profiler(ProfilingStrategy::PerfMap);
+    Engine::new(&config).map_err(|e| anyhow!("cannot build a profiling engine: {e}"))
+}
+
 /// Where compiled modules are cached (wasmtime's on-disk cache), if anywhere.
 #[derive(Debug, Clone, Default)]
 pub enum CompileCache {
@@ -68,6 +79,9 @@ impl Policy {
         crate::metadata::check_module(bytes)?;
         let metadata = Metadata::from_module(bytes)?;
         let mut builder = WasmtimeEngineProviderBuilder::new().module_bytes(bytes);
+        if std::env::var_os("KWHOST_PERFMAP").is_some() {
+            builder = builder.engine(perf_map_engine()?);
+        }
         if let CompileCache::Directory(dir) = cache {
             std::fs::create_dir_all(dir).ok();
             builder = builder.enable_cache(Some(dir));
