@@ -103,7 +103,7 @@ const CONTAINER_FIELDS: &[&str] = &[
 /// spelling starts with `prometheus`), the CNI networks, kubectl's default containers,
 /// Datadog's env and OpenTelemetry's resource attributes. The others pass through as text.
 fn engine_reads_annotation(key: &str) -> bool {
-    key.contains("istio.io/")
+    has_istio_domain(key)
         || key.starts_with("prometheus")
         || key.starts_with("resource.opentelemetry.io/")
         || matches!(
@@ -113,6 +113,16 @@ fn engine_reads_annotation(key: &str) -> bool {
                 | "kubectl.kubernetes.io/default-logs-container"
                 | "apm.datadoghq.com/env"
         )
+}
+
+/// `key.contains("istio.io/")`, without building a substring searcher for every key: each
+/// occurrence ends at a `/` preceded by `istio.io`.
+fn has_istio_domain(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    bytes
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'/' && bytes[..i].ends_with(b"istio.io"))
 }
 
 /// Containers the templates define; they are merged with the template and always parsed.
@@ -1157,5 +1167,26 @@ mod tests {
             Err(Lost),
             "duplicate key"
         );
+    }
+
+    #[test]
+    fn the_istio_domain_check_is_a_substring_check() {
+        for key in [
+            "sidecar.istio.io/inject",
+            "istio.io/rev",
+            "traffic.sidecar.istio.io/excludeOutboundPorts",
+            "a/b/istio.io/c",
+            "istio.io",
+            "istio.io-/x",
+            "notistio.io/x",
+            "xistio.io//",
+            "/istio.io/",
+            "istio/io/",
+            "example.com/istio.io",
+            "",
+            "/",
+        ] {
+            assert_eq!(has_istio_domain(key), key.contains("istio.io/"), "{key:?}");
+        }
     }
 }
