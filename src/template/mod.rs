@@ -37,7 +37,14 @@ pub struct TemplateInput<'a> {
     /// The Pod's annotations and labels, looked up once: templates read them dozens of times.
     annotations: Option<&'a Map<String, Value>>,
     labels: Option<&'a Map<String, Value>>,
+    /// The annotations again as a list, when there are few (the fast path parses only the
+    /// ones injection reads): most keys share the `sidecar.istio.io/` prefix, so a map
+    /// search compares it over and over, while a scan compares lengths first.
+    few_annotations: Vec<(&'a str, &'a Value)>,
 }
+
+/// Up to this many annotations are scanned rather than searched.
+const SCANNED_ANNOTATIONS: usize = 16;
 
 impl<'a> TemplateInput<'a> {
     pub fn new(
@@ -53,6 +60,13 @@ impl<'a> TemplateInput<'a> {
                 .and_then(|m| m.get(field))
                 .and_then(Value::as_object)
         };
+        let annotations = metadata("annotations");
+        let few_annotations = match annotations {
+            Some(a) if a.len() <= SCANNED_ANNOTATIONS => {
+                a.iter().map(|(k, v)| (k.as_str(), v)).collect()
+            }
+            _ => Vec::new(),
+        };
         TemplateInput {
             pod,
             settings,
@@ -61,8 +75,9 @@ impl<'a> TemplateInput<'a> {
             native_sidecar,
             proxy_uid,
             proxy_gid,
-            annotations: metadata("annotations"),
+            annotations,
             labels: metadata("labels"),
+            few_annotations,
         }
     }
 
@@ -76,9 +91,15 @@ impl<'a> TemplateInput<'a> {
 
     /// An annotation's value if present (even empty).
     pub fn annotation(&self, key: &str) -> Option<&'a str> {
-        self.annotations
-            .and_then(|a| a.get(key))
-            .map(|v| v.as_str().unwrap_or_default())
+        let value = if self.few_annotations.is_empty() {
+            self.annotations.and_then(|a| a.get(key))
+        } else {
+            self.few_annotations
+                .iter()
+                .find(|(k, _)| k.len() == key.len() && *k == key)
+                .map(|(_, v)| *v)
+        };
+        value.map(|v| v.as_str().unwrap_or_default())
     }
 
     /// Istio's template `annotation` helper: the annotation if present, else the default.
@@ -272,6 +293,39 @@ pub fn truncate_canonical_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn annotations_read_the_same_scanned_or_searched() {
+        let settings = Settings::default();
+        let proxy_config = ProxyConfig::with_overlay(&settings.mesh_config.default_config, None);
+        let deploy = DeployMeta::default();
+        for count in [0, 3, SCANNED_ANNOTATIONS, SCANNED_ANNOTATIONS + 1, 40] {
+            let mut annotations: Map<String, Value> = (0..count)
+                .map(|i| {
+                    (
+                        format!("sidecar.istio.io/k{i}"),
+                        Value::from(format!("v{i}")),
+                    )
+                })
+                .collect();
+            annotations.insert("sidecar.istio.io/number".into(), 7.into());
+            let pod = serde_json::json!({"metadata": {"annotations": annotations}});
+            let input = TemplateInput::new(&pod, &settings, &proxy_config, &deploy, false, (1, 1));
+            assert_eq!(
+                input.few_annotations.is_empty(),
+                count + 1 > SCANNED_ANNOTATIONS
+            );
+            for i in 0..count {
+                let expected = format!("v{i}");
+                let key = format!("sidecar.istio.io/k{i}");
+                assert_eq!(input.annotation(&key), Some(expected.as_str()));
+            }
+            // Not a string: present, read as empty (as the map lookup always did).
+            assert_eq!(input.annotation("sidecar.istio.io/number"), Some(""));
+            assert_eq!(input.annotation("sidecar.istio.io/k"), None);
+            assert_eq!(input.annotation("sidecar.istio.io/absent"), None);
+        }
+    }
 
     #[test]
     fn image_urls() {
