@@ -9,9 +9,10 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::decision::{self, NamespaceFacts, Outcome, PodFacts, Reason};
-use crate::inject;
+use crate::inject::{self, Containers};
 use crate::pod;
 use crate::pod_text;
+use crate::prerender::Prerendered;
 use crate::response;
 use crate::settings::{NamespaceSelection, Settings};
 
@@ -45,6 +46,9 @@ pub struct Verdict {
     pub mutated: Option<Value>,
     /// The rejection message, when rejecting.
     pub message: Option<String>,
+    /// Injected containers kept aside, their placeholders in `mutated` (the `validate`
+    /// path only; see `prerender`).
+    pub prerendered: Prerendered,
 }
 
 impl Verdict {
@@ -60,6 +64,7 @@ impl Verdict {
             warnings,
             mutated: None,
             message,
+            prerendered: Prerendered::default(),
         }
     }
 
@@ -83,6 +88,16 @@ pub fn evaluate(
     request: AdmissionRequest,
     settings: &Settings,
     lookup_namespace: impl FnOnce(&str) -> Result<Value, String>,
+) -> Verdict {
+    evaluate_with(request, settings, lookup_namespace, Containers::AsValues)
+}
+
+/// [`evaluate`], the injected containers returned as `containers` says.
+fn evaluate_with(
+    request: AdmissionRequest,
+    settings: &Settings,
+    lookup_namespace: impl FnOnce(&str) -> Result<Value, String>,
+    containers: Containers,
 ) -> Verdict {
     if !is_pod_create(&request.kind, &request.operation) {
         return Verdict::new(
@@ -186,9 +201,10 @@ pub fn evaluate(
         return Verdict::new(Outcome::Skipped, reason, requirement.warnings);
     }
 
-    match inject::inject(pod, settings, &namespace, ns_annotations) {
-        Ok(injected) => Verdict {
+    match inject::inject_with(pod, settings, &namespace, ns_annotations, containers) {
+        Ok((injected, prerendered)) => Verdict {
             mutated: Some(injected),
+            prerendered,
             ..Verdict::new(Outcome::Injected, reason, requirement.warnings)
         },
         Err(e) => Verdict::new(
@@ -393,7 +409,12 @@ fn validate_disposing(
         }
         answer.clone().unwrap_or_else(|| Err("no namespace".into()))
     };
-    let verdict = evaluate(request.into_request(pod), settings, &mut cached_lookup);
+    let verdict = evaluate_with(
+        request.into_request(pod),
+        settings,
+        &mut cached_lookup,
+        Containers::Prerendered,
+    );
     let mut out = Vec::with_capacity(payload.len() * 2);
     match response::write(&mut out, &verdict, &rest) {
         Ok(()) => {

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::annotations::{self as ann, STATUS};
 use crate::merge::{merge, merge_keeping_order, merge_onto_pod};
 use crate::pod;
+use crate::prerender::Prerendered;
 use crate::probes;
 use crate::prometheus;
 use crate::proxy_config::ProxyConfig;
@@ -17,14 +18,41 @@ const INIT: &str = "istio-init";
 const VALIDATION: &str = "istio-validation";
 const CORE_DUMP: &str = "enable-core-dump";
 
+/// How the injected containers come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Containers {
+    /// In the Pod, as values.
+    AsValues,
+    /// Where possible, as placeholders in the Pod and trees aside (see `prerender`).
+    Prerendered,
+}
+
 /// Injects the sidecar into `pod` (consumed and returned). `namespace` is the Pod's
 /// namespace; `namespace_annotations` feed OpenShift's UID ranges.
 pub fn inject(
-    mut pod: Value,
+    pod: Value,
     settings: &Settings,
     namespace: &str,
     namespace_annotations: Option<&Map<String, Value>>,
 ) -> Result<Value, String> {
+    inject_with(
+        pod,
+        settings,
+        namespace,
+        namespace_annotations,
+        Containers::AsValues,
+    )
+    .map(|(pod, _)| pod)
+}
+
+/// [`inject`], with the injected containers returned as `containers` says.
+pub fn inject_with(
+    mut pod: Value,
+    settings: &Settings,
+    namespace: &str,
+    namespace_annotations: Option<&Map<String, Value>>,
+    containers: Containers,
+) -> Result<(Value, Prerendered), String> {
     // Validation parses proxy.istio.io/config; the result is used as is.
     let proxy_config_overlay =
         ann::validate_and_parse_proxy_config(pod::metadata_map(&pod, "annotations"))?;
@@ -74,6 +102,16 @@ pub fn inject(
         }
         None => user_proxy_last(&pod),
     };
+    // Keeping containers aside needs the first injection of the built-in sidecar template
+    // alone, with no cluster or network env to move to the end of the proxy's env.
+    let prerender = containers == Containers::Prerendered
+        && stripped.is_none()
+        && previous_status.is_none()
+        && templates == ["sidecar"]
+        && !settings.templates.contains_key("sidecar")
+        && settings.values.global.multi_cluster.cluster_name.is_empty()
+        && network.is_empty();
+    let mut prerendered = Prerendered::default();
     let rendered: Vec<Value> = {
         let input = TemplateInput::new(
             stripped.as_ref().unwrap_or(&pod),
@@ -83,10 +121,16 @@ pub fn inject(
             native_for_template,
             (proxy_uid, proxy_gid),
         );
-        templates
-            .iter()
-            .map(|name| template::render(name, &input))
-            .collect::<Result<_, _>>()?
+        if prerender {
+            let (template, kept) = Prerendered::split(template::sidecar::render(&input), &pod);
+            prerendered = kept;
+            vec![template]
+        } else {
+            templates
+                .iter()
+                .map(|name| template::render(name, &input))
+                .collect::<Result<_, _>>()?
+        }
     };
     drop(stripped);
 
@@ -111,7 +155,7 @@ pub fn inject(
             merge_onto_pod(&mut pod, r);
         }
     }
-    normalize_injected(&mut pod, &template_pod, &originals);
+    normalize_injected(&mut pod, &template_pod, &originals, &prerendered);
 
     reapply_user_containers(
         &mut pod,
@@ -135,7 +179,8 @@ pub fn inject(
         mesh_status_port,
         &proxy_config,
     )?;
-    Ok(pod)
+    prerendered.absorb(&mut pod);
+    Ok((pod, prerendered))
 }
 
 /// The Pod lists whose items Istio reads back by name from the template Pod.
@@ -606,6 +651,7 @@ fn normalize_injected(
     pod: &mut Value,
     template_pod: &TemplateNames,
     originals: &OriginalContainers,
+    prerendered: &Prerendered,
 ) {
     for field in ["containers", "initContainers"] {
         let names = template_pod.list(field);
@@ -614,7 +660,8 @@ fn normalize_injected(
         };
         for c in list.iter_mut() {
             let name = pod::name_of(c);
-            if !names.iter().any(|n| n == name) {
+            // A placeholder: its tree was normalized when it was set aside.
+            if !names.iter().any(|n| n == name) || prerendered.get(name).is_some() {
                 continue;
             }
             let user_defined =

@@ -12,6 +12,7 @@ pub mod json_text;
 pub mod merge;
 pub mod pod;
 pub mod pod_text;
+pub mod prerender;
 pub mod probes;
 pub mod prometheus;
 pub mod proxy_config;

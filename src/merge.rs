@@ -241,7 +241,7 @@ fn strip_nulls(mut v: Value) -> Value {
     v
 }
 
-fn strip_nulls_in_place(v: &mut Value) {
+pub(crate) fn strip_nulls_in_place(v: &mut Value) {
     match v {
         Value::Object(m) => {
             // One pass; the (rare) nulls are removed after it.

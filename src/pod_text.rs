@@ -23,7 +23,9 @@ use serde_json::{Map, Value};
 
 use crate::annotations as ann;
 use crate::pod;
+use crate::prerender::Prerendered;
 use crate::settings::Settings;
+use crate::template::node::NodeMap;
 
 /// Visitor methods for every JSON value but objects (and arrays, when the visitor reads
 /// them itself): the value whole, as serde_json's own Value would read it.
@@ -727,9 +729,14 @@ impl<'de> Deserialize<'de> for Key<'de> {
 pub struct Lost;
 
 /// Writes the engine's Pod as JSON with the fields kept as text spliced back in verbatim.
-pub fn write_pod(out: &mut Vec<u8>, pod: &Value, rest: &Rest<'_>) -> Result<(), Lost> {
+pub fn write_pod(
+    out: &mut Vec<u8>,
+    pod: &Value,
+    rest: &Rest<'_>,
+    prerendered: &Prerendered,
+) -> Result<(), Lost> {
     let Value::Object(top) = pod else {
-        return if rest.is_empty() {
+        return if rest.is_empty() && prerendered.is_empty() {
             write_value(out, pod);
             Ok(())
         } else {
@@ -739,6 +746,8 @@ pub fn write_pod(out: &mut Vec<u8>, pod: &Value, rest: &Rest<'_>) -> Result<(), 
     let mut placed = Placed::default();
     let mut spliced = vec![0u8; rest.containers.len()];
     let mut spliced_volumes = vec![0u8; rest.volumes.len()];
+    // Placeholders replaced by their kept container.
+    let mut written = 0;
     write_object(out, top, &rest.top, |out, key, value| match (key, value) {
         ("metadata", Value::Object(m)) => {
             placed.metadata = true;
@@ -755,12 +764,22 @@ pub fn write_pod(out: &mut Vec<u8>, pod: &Value, rest: &Rest<'_>) -> Result<(), 
         ("spec", Value::Object(s)) => {
             placed.spec = true;
             write_object(out, s, &rest.spec, |out, key, value| match (key, value) {
-                ("containers" | "initContainers", Value::Array(items)) => {
-                    write_named(out, items, &rest.containers, &mut spliced)
-                }
-                ("volumes", Value::Array(items)) => {
-                    write_named(out, items, &rest.volumes, &mut spliced_volumes)
-                }
+                ("containers" | "initContainers", Value::Array(items)) => write_named(
+                    out,
+                    items,
+                    &rest.containers,
+                    &mut spliced,
+                    &prerendered.containers,
+                    &mut written,
+                ),
+                ("volumes", Value::Array(items)) => write_named(
+                    out,
+                    items,
+                    &rest.volumes,
+                    &mut spliced_volumes,
+                    &prerendered.volumes,
+                    &mut written,
+                ),
                 _ => plain(out, key, value),
             })
         }
@@ -769,7 +788,8 @@ pub fn write_pod(out: &mut Vec<u8>, pod: &Value, rest: &Rest<'_>) -> Result<(), 
     let all_placed = (placed.metadata || rest.metadata.is_empty())
         && (placed.annotations || rest.annotations.is_empty())
         && (placed.spec || rest.spec.is_empty())
-        && spliced.iter().chain(&spliced_volumes).all(|&n| n == 1);
+        && spliced.iter().chain(&spliced_volumes).all(|&n| n == 1)
+        && written == prerendered.containers.len() + prerendered.volumes.len();
     if all_placed { Ok(()) } else { Err(Lost) }
 }
 
@@ -781,17 +801,29 @@ struct Placed {
 }
 
 /// A list of named objects (containers, volumes), each with its text fields spliced back;
-/// `spliced` counts how often each was placed.
+/// `spliced` counts how often each was placed. A placeholder (an object with only a name)
+/// of a container kept aside is written as that container; `written` counts those.
 fn write_named(
     out: &mut Vec<u8>,
     items: &[Value],
     texts: &[(String, Fields<'_>)],
     spliced: &mut [u8],
+    kept: &[(String, NodeMap)],
+    written: &mut usize,
 ) -> Result<(), Lost> {
     out.push(b'[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
+        }
+        if let Value::Object(map) = item
+            && map.len() == 1
+            && let Some(name) = map.get("name").and_then(Value::as_str)
+            && let Some((_, tree)) = kept.iter().find(|(n, _)| n == name)
+        {
+            *written += 1;
+            tree.write(out);
+            continue;
         }
         let text = item
             .get("name")
@@ -1033,7 +1065,7 @@ mod tests {
     fn round_trip(pod: &Value, settings: &Settings) -> (Value, Value) {
         let (engine_pod, rest) = parts(pod).assemble(settings).expect("splittable");
         let mut out = Vec::new();
-        write_pod(&mut out, &engine_pod, &rest).expect("nothing lost");
+        write_pod(&mut out, &engine_pod, &rest, &Prerendered::default()).expect("nothing lost");
         (engine_pod, serde_json::from_slice(&out).unwrap())
     }
 
@@ -1159,11 +1191,14 @@ mod tests {
         let (mut engine_pod, rest) = parts(&app_pod()).assemble(&Settings::default()).unwrap();
         engine_pod["spec"]["containers"] = json!([]);
         let mut out = Vec::new();
-        assert_eq!(write_pod(&mut out, &engine_pod, &rest), Err(Lost));
+        assert_eq!(
+            write_pod(&mut out, &engine_pod, &rest, &Prerendered::default()),
+            Err(Lost)
+        );
         let (mut engine_pod, rest) = parts(&app_pod()).assemble(&Settings::default()).unwrap();
         engine_pod["metadata"]["managedFields"] = json!([]);
         assert_eq!(
-            write_pod(&mut out, &engine_pod, &rest),
+            write_pod(&mut out, &engine_pod, &rest, &Prerendered::default()),
             Err(Lost),
             "duplicate key"
         );

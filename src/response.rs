@@ -32,7 +32,7 @@ pub fn write(out: &mut Vec<u8>, verdict: &Verdict, rest: &Rest<'_>) -> Result<()
     }
     out.extend_from_slice(b",\"code\":null,\"mutated_object\":");
     match &verdict.mutated {
-        Some(pod) => pod_text::write_pod(out, pod, rest)?,
+        Some(pod) => pod_text::write_pod(out, pod, rest, &verdict.prerendered)?,
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"audit_annotations\":{");

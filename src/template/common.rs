@@ -1,12 +1,53 @@
 //! Pieces shared by the built-in templates: the env entries, probes, resources and volume
 //! helpers that Istio's templates spell out identically.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::{TemplateInput, env_var, object, string_array};
+use super::TemplateInput;
+use super::node::{Node, NodeMap, env_var, lit, object, raw_json, string_array};
+
+/// `{"name": NAME, "valueFrom": {"fieldRef": {"fieldPath": PATH}}}`, a constant.
+macro_rules! field_ref {
+    ($name:literal, $path:literal) => {
+        $crate::template::node::raw_json!(
+            r#"{"name":""#,
+            $name,
+            r#"","valueFrom":{"fieldRef":{"fieldPath":""#,
+            $path,
+            r#""}}}"#
+        )
+    };
+}
+
+/// `{"name": NAME, "valueFrom": {"resourceFieldRef": {"divisor": "1", "resource": R}}}`.
+macro_rules! resource_field_ref {
+    ($name:literal, $resource:literal) => {
+        $crate::template::node::raw_json!(
+            r#"{"name":""#,
+            $name,
+            r#"","valueFrom":{"resourceFieldRef":{"divisor":"1","resource":""#,
+            $resource,
+            r#""}}}"#
+        )
+    };
+}
+
+/// A volume mount `{"mountPath": PATH, "name": NAME}`, a constant.
+macro_rules! mount {
+    ($name:literal, $path:literal) => {
+        $crate::template::node::raw_json!(
+            r#"{"mountPath":""#,
+            $path,
+            r#"","name":""#,
+            $name,
+            r#""}"#
+        )
+    };
+}
 use crate::annotations as ann;
 use crate::json_text::Object;
 use crate::quantity::Quantity;
+pub(super) use {field_ref, resource_field_ref};
 
 /// `ISTIO_META_POD_PORTS`: every container port as Go marshals `ContainerPort` (field order
 /// name, hostPort, containerPort, protocol, hostIP; empty fields omitted), one per line.
@@ -57,6 +98,7 @@ fn append_container_port(out: String, p: &Value) -> String {
 /// those), else `values.global.proxy.resources`. Quantities are written in canonical form, as
 /// Kubernetes serialises them.
 pub(super) fn resources(input: &TemplateInput) -> Value {
+    use serde_json::Map;
     let keys = [
         (ann::PROXY_CPU, "requests", "cpu"),
         (ann::PROXY_MEMORY, "requests", "memory"),
@@ -119,24 +161,24 @@ pub(super) fn user_entries(input: &TemplateInput, key: &str) -> Vec<(String, Val
     entries
 }
 
-pub(super) fn named(name: String, spec: Value) -> Value {
-    let mut m = Map::new();
+pub(super) fn named(name: String, spec: Value) -> Node {
+    let mut m = NodeMap::new();
     m.insert("name".into(), name.into());
     if let Value::Object(fields) = spec {
         for (k, v) in fields {
             if k != "name" {
-                m.insert(k, v);
+                m.insert(k.into(), v.into());
             }
         }
     }
-    Value::Object(m)
+    Node::Obj(m)
 }
 
-pub(super) fn probe(initial_delay: u64, period: u64, failure_threshold: u64) -> Value {
-    let mut p = Map::new();
+pub(super) fn probe(initial_delay: u64, period: u64, failure_threshold: u64) -> Node {
+    let mut p = NodeMap::new();
     p.insert(
         "httpGet".into(),
-        object([("path", "/healthz/ready".into()), ("port", 15021.into())]),
+        raw_json!(r#"{"path":"/healthz/ready","port":15021}"#),
     );
     // Go omits zero int32 fields (omitempty).
     if initial_delay != 0 {
@@ -149,7 +191,7 @@ pub(super) fn probe(initial_delay: u64, period: u64, failure_threshold: u64) -> 
     if failure_threshold != 0 {
         p.insert("failureThreshold".into(), failure_threshold.into());
     }
-    Value::Object(p)
+    Node::Obj(p)
 }
 
 pub(super) fn annotation_number(input: &TemplateInput, key: &str, default: u32) -> u64 {
@@ -159,24 +201,8 @@ pub(super) fn annotation_number(input: &TemplateInput, key: &str, default: u32) 
         .unwrap_or(default as u64)
 }
 
-pub(super) fn plain_env(entries: Vec<(&str, String)>) -> Value {
-    Value::Array(entries.into_iter().map(|(k, v)| env_var(k, v)).collect())
-}
-
-pub(super) fn field_ref(name: &str, path: &str) -> Value {
-    let field_ref = object([("fieldPath", path.into())]);
-    object([
-        ("name", name.into()),
-        ("valueFrom", object([("fieldRef", field_ref)])),
-    ])
-}
-
-pub(super) fn resource_field_ref(name: &str, resource: &str) -> Value {
-    let resource_ref = object([("resource", resource.into()), ("divisor", "1".into())]);
-    object([
-        ("name", name.into()),
-        ("valueFrom", object([("resourceFieldRef", resource_ref)])),
-    ])
+pub(super) fn plain_env(entries: Vec<(&str, String)>) -> Node {
+    Node::Arr(entries.into_iter().map(|(k, v)| env_var(k, v)).collect())
 }
 
 /// Helm's truthiness for maps: present and non-empty.
@@ -205,24 +231,18 @@ pub(super) fn ca_addr(input: &TemplateInput) -> String {
 
 /// The env every template starts with: cert provider, CA address and the downward-API
 /// identity of the pod.
-pub(super) fn identity_env(input: &TemplateInput, env: &mut Vec<Value>) {
+pub(super) fn identity_env(input: &TemplateInput, env: &mut Vec<Node>) {
     let v = &input.settings.values.global;
     env.push(env_var(
         "PILOT_CERT_PROVIDER",
         v.pilot_cert_provider.as_str(),
     ));
     env.push(env_var("CA_ADDR", ca_addr(input)));
-    // Built per call: the wasm module's per-call arena (call_arena) must not back a
-    // lazily built static.
-    for (name, path) in [
-        ("POD_NAME", "metadata.name"),
-        ("POD_NAMESPACE", "metadata.namespace"),
-        ("INSTANCE_IP", "status.podIP"),
-        ("SERVICE_ACCOUNT", "spec.serviceAccountName"),
-        ("HOST_IP", "status.hostIP"),
-    ] {
-        env.push(field_ref(name, path));
-    }
+    env.push(field_ref!("POD_NAME", "metadata.name"));
+    env.push(field_ref!("POD_NAMESPACE", "metadata.namespace"));
+    env.push(field_ref!("INSTANCE_IP", "status.podIP"));
+    env.push(field_ref!("SERVICE_ACCOUNT", "spec.serviceAccountName"));
+    env.push(field_ref!("HOST_IP", "status.hostIP"));
 }
 
 pub(super) fn cluster_id<'a>(input: &TemplateInput<'a>) -> &'a str {
@@ -231,11 +251,7 @@ pub(super) fn cluster_id<'a>(input: &TemplateInput<'a>) -> &'a str {
 }
 
 /// `ISTIO_META_NETWORK` (when a network is set in values), then the workload name and owner.
-pub(super) fn network_and_workload_env(
-    input: &TemplateInput,
-    workload: &str,
-    env: &mut Vec<Value>,
-) {
+pub(super) fn network_and_workload_env(input: &TemplateInput, workload: &str, env: &mut Vec<Node>) {
     let v = &input.settings.values.global;
     if !v.network.is_empty() {
         env.push(env_var("ISTIO_META_NETWORK", v.network.as_str()));
@@ -263,7 +279,7 @@ pub(super) fn network_and_workload_env(
 }
 
 /// `ISTIO_META_MESH_ID` and `TRUST_DOMAIN`.
-pub(super) fn mesh_env(input: &TemplateInput, env: &mut Vec<Value>) {
+pub(super) fn mesh_env(input: &TemplateInput, env: &mut Vec<Node>) {
     let s = input.settings;
     let v = &s.values.global;
     let trust_domain = if s.mesh_config.trust_domain.is_empty() {
@@ -281,7 +297,7 @@ pub(super) fn mesh_env(input: &TemplateInput, env: &mut Vec<Value>) {
     }
 }
 
-pub(super) fn bootstrap_override_env(input: &TemplateInput, env: &mut Vec<Value>) {
+pub(super) fn bootstrap_override_env(input: &TemplateInput, env: &mut Vec<Node>) {
     if input.annotation(ann::BOOTSTRAP_OVERRIDE).is_some() {
         env.push(env_var(
             "ISTIO_BOOTSTRAP_OVERRIDE",
@@ -319,7 +335,7 @@ pub(super) fn canonical_revision<'a>(input: &TemplateInput<'a>) -> &'a str {
 
 /// The proxy's readiness probe on the agent, with the `readiness.status.sidecar.istio.io/*`
 /// annotations over the values.
-pub(super) fn readiness_probe(input: &TemplateInput) -> Value {
+pub(super) fn readiness_probe(input: &TemplateInput) -> Node {
     let proxy = &input.settings.values.global.proxy;
     probe(
         annotation_number(
@@ -341,8 +357,8 @@ pub(super) fn readiness_probe(input: &TemplateInput) -> Value {
 pub(super) fn canonical_metadata(
     input: &TemplateInput,
     app_containers: &[&str],
-    mut annotations: Map<String, Value>,
-) -> Value {
+    mut annotations: NodeMap,
+) -> Node {
     revision_and_default_container(input, app_containers, &mut annotations);
     let labels = object([
         (
@@ -354,41 +370,38 @@ pub(super) fn canonical_metadata(
             canonical_revision(input).into(),
         ),
     ]);
-    object([
-        ("labels", labels),
-        ("annotations", Value::Object(annotations)),
-    ])
+    object([("labels", labels), ("annotations", Node::Obj(annotations))])
 }
 
 /// The agent's volume mounts shared by the sidecar and gateway templates; the sidecar adds
 /// the CRL mount and the user's mounts.
-pub(super) fn proxy_volume_mounts(input: &TemplateInput, sidecar: bool) -> Vec<Value> {
+pub(super) fn proxy_volume_mounts(input: &TemplateInput, sidecar: bool) -> Vec<Node> {
     let v = &input.settings.values.global;
     let mut mounts = Vec::with_capacity(12);
-    mounts.push(mount(
+    mounts.push(mount!(
         "workload-socket",
-        "/var/run/secrets/workload-spiffe-uds",
+        "/var/run/secrets/workload-spiffe-uds"
     ));
-    mounts.push(mount(
+    mounts.push(mount!(
         "credential-socket",
-        "/var/run/secrets/credential-uds",
+        "/var/run/secrets/credential-uds"
     ));
     mounts.push(workload_certs_mount(input));
     if v.pilot_cert_provider == "istiod" {
-        mounts.push(mount("istiod-ca-cert", "/var/run/secrets/istio"));
+        mounts.push(mount!("istiod-ca-cert", "/var/run/secrets/istio"));
         if sidecar {
-            mounts.push(mount("istio-ca-crl", "/var/run/secrets/istio/crl"));
+            mounts.push(mount!("istio-ca-crl", "/var/run/secrets/istio/crl"));
         }
     }
-    mounts.push(mount("istio-data", "/var/lib/istio/data"));
+    mounts.push(mount!("istio-data", "/var/lib/istio/data"));
     if input.annotation(ann::BOOTSTRAP_OVERRIDE).is_some() {
-        mounts.push(mount(
+        mounts.push(mount!(
             "custom-bootstrap-volume",
-            "/etc/istio/custom-bootstrap",
+            "/etc/istio/custom-bootstrap"
         ));
     }
-    mounts.push(mount("istio-envoy", "/etc/istio/proxy"));
-    mounts.push(mount("istio-token", "/var/run/secrets/tokens"));
+    mounts.push(mount!("istio-envoy", "/etc/istio/proxy"));
+    mounts.push(mount!("istio-token", "/var/run/secrets/tokens"));
     if v.mount_mtls_certs {
         mounts.push(object([
             ("mountPath", "/etc/certs/".into()),
@@ -396,7 +409,7 @@ pub(super) fn proxy_volume_mounts(input: &TemplateInput, sidecar: bool) -> Vec<V
             ("readOnly", true.into()),
         ]));
     }
-    mounts.push(mount("istio-podinfo", "/etc/istio/pod"));
+    mounts.push(mount!("istio-podinfo", "/etc/istio/pod"));
     if sidecar {
         for (name, spec) in user_entries(input, ann::USER_VOLUME_MOUNT) {
             mounts.push(named(name, spec));
@@ -406,54 +419,44 @@ pub(super) fn proxy_volume_mounts(input: &TemplateInput, sidecar: bool) -> Vec<V
 }
 
 /// Capabilities dropping ALL, adding `add` (the `add` list only when not empty).
-pub(super) fn capabilities(add: &[&str]) -> Value {
-    let mut caps = Map::new();
+pub(super) fn capabilities(add: &[&str]) -> Node {
+    let mut caps = NodeMap::new();
     if !add.is_empty() {
         caps.insert("add".into(), string_array(add.iter().copied()));
     }
-    caps.insert("drop".into(), string_array(["ALL"]));
-    Value::Object(caps)
+    caps.insert("drop".into(), raw_json!(r#"["ALL"]"#));
+    Node::Obj(caps)
 }
 
 /// The agent's Envoy Prometheus port list.
-pub(super) fn envoy_prom_ports() -> Value {
-    Value::Array(vec![object([
-        ("containerPort", 15090.into()),
-        ("protocol", "TCP".into()),
-        ("name", "http-envoy-prom".into()),
-    ])])
+pub(super) fn envoy_prom_ports() -> Node {
+    raw_json!(r#"[{"containerPort":15090,"name":"http-envoy-prom","protocol":"TCP"}]"#)
 }
 
 /// A lifecycle with one exec hook: `{hook: {"exec": {"command": command}}}`.
-pub(super) fn exec_hook(hook: &str, command: Vec<String>) -> Value {
+pub(super) fn exec_hook(hook: &'static str, command: Vec<String>) -> Node {
     let exec = object([("command", string_array(command))]);
     object([(hook, object([("exec", exec)]))])
 }
 
 /// `{"name": name, "emptyDir": {}}`.
-pub(super) fn empty_dir_volume(name: &str) -> Value {
-    object([
-        ("name", name.into()),
-        ("emptyDir", Value::Object(Map::new())),
-    ])
+pub(super) fn empty_dir_volume(name: &'static str) -> Node {
+    object([("name", lit(name)), ("emptyDir", raw_json!("{}"))])
 }
 
 /// `{"name": name, "emptyDir": {"medium": "Memory"}}`.
-pub(super) fn memory_volume(name: &str) -> Value {
-    let empty_dir = object([("medium", "Memory".into())]);
-    object([("name", name.into()), ("emptyDir", empty_dir)])
-}
-
-/// A volume mount `{"name": name, "mountPath": path}`.
-pub(super) fn mount(name: &str, path: &str) -> Value {
-    object([("name", name.into()), ("mountPath", path.into())])
+pub(super) fn memory_volume(name: &'static str) -> Node {
+    object([
+        ("name", lit(name)),
+        ("emptyDir", raw_json!(r#"{"medium":"Memory"}"#)),
+    ])
 }
 
 /// `istio.io/rev` and the kubectl default-container annotations (only if absent).
 pub(super) fn revision_and_default_container(
     input: &TemplateInput,
     app_containers: &[&str],
-    annotations: &mut Map<String, Value>,
+    annotations: &mut NodeMap,
 ) {
     annotations.insert(
         "istio.io/rev".into(),
@@ -481,7 +484,7 @@ pub(super) fn proxy_image_ref(input: &TemplateInput) -> String {
 }
 
 /// The projected istio-token, the istiod CA certificate and downward-API volumes.
-pub(super) fn istio_token_volume(input: &TemplateInput) -> Value {
+pub(super) fn istio_token_volume(input: &TemplateInput) -> Node {
     let token = object([
         ("path", "istio-token".into()),
         ("expirationSeconds", 43200.into()),
@@ -491,28 +494,25 @@ pub(super) fn istio_token_volume(input: &TemplateInput) -> Value {
         ),
     ]);
     let source = object([("serviceAccountToken", token)]);
-    let projected = object([("sources", Value::Array(vec![source]))]);
+    let projected = object([("sources", Node::Arr(vec![source]))]);
     object([("name", "istio-token".into()), ("projected", projected)])
 }
 
-pub(super) fn podinfo_volume() -> Value {
-    let item = |path: &str, field: &str| {
-        let field_ref = object([("fieldPath", field.into())]);
-        object([("path", path.into()), ("fieldRef", field_ref)])
-    };
-    let items = vec![
-        item("labels", "metadata.labels"),
-        item("annotations", "metadata.annotations"),
-    ];
-    let downward_api = object([("items", Value::Array(items))]);
+pub(super) fn podinfo_volume() -> Node {
     object([
-        ("name", "istio-podinfo".into()),
-        ("downwardAPI", downward_api),
+        ("name", lit("istio-podinfo")),
+        (
+            "downwardAPI",
+            raw_json!(
+                r#"{"items":[{"fieldRef":{"fieldPath":"metadata.labels"},"path":"labels"},"#,
+                r#"{"fieldRef":{"fieldPath":"metadata.annotations"},"path":"annotations"}]}"#
+            ),
+        ),
     ])
 }
 
 /// `istiod-ca-cert` when istiod is the cert provider.
-pub(super) fn istiod_ca_volume(input: &TemplateInput) -> Option<Value> {
+pub(super) fn istiod_ca_volume(input: &TemplateInput) -> Option<Node> {
     let s = input.settings;
     let v = &s.values.global;
     if v.pilot_cert_provider != "istiod" {
@@ -535,7 +535,7 @@ pub(super) fn istiod_ca_volume(input: &TemplateInput) -> Option<Value> {
             ("path", "root-cert.pem".into()),
         ]);
         let source = object([("clusterTrustBundle", bundle)]);
-        let projected = object([("sources", Value::Array(vec![source]))]);
+        let projected = object([("sources", Node::Arr(vec![source]))]);
         object([("name", "istiod-ca-cert".into()), ("projected", projected)])
     } else {
         let name = if v.trust_bundle_name.is_empty() {
@@ -551,7 +551,7 @@ pub(super) fn istiod_ca_volume(input: &TemplateInput) -> Option<Value> {
 }
 
 /// `istio-certs` (values.global.mountMtlsCerts), named after the service account.
-pub(super) fn mtls_certs_volume(input: &TemplateInput) -> Option<Value> {
+pub(super) fn mtls_certs_volume(input: &TemplateInput) -> Option<Node> {
     if !input.settings.values.global.mount_mtls_certs {
         return None;
     }
@@ -569,7 +569,7 @@ pub(super) fn mtls_certs_volume(input: &TemplateInput) -> Option<Value> {
     Some(object([("name", "istio-certs".into()), ("secret", secret)]))
 }
 
-pub(super) fn workload_certs_volume(input: &TemplateInput, empty_dir: bool) -> Value {
+pub(super) fn workload_certs_volume(input: &TemplateInput, empty_dir: bool) -> Node {
     if input.settings.values.global.ca_name == "GkeWorkloadCertificate" {
         let csi = object([(
             "driver",
@@ -578,7 +578,7 @@ pub(super) fn workload_certs_volume(input: &TemplateInput, empty_dir: bool) -> V
         object([("name", "gke-workload-certificate".into()), ("csi", csi)])
     } else if empty_dir {
         object([
-            ("emptyDir", Value::Object(Map::new())),
+            ("emptyDir", Node::Obj(NodeMap::new())),
             ("name", "workload-certs".into()),
         ])
     } else {
@@ -586,20 +586,21 @@ pub(super) fn workload_certs_volume(input: &TemplateInput, empty_dir: bool) -> V
     }
 }
 
-pub(super) fn workload_certs_mount(input: &TemplateInput) -> Value {
-    const PATH: &str = "/var/run/secrets/workload-spiffe-credentials";
+pub(super) fn workload_certs_mount(input: &TemplateInput) -> Node {
     if input.settings.values.global.ca_name == "GkeWorkloadCertificate" {
-        object([
-            ("name", "gke-workload-certificate".into()),
-            ("mountPath", PATH.into()),
-            ("readOnly", true.into()),
-        ])
+        raw_json!(
+            r#"{"mountPath":"/var/run/secrets/workload-spiffe-credentials","#,
+            r#""name":"gke-workload-certificate","readOnly":true}"#
+        )
     } else {
-        mount("workload-certs", PATH)
+        mount!(
+            "workload-certs",
+            "/var/run/secrets/workload-spiffe-credentials"
+        )
     }
 }
 
-pub(super) fn bootstrap_override_volume(input: &TemplateInput) -> Option<Value> {
+pub(super) fn bootstrap_override_volume(input: &TemplateInput) -> Option<Node> {
     input.annotation(ann::BOOTSTRAP_OVERRIDE).map(|cm| {
         object([
             ("name", "custom-bootstrap-volume".into()),
@@ -608,15 +609,15 @@ pub(super) fn bootstrap_override_volume(input: &TemplateInput) -> Option<Value> 
     })
 }
 
-pub(super) fn image_pull_secrets(input: &TemplateInput, spec: &mut Map<String, Value>) {
+pub(super) fn image_pull_secrets(input: &TemplateInput) -> Option<Node> {
     let secrets = &input.settings.values.global.image_pull_secrets;
-    if !secrets.is_empty() {
+    (!secrets.is_empty()).then(|| {
         let list = secrets
             .iter()
             .map(|n| object([("name", n.as_str().into())]))
             .collect();
-        spec.insert("imagePullSecrets".into(), Value::Array(list));
-    }
+        Node::Arr(list)
+    })
 }
 
 /// The agent's command-line arguments after `proxy <mode>`.
@@ -652,7 +653,7 @@ pub(super) fn proxy_args(input: &TemplateInput, mode: &str) -> Vec<String> {
 
 /// `COMPLIANCE_POLICY` (istiod's env, given as `values.pilot.env.COMPLIANCE_POLICY`) and,
 /// for FIPS 140-3, Go's `GODEBUG=fips140=only`.
-pub(super) fn compliance_env(input: &TemplateInput, env: &mut Vec<Value>) {
+pub(super) fn compliance_env(input: &TemplateInput, env: &mut Vec<Node>) {
     let Some(policy) = input
         .settings
         .values

@@ -1,26 +1,25 @@
 //! Istio's `gateway` template (`files/gateway-injection-template.yaml`), used by the
 //! istio/gateway chart: a router proxy, no init container, no traffic capture.
 
-use serde_json::{Map, Value};
-
+use super::TemplateInput;
 use super::common::*;
-use super::{TemplateInput, env_var, object, string_array};
+use super::node::{Node, NodeMap, env_var, object, string_array};
 
-pub fn render(input: &TemplateInput) -> Value {
+pub fn render(input: &TemplateInput) -> Node {
     let s = input.settings;
     let v = &s.values.global;
     let proxy = &v.proxy;
     let app_containers = app_containers(input);
 
-    let metadata = canonical_metadata(input, &app_containers, Map::new());
+    let metadata = canonical_metadata(input, &app_containers, NodeMap::new());
 
-    let mut c = Map::new();
+    let mut c = NodeMap::new();
     c.insert("name".into(), "istio-proxy".into());
     c.insert("image".into(), proxy_image_ref(input).into());
     c.insert("ports".into(), envoy_prom_ports());
     c.insert("args".into(), string_array(proxy_args(input, "router")));
     if is_set(&proxy.lifecycle) {
-        c.insert("lifecycle".into(), proxy.lifecycle.clone());
+        c.insert("lifecycle".into(), proxy.lifecycle.clone().into());
     }
     c.insert(
         "securityContext".into(),
@@ -29,7 +28,7 @@ pub fn render(input: &TemplateInput) -> Value {
             ("runAsGroup", input.proxy_gid.into()),
         ]),
     );
-    c.insert("env".into(), Value::Array(env(input, &app_containers)));
+    c.insert("env".into(), Node::Arr(env(input, &app_containers)));
     if !v.image_pull_policy.is_empty() {
         c.insert("imagePullPolicy".into(), v.image_pull_policy.clone().into());
     }
@@ -43,37 +42,39 @@ pub fn render(input: &TemplateInput) -> Value {
     );
     c.insert(
         "volumeMounts".into(),
-        Value::Array(proxy_volume_mounts(input, false)),
+        Node::Arr(proxy_volume_mounts(input, false)),
     );
 
     let pod_security_context = if is_set(&s.values.gateways.security_context) {
-        s.values.gateways.security_context.clone()
+        s.values.gateways.security_context.clone().into()
     } else {
         let sysctl = env_var("net.ipv4.ip_unprivileged_port_start", "0");
-        object([("sysctls", Value::Array(vec![sysctl]))])
+        object([("sysctls", Node::Arr(vec![sysctl]))])
     };
-    let mut spec = Map::new();
+    let mut spec = NodeMap::new();
     spec.insert("securityContext".into(), pod_security_context);
-    spec.insert("containers".into(), Value::Array(vec![Value::Object(c)]));
-    spec.insert("volumes".into(), Value::Array(volumes(input)));
-    image_pull_secrets(input, &mut spec);
-    object([("metadata", metadata), ("spec", Value::Object(spec))])
+    spec.insert("containers".into(), Node::Arr(vec![Node::Obj(c)]));
+    spec.insert("volumes".into(), Node::Arr(volumes(input)));
+    if let Some(secrets) = image_pull_secrets(input) {
+        spec.insert("imagePullSecrets".into(), secrets);
+    }
+    object([("metadata", metadata), ("spec", Node::Obj(spec))])
 }
 
-fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
+fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Node> {
     let mut env = Vec::with_capacity(24);
     identity_env(input, &mut env);
-    env.push(resource_field_ref("ISTIO_CPU_LIMIT", "limits.cpu"));
+    env.push(resource_field_ref!("ISTIO_CPU_LIMIT", "limits.cpu"));
     env.push(env_var("PROXY_CONFIG", input.proxy_config.to_env_value()));
     env.push(env_var("ISTIO_META_POD_PORTS", pod_ports(input)));
-    env.push(resource_field_ref("GOMEMLIMIT", "limits.memory"));
+    env.push(resource_field_ref!("GOMEMLIMIT", "limits.memory"));
     compliance_env(input, &mut env);
     env.push(env_var(
         "ISTIO_META_APP_CONTAINERS",
         app_containers.join(","),
     ));
     env.push(env_var("ISTIO_META_CLUSTER_ID", cluster_id(input)));
-    env.push(field_ref("ISTIO_META_NODE_NAME", "spec.nodeName"));
+    env.push(field_ref!("ISTIO_META_NODE_NAME", "spec.nodeName"));
     // Gateways take the interception mode from ProxyConfig only.
     env.push(env_var(
         "ISTIO_META_INTERCEPTION_MODE",
@@ -88,7 +89,7 @@ fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
     env
 }
 
-fn volumes(input: &TemplateInput) -> Vec<Value> {
+fn volumes(input: &TemplateInput) -> Vec<Node> {
     let mut vols = vec![
         object([("name", "workload-socket".into())]),
         empty_dir_volume("credential-socket"),

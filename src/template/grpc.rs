@@ -4,7 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::common::*;
-use super::{TemplateInput, env_var, object, string_array};
+use super::node::{self, Node, NodeMap};
+use super::{TemplateInput, object, string_array};
 use crate::annotations as ann;
 
 const BOOTSTRAP_SCRIPT: &str = r#"NODE_ID="sidecar~${INSTANCE_IP}~${POD_NAME}.${POD_NAMESPACE}~cluster.local"
@@ -34,9 +35,9 @@ pub fn render_simple(input: &TemplateInput) -> Value {
         "image": "busybox:1.28",
         "volumeMounts": [bootstrap_mount],
         "env": [
-            field_ref("INSTANCE_IP", "status.podIP"),
-            field_ref("POD_NAME", "metadata.name"),
-            field_ref("POD_NAMESPACE", "metadata.namespace"),
+            Value::from(field_ref!("INSTANCE_IP", "status.podIP")),
+            Value::from(field_ref!("POD_NAME", "metadata.name")),
+            Value::from(field_ref!("POD_NAMESPACE", "metadata.namespace")),
             {"name": "ISTIO_NAMESPACE", "value": format!("{}\n", input.settings.values.global.istio_namespace)},
         ],
         "command": ["sh", "-c", BOOTSTRAP_SCRIPT],
@@ -71,9 +72,9 @@ pub fn render_agent(input: &TemplateInput) -> Value {
     let v = &s.values.global;
     let app_containers = app_containers(input);
 
-    let mut annotations = Map::new();
+    let mut annotations = NodeMap::new();
     annotations.insert(ann::REWRITE_PROBERS.into(), "false".into());
-    let metadata = canonical_metadata(input, &app_containers, annotations);
+    let metadata = Value::from(canonical_metadata(input, &app_containers, annotations));
 
     let mut c = Map::new();
     c.insert("name".into(), "istio-proxy".into());
@@ -93,7 +94,7 @@ pub fn render_agent(input: &TemplateInput) -> Value {
     }
     // In Istio's template the status-port condition also encloses resources and mounts.
     if input.status_port() != "0" {
-        let mut readiness = readiness_probe(input);
+        let mut readiness = Value::from(readiness_probe(input));
         readiness["httpGet"]["port"] = json!(15020);
         c.insert("readinessProbe".into(), readiness);
         c.insert("resources".into(), resources(input));
@@ -104,7 +105,7 @@ pub fn render_agent(input: &TemplateInput) -> Value {
             .entry("volumeMounts")
             .or_insert_with(|| Value::Array(Vec::new()));
         if let Some(list) = mounts.as_array_mut() {
-            list.push(named(name, spec));
+            list.push(named(name, spec).into());
         }
     }
 
@@ -119,7 +120,7 @@ pub fn render_agent(input: &TemplateInput) -> Value {
             "volumeMounts": [
                 {"mountPath": "/var/lib/istio/data", "name": "istio-data"},
                 {"mountPath": "/etc/istio/proxy", "name": "istio-xds"},
-                workload_certs_mount(input),
+                Value::from(workload_certs_mount(input)),
             ],
         }));
     }
@@ -127,11 +128,14 @@ pub fn render_agent(input: &TemplateInput) -> Value {
     let mut spec = Map::new();
     spec.insert("containers".into(), Value::Array(containers));
     spec.insert("volumes".into(), Value::Array(agent_volumes(input)));
-    image_pull_secrets(input, &mut spec);
+    if let Some(secrets) = image_pull_secrets(input) {
+        spec.insert("imagePullSecrets".into(), secrets.into());
+    }
     object([("metadata", metadata), ("spec", Value::Object(spec))])
 }
 
 fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
+    use node::env_var;
     let s = input.settings;
     let mut env = vec![
         env_var("ISTIO_META_GENERATOR", "grpc"),
@@ -155,7 +159,7 @@ fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
         app_containers.join(","),
     ));
     env.push(env_var("ISTIO_META_CLUSTER_ID", cluster_id(input)));
-    env.push(field_ref("ISTIO_META_NODE_NAME", "spec.nodeName"));
+    env.push(field_ref!("ISTIO_META_NODE_NAME", "spec.nodeName"));
     network_and_workload_env(input, input.deploy_name(), &mut env);
     mesh_env(input, &mut env);
     for (k, val) in input.proxy_config.proxy_metadata() {
@@ -163,14 +167,14 @@ fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
     }
     env.push(env_var("ISTIO_META_DNS_CAPTURE", "false"));
     env.push(env_var("DISABLE_ENVOY", "true"));
-    env
+    env.into_iter().map(Node::into_value).collect()
 }
 
 fn agent_mounts(input: &TemplateInput) -> Vec<Value> {
     let v = &input.settings.values.global;
     let mut mounts = vec![
         json!({"name": "workload-socket", "mountPath": "/var/run/secrets/workload-spiffe-uds"}),
-        workload_certs_mount(input),
+        workload_certs_mount(input).into(),
     ];
     if v.pilot_cert_provider == "istiod" {
         mounts.push(json!({"mountPath": "/var/run/secrets/istio", "name": "istiod-ca-cert"}));
@@ -188,17 +192,17 @@ fn agent_mounts(input: &TemplateInput) -> Vec<Value> {
 fn agent_volumes(input: &TemplateInput) -> Vec<Value> {
     let mut vols = vec![
         json!({"name": "workload-socket"}),
-        workload_certs_volume(input, false),
+        workload_certs_volume(input, false).into(),
     ];
-    vols.extend(bootstrap_override_volume(input));
+    vols.extend(bootstrap_override_volume(input).map(Value::from));
     vols.push(json!({"emptyDir": {"medium": "Memory"}, "name": "istio-xds"}));
     vols.push(json!({"name": "istio-data", "emptyDir": {}}));
-    vols.push(podinfo_volume());
-    vols.push(istio_token_volume(input));
-    vols.extend(istiod_ca_volume(input));
-    vols.extend(mtls_certs_volume(input));
+    vols.push(podinfo_volume().into());
+    vols.push(istio_token_volume(input).into());
+    vols.extend(istiod_ca_volume(input).map(Value::from));
+    vols.extend(mtls_certs_volume(input).map(Value::from));
     for (name, spec) in user_entries(input, ann::USER_VOLUME) {
-        vols.push(named(name, spec));
+        vols.push(named(name, spec).into());
     }
     vols
 }

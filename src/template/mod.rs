@@ -13,6 +13,7 @@ use crate::settings::Settings;
 mod common;
 pub mod gateway;
 pub mod grpc;
+pub mod node;
 pub mod sidecar;
 
 /// Where the Pod comes from, as Istio's `GetDeployMetaFromPod` derives it.
@@ -176,8 +177,8 @@ pub fn render(name: &str, input: &TemplateInput) -> Result<Value, String> {
         return custom_template(name, custom);
     }
     match name {
-        "sidecar" => Ok(sidecar::render(input)),
-        "gateway" => Ok(gateway::render(input)),
+        "sidecar" => Ok(sidecar::render(input).into_value()),
+        "gateway" => Ok(gateway::render(input).into_value()),
         "grpc-simple" => Ok(grpc::render_simple(input)),
         "grpc-agent" => Ok(grpc::render_agent(input)),
         other => Err(format!(
@@ -325,6 +326,83 @@ mod tests {
             assert_eq!(input.annotation("sidecar.istio.io/k"), None);
             assert_eq!(input.annotation("sidecar.istio.io/absent"), None);
         }
+    }
+
+    /// Every `Node::Raw` constant the built-in templates render, under settings that reach
+    /// each of them, is valid JSON (a Value path would otherwise read it as null).
+    #[test]
+    fn raw_constants_are_json() {
+        fn check(node: &node::Node, seen: &mut usize) {
+            match node {
+                node::Node::Raw(text) => {
+                    *seen += 1;
+                    let parsed: Result<Value, _> = serde_json::from_str(text);
+                    assert!(parsed.is_ok(), "not JSON: {text}");
+                }
+                node::Node::Arr(items) => items.iter().for_each(|i| check(i, seen)),
+                node::Node::Obj(m) => {
+                    let value = node::Node::Obj(m.clone()).into_value();
+                    assert!(value.is_object());
+                    for field in ["spec", "containers", "initContainers", "env", "volumes"] {
+                        if let Some(child) = m.get(field) {
+                            check(child, seen);
+                        }
+                    }
+                    for field in [
+                        "volumeMounts",
+                        "ports",
+                        "lifecycle",
+                        "readinessProbe",
+                        "startupProbe",
+                        "securityContext",
+                        "capabilities",
+                        "emptyDir",
+                        "downwardAPI",
+                        "valueFrom",
+                        "httpGet",
+                        "drop",
+                    ] {
+                        if let Some(child) = m.get(field) {
+                            check(child, seen);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let pod = serde_json::json!({
+            "metadata": {"annotations": {"sidecar.istio.io/bootstrapOverride": "cm"}},
+            "spec": {"containers": [{"name": "app"}]},
+        });
+        let mut variants = vec![Settings::default()];
+        let mut gke = Settings::default();
+        gke.values.global.ca_name = "GkeWorkloadCertificate".into();
+        gke.values.global.mount_mtls_certs = true;
+        variants.push(gke);
+        let mut native = Settings::default();
+        native.native_sidecars = true;
+        native.values.pilot.cni.enabled = true;
+        variants.push(native);
+        let mut hold = Settings::default();
+        hold.values.global.proxy.hold_application_until_proxy_starts = true;
+        variants.push(hold);
+        let mut seen = 0;
+        for settings in &variants {
+            let proxy_config =
+                ProxyConfig::with_overlay(&settings.mesh_config.default_config, None);
+            let deploy = DeployMeta::default();
+            let input = TemplateInput::new(
+                &pod,
+                settings,
+                &proxy_config,
+                &deploy,
+                settings.native_sidecars,
+                (1337, 1337),
+            );
+            check(&sidecar::render(&input), &mut seen);
+            check(&gateway::render(&input), &mut seen);
+        }
+        assert!(seen > 60, "{seen} constants seen");
     }
 
     #[test]

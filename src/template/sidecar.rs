@@ -2,16 +2,14 @@
 //! into a partial Pod. Field by field it follows the Helm chart's template; values that Go
 //! would omit when empty (zero probe delays, absent optional env) are omitted here too.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::common::*;
-use super::{
-    TemplateInput, env_var, exclude_inbound_port, object, proxy_init_image, string_array,
-    truncate_canonical_name,
-};
+use super::node::{Node, NodeMap, env_var, lit, object, raw_json, string_array};
+use super::{TemplateInput, exclude_inbound_port, proxy_init_image, truncate_canonical_name};
 use crate::annotations as ann;
 
-pub fn render(input: &TemplateInput) -> Value {
+pub fn render(input: &TemplateInput) -> Node {
     let s = input.settings;
     let v = &s.values.global;
     let mode = input.interception_mode();
@@ -47,21 +45,23 @@ pub fn render(input: &TemplateInput) -> Value {
         (tproxy, cap_net_bind, hold_proxy),
         resources,
     );
-    let mut spec = Map::new();
+    let mut spec = NodeMap::new();
     if native {
         init_containers.push(proxy);
-        spec.insert("initContainers".into(), Value::Array(init_containers));
+        spec.insert("initContainers".into(), Node::Arr(init_containers));
     } else {
-        spec.insert("initContainers".into(), Value::Array(init_containers));
-        spec.insert("containers".into(), Value::Array(vec![proxy]));
+        spec.insert("initContainers".into(), Node::Arr(init_containers));
+        spec.insert("containers".into(), Node::Arr(vec![proxy]));
     }
-    spec.insert("volumes".into(), Value::Array(volumes(input)));
-    image_pull_secrets(input, &mut spec);
-    object([("metadata", metadata), ("spec", Value::Object(spec))])
+    spec.insert("volumes".into(), Node::Arr(volumes(input)));
+    if let Some(secrets) = image_pull_secrets(input) {
+        spec.insert("imagePullSecrets".into(), secrets);
+    }
+    object([("metadata", metadata), ("spec", Node::Obj(spec))])
 }
 
-fn labels(input: &TemplateInput) -> Value {
-    let mut labels = Map::new();
+fn labels(input: &TemplateInput) -> Node {
+    let mut labels = NodeMap::new();
     labels.insert(
         "security.istio.io/tlsMode".into(),
         input
@@ -91,13 +91,13 @@ fn labels(input: &TemplateInput) -> Value {
         "service.istio.io/canonical-revision".into(),
         canonical_revision(input).into(),
     );
-    Value::Object(labels)
+    Node::Obj(labels)
 }
 
-fn annotations(input: &TemplateInput, app_containers: &[&str], mode: &str) -> Value {
+fn annotations(input: &TemplateInput, app_containers: &[&str], mode: &str) -> Node {
     let s = input.settings;
     let proxy = &s.values.global.proxy;
-    let mut a = Map::new();
+    let mut a = NodeMap::new();
     revision_and_default_container(input, app_containers, &mut a);
     if s.values.pilot.cni.enabled {
         // The CNI plugin reads the effective traffic settings from the pod's annotations.
@@ -165,7 +165,7 @@ fn annotations(input: &TemplateInput, app_containers: &[&str], mode: &str) -> Va
             }
         }
     }
-    Value::Object(a)
+    Node::Obj(a)
 }
 
 /// Istio's `appendMultusNetwork` for the flat (comma-separated) and JSON-list forms.
@@ -174,7 +174,8 @@ fn append_multus_network(existing: &str, network: &str) -> String {
         return network.to_string();
     }
     if let Some(i) = existing.rfind(']') {
-        let Ok(networks) = serde_json::from_str::<Vec<Map<String, Value>>>(existing) else {
+        let Ok(networks) = serde_json::from_str::<Vec<serde_json::Map<String, Value>>>(existing)
+        else {
             return existing.to_string();
         };
         let (ns, name) = network.split_once('/').unwrap_or(("", network));
@@ -198,7 +199,7 @@ fn append_multus_network(existing: &str, network: &str) -> String {
     format!("{existing}, {network}")
 }
 
-fn init_container(input: &TemplateInput, mode: &str, tproxy: bool, resources: Value) -> Value {
+fn init_container(input: &TemplateInput, mode: &str, tproxy: bool, resources: Value) -> Node {
     let s = input.settings;
     let v = &s.values.global;
     let proxy = &v.proxy;
@@ -303,19 +304,19 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool, resources: Va
         args.push("--native-nftables".into());
     }
 
-    let mut c = Map::new();
-    c.insert("name".into(), name.into());
+    let mut c = NodeMap::new();
+    c.insert("name".into(), lit(name));
     c.insert("image".into(), image.into());
     c.insert("args".into(), string_array(args));
     let metadata = input.proxy_config.proxy_metadata();
     if !metadata.is_empty() {
         c.insert("env".into(), plain_env(metadata));
     }
-    c.insert("resources".into(), resources);
+    c.insert("resources".into(), resources.into());
     if !v.image_pull_policy.is_empty() {
         c.insert("imagePullPolicy".into(), v.image_pull_policy.clone().into());
     }
-    let mut sc = Map::new();
+    let mut sc = NodeMap::new();
     sc.insert("allowPrivilegeEscalation".into(), proxy.privileged.into());
     sc.insert("privileged".into(), proxy.privileged.into());
     if cni {
@@ -340,10 +341,13 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool, resources: Va
         sc.insert("runAsUser".into(), 0.into());
     }
     if is_set(&proxy.seccomp_profile) {
-        sc.insert("seccompProfile".into(), proxy.seccomp_profile.clone());
+        sc.insert(
+            "seccompProfile".into(),
+            proxy.seccomp_profile.clone().into(),
+        );
     }
-    c.insert("securityContext".into(), Value::Object(sc));
-    Value::Object(c)
+    c.insert("securityContext".into(), Node::Obj(sc));
+    Node::Obj(c)
 }
 
 fn proxy_container(
@@ -351,7 +355,7 @@ fn proxy_container(
     app_containers: &[&str],
     (tproxy, cap_net_bind, hold_proxy): (bool, bool, bool),
     resources: Value,
-) -> Value {
+) -> Node {
     let s = input.settings;
     let v = &s.values.global;
     let proxy = &v.proxy;
@@ -362,20 +366,20 @@ fn proxy_container(
         args.push(format!("--outlierLogPath={}", proxy.outlier_log_path));
     }
 
-    let mut c = Map::new();
-    c.insert("name".into(), "istio-proxy".into());
+    let mut c = NodeMap::new();
+    c.insert("name".into(), lit("istio-proxy"));
     c.insert("image".into(), image.into());
     if input.native_sidecar {
-        c.insert("restartPolicy".into(), "Always".into());
+        c.insert("restartPolicy".into(), lit("Always"));
     }
     c.insert("ports".into(), envoy_prom_ports());
     c.insert("args".into(), string_array(args));
     if is_set(&proxy.lifecycle) {
-        c.insert("lifecycle".into(), proxy.lifecycle.clone());
+        c.insert("lifecycle".into(), proxy.lifecycle.clone().into());
     } else if hold_proxy {
         c.insert(
             "lifecycle".into(),
-            exec_hook("postStart", vec!["pilot-agent".into(), "wait".into()]),
+            raw_json!(r#"{"postStart":{"exec":{"command":["pilot-agent","wait"]}}}"#),
         );
     } else if input.native_sidecar {
         let command = vec![
@@ -387,7 +391,7 @@ fn proxy_container(
         ];
         c.insert("lifecycle".into(), exec_hook("preStop", command));
     }
-    c.insert("env".into(), Value::Array(proxy_env(input, app_containers)));
+    c.insert("env".into(), Node::Arr(proxy_env(input, app_containers)));
     if !v.image_pull_policy.is_empty() {
         c.insert("imagePullPolicy".into(), v.image_pull_policy.clone().into());
     }
@@ -404,15 +408,15 @@ fn proxy_container(
         "securityContext".into(),
         proxy_security_context(input, tproxy, cap_net_bind),
     );
-    c.insert("resources".into(), resources);
+    c.insert("resources".into(), resources.into());
     c.insert(
         "volumeMounts".into(),
-        Value::Array(proxy_volume_mounts(input, true)),
+        Node::Arr(proxy_volume_mounts(input, true)),
     );
-    Value::Object(c)
+    Node::Obj(c)
 }
 
-fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
+fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Node> {
     let s = input.settings;
     let v = &s.values.global;
     let mut env = Vec::with_capacity(24);
@@ -427,17 +431,17 @@ fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
         ));
     }
     identity_env(input, &mut env);
-    env.push(resource_field_ref("ISTIO_CPU_LIMIT", "limits.cpu"));
+    env.push(resource_field_ref!("ISTIO_CPU_LIMIT", "limits.cpu"));
     env.push(env_var("PROXY_CONFIG", input.proxy_config.to_env_value()));
     env.push(env_var("ISTIO_META_POD_PORTS", pod_ports(input)));
     env.push(env_var(
         "ISTIO_META_APP_CONTAINERS",
         app_containers.join(","),
     ));
-    env.push(resource_field_ref("GOMEMLIMIT", "limits.memory"));
+    env.push(resource_field_ref!("GOMEMLIMIT", "limits.memory"));
     compliance_env(input, &mut env);
     env.push(env_var("ISTIO_META_CLUSTER_ID", cluster_id(input)));
-    env.push(field_ref("ISTIO_META_NODE_NAME", "spec.nodeName"));
+    env.push(field_ref!("ISTIO_META_NODE_NAME", "spec.nodeName"));
     let meta_mode = match input.annotation(ann::INTERCEPTION_MODE) {
         Some(m) if !m.is_empty() => m,
         _ => input.proxy_config.interception_mode(),
@@ -472,9 +476,9 @@ fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
     env
 }
 
-fn proxy_security_context(input: &TemplateInput, tproxy: bool, cap_net_bind: bool) -> Value {
+fn proxy_security_context(input: &TemplateInput, tproxy: bool, cap_net_bind: bool) -> Node {
     let proxy = &input.settings.values.global.proxy;
-    let mut sc = Map::new();
+    let mut sc = NodeMap::new();
     if input
         .proxy_config
         .proxy_metadata_value("IPTABLES_TRACE_LOGGING")
@@ -511,16 +515,19 @@ fn proxy_security_context(input: &TemplateInput, tproxy: bool, cap_net_bind: boo
         }
     }
     if is_set(&proxy.seccomp_profile) {
-        sc.insert("seccompProfile".into(), proxy.seccomp_profile.clone());
+        sc.insert(
+            "seccompProfile".into(),
+            proxy.seccomp_profile.clone().into(),
+        );
     }
-    Value::Object(sc)
+    Node::Obj(sc)
 }
 
-fn volumes(input: &TemplateInput) -> Vec<Value> {
+fn volumes(input: &TemplateInput) -> Vec<Node> {
     let s = input.settings;
     let mut vols = Vec::with_capacity(12);
-    vols.push(object([("name", "workload-socket".into())]));
-    vols.push(object([("name", "credential-socket".into())]));
+    vols.push(object([("name", lit("workload-socket"))]));
+    vols.push(object([("name", lit("credential-socket"))]));
     vols.push(workload_certs_volume(input, false));
     vols.extend(bootstrap_override_volume(input));
     vols.push(memory_volume("istio-envoy"));

@@ -1,0 +1,206 @@
+//! The injected containers kept as template trees until the answer is written.
+//!
+//! Built as JSON values, merged onto the Pod and written out, Istio's containers cost more
+//! than everything else `validate` does with a small Pod. On a first injection with the
+//! built-in `sidecar` template and none of the Pod's containers named like them, the merge
+//! of a container is an append and nothing later reads its fields. So the Pod gets a
+//! placeholder `{"name": ...}` in the container's place (names are all the rest of the
+//! injection looks at), the rendered tree is kept aside, and the writer writes the tree
+//! where the placeholder is (`pod_text::write_pod`). What injection adds to the proxy's env
+//! afterwards (probers, Prometheus) lands on the placeholder and is moved onto the tree by
+//! [`Prerendered::absorb`].
+//!
+//! `evaluate` never does this: its answer is the reference the `validate` path is tested
+//! against, field for field.
+
+use serde_json::Value;
+
+use crate::pod;
+use crate::template::node::{Node, NodeMap, object};
+
+/// Proxy env entries the injection reads or rewrites after rendering: a template that sets
+/// one keeps its containers as values. (The cluster and network entries, which injection
+/// moves to the end of the env, are the caller's to check: see `inject`.)
+const ENV_READ_LATER: [&str; 2] = ["ENVOY_SECURE_MERGED_METRICS_PORT", crate::probes::ENV];
+
+/// The containers and volumes a template rendered, by name, kept as trees.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prerendered {
+    pub containers: Vec<(String, NodeMap)>,
+    pub volumes: Vec<(String, NodeMap)>,
+}
+
+impl Prerendered {
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty() && self.volumes.is_empty()
+    }
+
+    /// The tree of the container named `name`, if it is one.
+    pub fn get(&self, name: &str) -> Option<&NodeMap> {
+        self.containers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c)
+    }
+
+    /// Splits a rendered template: its containers become placeholders, kept here as trees.
+    /// Returns the template as a value. Nothing is kept aside (and the whole template is a
+    /// value) when the Pod already has a container of one of those names (its fields are
+    /// merged with the template's), or when the proxy's env holds an entry injection
+    /// reads or rewrites later.
+    pub fn split(template: Node, pod: &Value) -> (Value, Prerendered) {
+        let Node::Obj(mut top) = template else {
+            return (template.into_value(), Prerendered::default());
+        };
+        if !splittable(&top, pod) {
+            return (Node::Obj(top).into_value(), Prerendered::default());
+        }
+        let mut kept = Prerendered::default();
+        if let Some(Node::Obj(spec)) = top.get_mut("spec") {
+            for field in ["initContainers", "containers"] {
+                let Some(Node::Arr(list)) = spec.get_mut(field) else {
+                    continue;
+                };
+                for item in list.iter_mut() {
+                    let name = item
+                        .get("name")
+                        .and_then(Node::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    let placeholder = object([("name", name.as_str().into())]);
+                    let Node::Obj(mut container) = std::mem::replace(item, placeholder) else {
+                        continue;
+                    };
+                    normalize(&mut container);
+                    kept.containers.push((name, container));
+                }
+            }
+            // Volumes merge by name too: an append, unless the Pod has one of the names.
+            if let Some(Node::Arr(list)) = spec.get_mut("volumes")
+                && list.iter().all(|v| volume_name_free(v, pod))
+            {
+                for item in list.iter_mut() {
+                    let name = item.get("name").and_then(Node::as_str).unwrap_or_default();
+                    let placeholder = object([("name", name.into())]);
+                    let name = name.to_string();
+                    if let Node::Obj(mut volume) = std::mem::replace(item, placeholder) {
+                        volume.strip_nulls();
+                        kept.volumes.push((name, volume));
+                    }
+                }
+            }
+        }
+        (Node::Obj(top).into_value(), kept)
+    }
+
+    /// Moves what injection added to each placeholder in `pod` (env entries, the only thing
+    /// it adds) onto the kept tree, leaving the bare placeholder.
+    pub fn absorb(&mut self, pod: &mut Value) {
+        let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        for (name, container) in &mut self.containers {
+            let Some(placeholder) = spec
+                .iter_mut()
+                .filter(|(f, _)| *f == "containers" || *f == "initContainers")
+                .filter_map(|(_, list)| list.as_array_mut())
+                .flat_map(|l| l.iter_mut())
+                .find(|c| pod::name_of(c) == name.as_str())
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            let added: Vec<(String, Value)> = std::mem::take(placeholder)
+                .into_iter()
+                .filter(|(k, _)| k != "name")
+                .collect();
+            placeholder.insert("name".into(), Value::String(name.clone()));
+            for (key, value) in added {
+                match (key.as_str(), container.get_mut("env"), value) {
+                    ("env", Some(Node::Arr(env)), Value::Array(items)) => {
+                        env.extend(items.into_iter().map(Node::Json));
+                    }
+                    (_, _, value) => container.insert(key.into(), value.into()),
+                }
+            }
+        }
+    }
+}
+
+/// A named object volume whose name no volume of the Pod has.
+fn volume_name_free(volume: &Node, pod: &Value) -> bool {
+    let Some(name) = volume
+        .get("name")
+        .and_then(Node::as_str)
+        .filter(|n| !n.is_empty())
+    else {
+        return false;
+    };
+    matches!(volume, Node::Obj(_))
+        && !pod::containers(pod, "volumes")
+            .iter()
+            .any(|v| pod::name_of(v) == name)
+}
+
+/// No container of the template's names in the Pod, no env entry read later.
+fn splittable(template: &NodeMap, pod: &Value) -> bool {
+    let Some(spec) = template.get("spec") else {
+        return true;
+    };
+    let taken = |name: &str| {
+        ["containers", "initContainers"].iter().any(|f| {
+            pod::containers(pod, f)
+                .iter()
+                .any(|c| pod::name_of(c) == name)
+        })
+    };
+    ["initContainers", "containers"]
+        .iter()
+        .filter_map(|f| match spec.get(f) {
+            Some(Node::Arr(list)) => Some(list),
+            _ => None,
+        })
+        .flatten()
+        .all(|c| {
+            let name = c.get("name").and_then(Node::as_str);
+            let env_ok = match c.get("env") {
+                None => true,
+                Some(Node::Arr(env)) => env.iter().all(|e| {
+                    e.get("name")
+                        .and_then(Node::as_str)
+                        .is_none_or(|n| !ENV_READ_LATER.contains(&n))
+                }),
+                Some(_) => false,
+            };
+            matches!(c, Node::Obj(_)) && name.is_some_and(|n| !n.is_empty() && !taken(n)) && env_ok
+        })
+}
+
+/// What merging onto the Pod and `inject::normalize_injected` do to a container the
+/// template added: nulls dropped (a merge patch's null deletes), env entries whose value is
+/// empty lose it, empty lists go, and `resources` is always there.
+fn normalize(container: &mut NodeMap) {
+    container.strip_nulls();
+    if let Some(Node::Arr(env)) = container.get_mut("env") {
+        for entry in env.iter_mut() {
+            match entry {
+                Node::Obj(e) if e.get("value").and_then(Node::as_str) == Some("") => {
+                    e.remove("value");
+                }
+                Node::Json(Value::Object(e))
+                    if e.get("value").and_then(Value::as_str) == Some("") =>
+                {
+                    e.remove("value");
+                }
+                _ => {}
+            }
+        }
+    }
+    container.retain(|_, v| !v.is_empty_list());
+    if container.get("resources").is_none() {
+        container.insert(
+            "resources".into(),
+            Node::Json(Value::Object(Default::default())),
+        );
+    }
+}
