@@ -379,8 +379,10 @@ mod tests {
         gke.values.global.ca_name = "GkeWorkloadCertificate".into();
         gke.values.global.mount_mtls_certs = true;
         variants.push(gke);
-        let mut native = Settings::default();
-        native.native_sidecars = true;
+        let mut native = Settings {
+            native_sidecars: true,
+            ..Settings::default()
+        };
         native.values.pilot.cni.enabled = true;
         variants.push(native);
         let mut hold = Settings::default();
