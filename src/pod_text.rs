@@ -400,10 +400,22 @@ fn container<'a>(
     let name = fields.get("name").and_then(Value::as_str).unwrap_or("");
     let keep_text = split_apps
         && !TEMPLATE_CONTAINERS.contains(&name)
-        && unique_names.iter().any(|n| n == name)
-        && checked_shapes_hold(&text);
-    if keep_text {
-        if !texts_ok(&text) {
+        && unique_names.iter().any(|n| n == name);
+    // One scan of each field answers both: may the text be copied, and do the shape
+    // check's rules hold (if not, the container is parsed whole so that the check reports
+    // it).
+    let scans: Vec<(bool, Scan)> = if keep_text {
+        text.iter()
+            .map(|(key, raw)| {
+                let scan = Scan::of(raw.get());
+                (shape_holds(key, raw.get(), &scan), scan)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if keep_text && scans.iter().all(|(shape, _)| *shape) {
+        if !scans.iter().all(|(_, scan)| scan.copyable) {
             return None;
         }
         rest.push((name.to_string(), text));
@@ -415,73 +427,101 @@ fn container<'a>(
     Some(Value::Object(fields))
 }
 
-/// The Pod shape check's container rules (`pod::check_shape`) hold for these text fields;
-/// if not, the container is parsed whole so that the check reports it.
-fn checked_shapes_hold(text: &Fields<'_>) -> bool {
-    text.iter().all(|(key, raw)| {
-        let text = raw.get();
-        if text == "null" {
-            return true;
-        }
-        if pod::CONTAINER_LIST_FIELDS.contains(&key.as_ref()) {
-            serde_json::from_str::<RawArray>(text)
-                .is_ok_and(|RawArray(items)| items.iter().all(|i| i.get().starts_with('{')))
-        } else if pod::CONTAINER_OBJECT_FIELDS.contains(&key.as_ref()) {
-            text.starts_with('{')
-        } else {
-            true
-        }
-    })
+/// Whether the Pod shape check's container rule (`pod::check_shape`) for `key` holds for
+/// this text: a list of objects, an object, or null, where the check wants those.
+fn shape_holds(key: &str, text: &str, scan: &Scan) -> bool {
+    if text == "null" {
+        return true;
+    }
+    if pod::CONTAINER_LIST_FIELDS.contains(&key) {
+        scan.list_of_objects
+    } else if pod::CONTAINER_OBJECT_FIELDS.contains(&key) {
+        text.starts_with('{')
+    } else {
+        true
+    }
 }
 
 fn texts_ok(fields: &Fields<'_>) -> bool {
-    fields.iter().all(|(_, raw)| text_ok(raw.get()))
+    fields.iter().all(|(_, raw)| Scan::of(raw.get()).copyable)
 }
 
-/// Whether text can be copied through as the whole parse would have read it: nesting within
-/// [`MAX_DEPTH`], no `\u` escape of a surrogate (a Value cannot hold a lone one) and no
-/// number with an exponent (a Value cannot hold `1e400`). The raw scan checks neither;
-/// anything doubtful goes to the whole parse, which decides.
-fn text_ok(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    if bytes.first() == Some(&b'"') && !bytes.contains(&b'\\') {
-        // A plain string (most annotations): nothing to check.
-        return true;
-    }
-    let (mut depth, mut i) = (0usize, 0);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    if bytes[i] == b'\\' {
-                        if bytes.get(i + 1) == Some(&b'u')
-                            && matches!(bytes.get(i + 2), Some(b'd' | b'D'))
-                            && matches!(
-                                bytes.get(i + 3),
-                                Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
-                            )
-                        {
-                            return false;
+/// What one pass over a value's text (valid JSON, as the raw scan left it) finds.
+struct Scan {
+    /// The text can be copied through as the whole parse would have read it: nesting
+    /// within [`MAX_DEPTH`], no `\u` escape of a surrogate (a Value cannot hold a lone one)
+    /// and no number with an exponent (a Value cannot hold `1e400`). The raw scan checks
+    /// none of these; anything doubtful goes to the whole parse, which decides.
+    copyable: bool,
+    /// The text is a list whose items are all objects.
+    list_of_objects: bool,
+}
+
+impl Scan {
+    fn of(text: &str) -> Scan {
+        let bytes = text.as_bytes();
+        let doubtful = Scan {
+            copyable: false,
+            list_of_objects: false,
+        };
+        if bytes.first() == Some(&b'"') && !bytes.contains(&b'\\') {
+            // A plain string (most annotations): nothing to check.
+            return Scan {
+                copyable: true,
+                list_of_objects: false,
+            };
+        }
+        let list = bytes.first() == Some(&b'[');
+        let mut list_of_objects = list;
+        // Inside the top-level list, before an item's first byte.
+        let mut item_next = false;
+        let (mut depth, mut i) = (0usize, 0);
+        while i < bytes.len() {
+            let b = bytes[i];
+            if item_next && !b.is_ascii_whitespace() {
+                item_next = false;
+                list_of_objects &= b == b'{' || b == b']';
+            }
+            match b {
+                b'"' => {
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != b'"' {
+                        if bytes[i] == b'\\' {
+                            if bytes.get(i + 1) == Some(&b'u')
+                                && matches!(bytes.get(i + 2), Some(b'd' | b'D'))
+                                && matches!(
+                                    bytes.get(i + 3),
+                                    Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+                                )
+                            {
+                                return doubtful;
+                            }
+                            i += 1;
                         }
                         i += 1;
                     }
-                    i += 1;
                 }
-            }
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return false;
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return doubtful;
+                    }
+                    item_next = list && depth == 1;
                 }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                b',' => item_next = list && depth == 1,
+                b'e' | b'E' if i > 0 && matches!(bytes[i - 1], b'0'..=b'9' | b'.') => {
+                    return doubtful;
+                }
+                _ => {}
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            b'e' | b'E' if i > 0 && matches!(bytes[i - 1], b'0'..=b'9' | b'.') => return false,
-            _ => {}
+            i += 1;
         }
-        i += 1;
+        Scan {
+            copyable: true,
+            list_of_objects,
+        }
     }
-    true
 }
 
 // ---------------------------------------------------------------------------------------
@@ -675,29 +715,6 @@ impl<'de> DeserializeSeed<'de> for ListSeed {
     }
 }
 
-/// A JSON array read as its items, left as text.
-struct RawArray<'a>(Vec<&'a RawValue>);
-
-impl<'de> Deserialize<'de> for RawArray<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawArray<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON array")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element()? {
-                    items.push(item);
-                }
-                Ok(RawArray(items))
-            }
-        }
-        d.deserialize_seq(V)
-    }
-}
-
 /// An object key, borrowed from the input unless it had escapes.
 struct Key<'a>(Cow<'a, str>);
 
@@ -811,6 +828,7 @@ fn write_named(
     kept: &[(String, NodeMap)],
     written: &mut usize,
 ) -> Result<(), Lost> {
+    let kept_by_name = ByName::new(kept);
     out.push(b'[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
@@ -819,7 +837,7 @@ fn write_named(
         if let Value::Object(map) = item
             && map.len() == 1
             && let Some(name) = map.get("name").and_then(Value::as_str)
-            && let Some((_, tree)) = kept.iter().find(|(n, _)| n == name)
+            && let Some(tree) = kept_by_name.find(name)
         {
             *written += 1;
             tree.write(out);
@@ -839,6 +857,26 @@ fn write_named(
     }
     out.push(b']');
     Ok(())
+}
+
+/// Kept trees looked up by name: a `userVolume` annotation can add thousands.
+struct ByName<'k> {
+    sorted: Vec<(&'k str, &'k NodeMap)>,
+}
+
+impl<'k> ByName<'k> {
+    fn new(kept: &'k [(String, NodeMap)]) -> Self {
+        let mut sorted: Vec<(&str, &NodeMap)> = kept.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        ByName { sorted }
+    }
+
+    fn find(&self, name: &str) -> Option<&'k NodeMap> {
+        self.sorted
+            .binary_search_by(|(n, _)| (*n).cmp(name))
+            .ok()
+            .map(|i| self.sorted[i].1)
+    }
 }
 
 fn plain(out: &mut Vec<u8>, _key: &str, value: &Value) -> Result<(), Lost> {
@@ -1223,5 +1261,43 @@ mod tests {
         ] {
             assert_eq!(has_istio_domain(key), key.contains("istio.io/"), "{key:?}");
         }
+    }
+
+    #[test]
+    fn one_scan_finds_copyable_text_and_lists_of_objects() {
+        let lists = [
+            ("[]", true),
+            ("[{}]", true),
+            ("[ {\"a\": 1} ,\n {\"b\": [1, \"x\"]} ]", true),
+            ("[1]", false),
+            ("[{}, \"x\"]", false),
+            ("[[{}]]", false),
+            ("[{\"a\": [1, 2]}, null]", false),
+            ("{\"a\": [{}]}", false),
+            ("\"[{}]\"", false),
+        ];
+        for (text, expected) in lists {
+            let scan = Scan::of(text);
+            assert!(scan.copyable, "{text}");
+            assert_eq!(scan.list_of_objects, expected, "{text}");
+        }
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let shallow = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        for (text, copyable) in [
+            ("[{\"n\": 1e400}]", false),
+            ("[{\"n\": 1.5E3}]", false),
+            ("[{\"uid\": \"5e4\", \"n\": 12}]", true),
+            ("\"\\ud800\"", false),
+            ("\"\\u00e9 and \\\\ud800\"", true),
+            (deep.as_str(), false),
+            (shallow.as_str(), true),
+        ] {
+            assert_eq!(Scan::of(text).copyable, copyable, "{text}");
+        }
+        assert!(shape_holds("env", "null", &Scan::of("null")));
+        assert!(!shape_holds("env", "{}", &Scan::of("{}")));
+        assert!(shape_holds("resources", "{}", &Scan::of("{}")));
+        assert!(!shape_holds("resources", "[]", &Scan::of("[]")));
+        assert!(shape_holds("args", "[1]", &Scan::of("[1]")));
     }
 }

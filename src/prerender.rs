@@ -52,9 +52,18 @@ impl Prerendered {
         let Node::Obj(mut top) = template else {
             return (template.into_value(), Prerendered::default());
         };
-        if !splittable(&top, pod) {
+        let names = |fields: &[&str]| -> Vec<&str> {
+            fields
+                .iter()
+                .flat_map(|f| pod::containers(pod, f))
+                .map(pod::name_of)
+                .collect()
+        };
+        let pod_containers = names(&["containers", "initContainers"]);
+        if !splittable(&top, &pod_containers) {
             return (Node::Obj(top).into_value(), Prerendered::default());
         }
+        let pod_volumes = names(&["volumes"]);
         let mut kept = Prerendered::default();
         if let Some(Node::Obj(spec)) = top.get_mut("spec") {
             for field in ["initContainers", "containers"] {
@@ -77,7 +86,8 @@ impl Prerendered {
             }
             // Volumes merge by name too: an append, unless the Pod has one of the names.
             if let Some(Node::Arr(list)) = spec.get_mut("volumes")
-                && list.iter().all(|v| volume_name_free(v, pod))
+                && list.iter().all(|v| volume_name_free(v, &pod_volumes))
+                && names_unique(list.iter())
             {
                 for item in list.iter_mut() {
                     let name = item.get("name").and_then(Node::as_str).unwrap_or_default();
@@ -120,7 +130,10 @@ impl Prerendered {
                     ("env", Some(Node::Arr(env)), Value::Array(items)) => {
                         env.extend(items.into_iter().map(Node::Json));
                     }
-                    (_, _, value) => container.insert(key.into(), value.into()),
+                    (_, _, value) => {
+                        container.remove(&key);
+                        container.insert(key.into(), value.into());
+                    }
                 }
             }
         }
@@ -128,7 +141,7 @@ impl Prerendered {
 }
 
 /// A named object volume whose name no volume of the Pod has.
-fn volume_name_free(volume: &Node, pod: &Value) -> bool {
+fn volume_name_free(volume: &Node, pod_volumes: &[&str]) -> bool {
     let Some(name) = volume
         .get("name")
         .and_then(Node::as_str)
@@ -136,32 +149,38 @@ fn volume_name_free(volume: &Node, pod: &Value) -> bool {
     else {
         return false;
     };
-    matches!(volume, Node::Obj(_))
-        && !pod::containers(pod, "volumes")
-            .iter()
-            .any(|v| pod::name_of(v) == name)
+    matches!(volume, Node::Obj(_)) && !pod_volumes.contains(&name)
 }
 
-/// No container of the template's names in the Pod, no env entry read later.
-fn splittable(template: &NodeMap, pod: &Value) -> bool {
+/// Whether the named items of a list have different names (each placeholder must stand for
+/// one tree).
+fn names_unique<'n>(list: impl IntoIterator<Item = &'n Node>) -> bool {
+    let mut names: Vec<&str> = list
+        .into_iter()
+        .filter_map(|i| i.get("name").and_then(Node::as_str))
+        .collect();
+    let count = names.len();
+    names.sort_unstable();
+    names.dedup();
+    names.len() == count
+}
+
+/// No container of the template's names among the Pod's, no env entry read later.
+fn splittable(template: &NodeMap, pod_containers: &[&str]) -> bool {
     let Some(spec) = template.get("spec") else {
         return true;
     };
-    let taken = |name: &str| {
-        ["containers", "initContainers"].iter().any(|f| {
-            pod::containers(pod, f)
-                .iter()
-                .any(|c| pod::name_of(c) == name)
-        })
-    };
-    ["initContainers", "containers"]
+    let taken = |name: &str| pod_containers.contains(&name);
+    let lists: Vec<&Vec<Node>> = ["initContainers", "containers"]
         .iter()
         .filter_map(|f| match spec.get(f) {
             Some(Node::Arr(list)) => Some(list),
             _ => None,
         })
-        .flatten()
-        .all(|c| {
+        .collect();
+    let containers = || lists.iter().flat_map(|l| l.iter());
+    names_unique(containers())
+        && containers().all(|c| {
             let name = c.get("name").and_then(Node::as_str);
             let env_ok = match c.get("env") {
                 None => true,

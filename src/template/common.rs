@@ -202,7 +202,12 @@ pub(super) fn annotation_number(input: &TemplateInput, key: &str, default: u32) 
 }
 
 pub(super) fn plain_env(entries: Vec<(&str, String)>) -> Node {
-    Node::Arr(entries.into_iter().map(|(k, v)| env_var(k, v)).collect())
+    Node::Arr(
+        entries
+            .into_iter()
+            .map(|(k, v)| env_var(k.to_string(), v))
+            .collect(),
+    )
 }
 
 /// Helm's truthiness for maps: present and non-empty.

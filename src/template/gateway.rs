@@ -84,7 +84,7 @@ fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Node> {
     bootstrap_override_env(input, &mut env);
     mesh_env(input, &mut env);
     for (k, val) in input.proxy_config.proxy_metadata() {
-        env.push(env_var(k, val));
+        env.push(env_var(k.to_string(), val));
     }
     env
 }

@@ -163,7 +163,7 @@ fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
     network_and_workload_env(input, input.deploy_name(), &mut env);
     mesh_env(input, &mut env);
     for (k, val) in input.proxy_config.proxy_metadata() {
-        env.push(env_var(k, val));
+        env.push(env_var(k.to_string(), val));
     }
     env.push(env_var("ISTIO_META_DNS_CAPTURE", "false"));
     env.push(env_var("DISABLE_ENVOY", "true"));

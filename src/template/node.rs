@@ -279,10 +279,10 @@ pub fn object<const N: usize>(fields: [(&'static str, Node); N]) -> Node {
     Node::Obj(m)
 }
 
-/// An env entry `{"name": name, "value": value}`.
-pub fn env_var(name: &str, value: impl Into<String>) -> Node {
+/// An env entry `{"name": name, "value": value}` (a literal name is not copied).
+pub fn env_var(name: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Node {
     object([
-        ("name", name.into()),
+        ("name", Node::Str(name.into())),
         ("value", Node::Str(Cow::Owned(value.into()))),
     ])
 }

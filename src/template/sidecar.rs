@@ -464,14 +464,14 @@ fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Node> {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            env.push(env_var(k, val));
+            env.push(env_var(k.to_string(), val));
         }
     }
     if let Some(attrs) = otel_resource_attributes(input) {
         env.push(env_var("OTEL_RESOURCE_ATTRIBUTES", attrs));
     }
     for (k, val) in input.proxy_config.proxy_metadata() {
-        env.push(env_var(k, val));
+        env.push(env_var(k.to_string(), val));
     }
     env
 }

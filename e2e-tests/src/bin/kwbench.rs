@@ -5,7 +5,7 @@
 //!         [--min-seconds S] [--max-ratio R] [--max-size BYTES] [--json OUT.json] REQUEST.json...
 //!
 //! For each request: warm-up calls, then repeated `validate` calls for at least S seconds
-//! (default 1) per module; reports the median and mean time per call in microseconds (and
+//! (default 1) per module, the two modules alternating in short rounds; reports the median and mean time per call in microseconds (and
 //! the first call of a fresh instance, which also parses the settings), the
 //! ratio policy/baseline, the module sizes, compile and instantiation times. With
 //! `--max-ratio` / `--max-size` the run fails (exit 1) when a budget is exceeded.
@@ -77,27 +77,56 @@ fn load(path: &Path) -> Result<Loaded> {
     })
 }
 
-/// Median and mean of repeated calls, in microseconds.
-fn time_calls(
-    instance: &kwhost::host::Instance,
+/// Median, mean and count of one module's timed calls, in microseconds.
+struct Timing {
+    median: f64,
+    mean: f64,
+    calls: usize,
+}
+
+impl Timing {
+    fn of(mut samples: Vec<f64>) -> Timing {
+        samples.sort_by(|a, b| a.total_cmp(b));
+        Timing {
+            median: samples[samples.len() / 2],
+            mean: samples.iter().sum::<f64>() / samples.len() as f64,
+            calls: samples.len(),
+        }
+    }
+}
+
+/// Times repeated `validate` calls of both modules for at least `min` each, alternating
+/// between them in short rounds: a machine that slows down or speeds up during the run
+/// (other load, frequency changes) then weighs on both alike, and the ratio holds.
+fn time_both(
+    policy: &kwhost::host::Instance,
+    baseline: &kwhost::host::Instance,
     payload: &[u8],
     min: Duration,
-) -> Result<(f64, f64, usize)> {
-    for _ in 0..20 {
-        instance.call_raw("validate", payload)?;
+) -> Result<(Timing, Timing)> {
+    const ROUNDS: u32 = 20;
+    for instance in [policy, baseline] {
+        for _ in 0..20 {
+            instance.call_raw("validate", payload)?;
+        }
     }
-    let mut samples = Vec::new();
-    let start = Instant::now();
-    while start.elapsed() < min || samples.len() < 50 {
-        let t = Instant::now();
-        let out = instance.call_raw("validate", payload)?;
-        samples.push(t.elapsed().as_secs_f64() * 1e6);
-        std::hint::black_box(out);
+    let round = min / ROUNDS;
+    let mut samples = [Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        for (instance, samples) in [policy, baseline].into_iter().zip(samples.iter_mut()) {
+            let start = Instant::now();
+            let mut n = 0;
+            while start.elapsed() < round || n < 5 {
+                let t = Instant::now();
+                let out = instance.call_raw("validate", payload)?;
+                samples.push(t.elapsed().as_secs_f64() * 1e6);
+                std::hint::black_box(out);
+                n += 1;
+            }
+        }
     }
-    samples.sort_by(|a, b| a.total_cmp(b));
-    let median = samples[samples.len() / 2];
-    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
-    Ok((median, mean, samples.len()))
+    let [p, b] = samples;
+    Ok((Timing::of(p), Timing::of(b)))
 }
 
 fn main() -> Result<()> {
@@ -145,8 +174,8 @@ fn main() -> Result<()> {
         let t = Instant::now();
         fresh.call_raw("validate", payload.as_bytes())?;
         let first = t.elapsed().as_secs_f64() * 1e6;
-        let (pm, pmean, calls) = time_calls(&policy_inst, payload.as_bytes(), min)?;
-        let (bm, _, _) = time_calls(&baseline_inst, payload.as_bytes(), min)?;
+        let (p, b) = time_both(&policy_inst, &baseline_inst, payload.as_bytes(), min)?;
+        let (pm, pmean, calls, bm) = (p.median, p.mean, p.calls, b.median);
         let ratio = pm / bm;
         let name = path
             .file_name()
