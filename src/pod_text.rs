@@ -828,7 +828,6 @@ fn write_named(
     kept: &[(String, NodeMap)],
     written: &mut usize,
 ) -> Result<(), Lost> {
-    let kept_by_name = ByName::new(kept);
     out.push(b'[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
@@ -837,7 +836,7 @@ fn write_named(
         if let Value::Object(map) = item
             && map.len() == 1
             && let Some(name) = map.get("name").and_then(Value::as_str)
-            && let Some(tree) = kept_by_name.find(name)
+            && let Some(tree) = kept_at(kept, name, i, items.len())
         {
             *written += 1;
             tree.write(out);
@@ -859,23 +858,21 @@ fn write_named(
     Ok(())
 }
 
-/// Kept trees looked up by name: a `userVolume` annotation can add thousands.
-struct ByName<'k> {
-    sorted: Vec<(&'k str, &'k NodeMap)>,
-}
-
-impl<'k> ByName<'k> {
-    fn new(kept: &'k [(String, NodeMap)]) -> Self {
-        let mut sorted: Vec<(&str, &NodeMap)> = kept.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        sorted.sort_by(|a, b| a.0.cmp(b.0));
-        ByName { sorted }
-    }
-
-    fn find(&self, name: &str) -> Option<&'k NodeMap> {
-        self.sorted
-            .binary_search_by(|(n, _)| (*n).cmp(name))
-            .ok()
-            .map(|i| self.sorted[i].1)
+/// The kept tree a placeholder named `name` at `at` in a list of `len` stands for. The
+/// template's items were appended to the Pod's list in template order: the tree is the one
+/// at the same place from the end (reordering moves only containers, and there are two or
+/// three of those: they are looked for by name).
+fn kept_at<'k>(
+    kept: &'k [(String, NodeMap)],
+    name: &str,
+    at: usize,
+    len: usize,
+) -> Option<&'k NodeMap> {
+    let from_end = (at + kept.len()).checked_sub(len);
+    match from_end.and_then(|j| kept.get(j)) {
+        Some((n, tree)) if n == name => Some(tree),
+        _ if kept.len() <= 4 => kept.iter().find(|(n, _)| n == name).map(|(_, t)| t),
+        _ => None,
     }
 }
 

@@ -86,6 +86,7 @@ impl Prerendered {
             }
             // Volumes merge by name too: an append, unless the Pod has one of the names.
             if let Some(Node::Arr(list)) = spec.get_mut("volumes")
+                && list.len() <= MAX_KEPT_VOLUMES
                 && list.iter().all(|v| volume_name_free(v, &pod_volumes))
                 && names_unique(list.iter())
             {
@@ -155,15 +156,19 @@ fn volume_name_free(volume: &Node, pod_volumes: &[&str]) -> bool {
 /// Whether the named items of a list have different names (each placeholder must stand for
 /// one tree).
 fn names_unique<'n>(list: impl IntoIterator<Item = &'n Node>) -> bool {
-    let mut names: Vec<&str> = list
+    let names: Vec<&str> = list
         .into_iter()
         .filter_map(|i| i.get("name").and_then(Node::as_str))
         .collect();
-    let count = names.len();
-    names.sort_unstable();
-    names.dedup();
-    names.len() == count
+    names
+        .iter()
+        .enumerate()
+        .all(|(i, n)| !names[i + 1..].contains(n))
 }
+
+/// Up to this many template volumes are kept as trees (a `userVolume` annotation can add
+/// thousands; those go the way of values, and the name checks stay short).
+const MAX_KEPT_VOLUMES: usize = 32;
 
 /// No container of the template's names among the Pod's, no env entry read later.
 fn splittable(template: &NodeMap, pod_containers: &[&str]) -> bool {
