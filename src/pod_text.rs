@@ -485,6 +485,17 @@ impl Scan {
             match b {
                 b'"' => {
                     i += 1;
+                    // The plain run of a string, eight bytes at a time.
+                    while let Some(chunk) = bytes.get(i..i + 8) {
+                        let word = u64::from_le_bytes([
+                            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5],
+                            chunk[6], chunk[7],
+                        ]);
+                        if has_byte(word, b'"') || has_byte(word, b'\\') {
+                            break;
+                        }
+                        i += 8;
+                    }
                     while i < bytes.len() && bytes[i] != b'"' {
                         if bytes[i] == b'\\' {
                             if bytes.get(i + 1) == Some(&b'u')
@@ -994,6 +1005,14 @@ fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
         }
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// Whether any of eight bytes is `byte` (exact: see [`needs_escape`]).
+fn has_byte(chunk: u64, byte: u8) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = chunk ^ (ONES * u64::from(byte));
+    x.wrapping_sub(ONES) & !x & HIGH != 0
 }
 
 /// Whether any of eight bytes is a quote, a backslash or below 0x20 (exact: the borrow of
