@@ -134,7 +134,7 @@ pub fn inject_with(
     };
     drop(stripped);
 
-    let template_pod = TemplateNames::of(&rendered);
+    let template_pod = TemplateNames::of(&rendered).with_kept(&prerendered);
     // The user's versions of containers the templates define are re-applied on top later.
     let originals = OriginalContainers::capture(&pod, &template_pod);
 
@@ -155,6 +155,7 @@ pub fn inject_with(
             merge_onto_pod(&mut pod, r);
         }
     }
+    prerendered.place(&mut pod);
     normalize_injected(&mut pod, &template_pod, &originals, &prerendered);
 
     reapply_user_containers(
@@ -215,6 +216,16 @@ impl TemplateNames {
             merge(&mut template_pod, names_of(r));
         }
         TemplateNames(names(&template_pod))
+    }
+
+    /// With the names of the trees kept aside, which the rendered template no longer holds.
+    fn with_kept(mut self, kept: &Prerendered) -> Self {
+        for (field, names) in NAMED_LISTS.iter().zip(self.0.iter_mut()) {
+            if let Some(kept) = kept.names(field) {
+                *names = kept.map(str::to_string).collect();
+            }
+        }
+        self
     }
 
     /// The names in one of `NAMED_LISTS`.

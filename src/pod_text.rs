@@ -488,8 +488,8 @@ impl Scan {
                     // The plain run of a string, eight bytes at a time.
                     while let Some(chunk) = bytes.get(i..i + 8) {
                         let word = u64::from_le_bytes([
-                            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5],
-                            chunk[6], chunk[7],
+                            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6],
+                            chunk[7],
                         ]);
                         if has_byte(word, b'"') || has_byte(word, b'\\') {
                             break;

@@ -3,10 +3,11 @@
 //! Built as JSON values, merged onto the Pod and written out, Istio's containers cost more
 //! than everything else `validate` does with a small Pod. On a first injection with the
 //! built-in `sidecar` template and none of the Pod's containers named like them, the merge
-//! of a container is an append and nothing later reads its fields. So the Pod gets a
-//! placeholder `{"name": ...}` in the container's place (names are all the rest of the
-//! injection looks at), the rendered tree is kept aside, and the writer writes the tree
-//! where the placeholder is (`pod_text::write_pod`). What injection adds to the proxy's env
+//! of a container is an append and nothing later reads its fields. So the rendered tree is
+//! kept aside, the Pod gets a placeholder `{"name": ...}` appended in its place (names are
+//! all the rest of the injection looks at), and the writer writes the tree where the
+//! placeholder is (`pod_text::write_pod`). Volumes likewise, when none of the Pod's has a
+//! template volume's name. What injection adds to the proxy's env
 //! afterwards (probers, Prometheus) lands on the placeholder and is moved onto the tree by
 //! [`Prerendered::absorb`].
 //!
@@ -16,7 +17,7 @@
 use serde_json::Value;
 
 use crate::pod;
-use crate::template::node::{Node, NodeMap, object};
+use crate::template::node::{Node, NodeMap};
 
 /// Proxy env entries the injection reads or rewrites after rendering: a template that sets
 /// one keeps its containers as values. (The cluster and network entries, which injection
@@ -26,13 +27,18 @@ const ENV_READ_LATER: [&str; 2] = ["ENVOY_SECURE_MERGED_METRICS_PORT", crate::pr
 /// The containers and volumes a template rendered, by name, kept as trees.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Prerendered {
+    /// The template's init containers, then its containers.
     pub containers: Vec<(String, NodeMap)>,
+    /// How many of `containers` are init containers.
+    init_containers: usize,
+    /// The template's lists taken out (even empty: merging would have added it).
+    lists: Vec<&'static str>,
     pub volumes: Vec<(String, NodeMap)>,
 }
 
 impl Prerendered {
     pub fn is_empty(&self) -> bool {
-        self.containers.is_empty() && self.volumes.is_empty()
+        self.lists.is_empty()
     }
 
     /// The tree of the container named `name`, if it is one.
@@ -43,11 +49,12 @@ impl Prerendered {
             .map(|(_, c)| c)
     }
 
-    /// Splits a rendered template: its containers become placeholders, kept here as trees.
-    /// Returns the template as a value. Nothing is kept aside (and the whole template is a
-    /// value) when the Pod already has a container of one of those names (its fields are
-    /// merged with the template's), or when the proxy's env holds an entry injection
-    /// reads or rewrites later.
+    /// Splits a rendered template: its containers (and volumes) are taken out, kept here as
+    /// trees; [`Prerendered::place`] puts their placeholders in the Pod. Returns the rest of
+    /// the template as a value. Nothing is kept aside (and the whole template is a value)
+    /// when the Pod already has a container of one of those names (its fields are merged
+    /// with the template's), or when the proxy's env holds an entry injection reads or
+    /// rewrites later.
     pub fn split(template: Node, pod: &Value) -> (Value, Prerendered) {
         let Node::Obj(mut top) = template else {
             return (template.into_value(), Prerendered::default());
@@ -67,34 +74,41 @@ impl Prerendered {
         let mut kept = Prerendered::default();
         if let Some(Node::Obj(spec)) = top.get_mut("spec") {
             for field in ["initContainers", "containers"] {
-                let Some(Node::Arr(list)) = spec.get_mut(field) else {
+                let Some(Node::Arr(list)) = spec.remove(field) else {
                     continue;
                 };
-                for item in list.iter_mut() {
-                    let name = item
+                kept.lists.push(field);
+                for item in list {
+                    let Node::Obj(mut container) = item else {
+                        continue;
+                    };
+                    let name = container
                         .get("name")
                         .and_then(Node::as_str)
                         .unwrap_or_default()
                         .to_string();
-                    let placeholder = object([("name", name.as_str().into())]);
-                    let Node::Obj(mut container) = std::mem::replace(item, placeholder) else {
-                        continue;
-                    };
                     normalize(&mut container);
                     kept.containers.push((name, container));
                 }
+                if field == "initContainers" {
+                    kept.init_containers = kept.containers.len();
+                }
             }
             // Volumes merge by name too: an append, unless the Pod has one of the names.
-            if let Some(Node::Arr(list)) = spec.get_mut("volumes")
+            if let Some(Node::Arr(list)) = spec.get("volumes")
                 && list.len() <= MAX_KEPT_VOLUMES
                 && list.iter().all(|v| volume_name_free(v, &pod_volumes))
                 && names_unique(list.iter())
+                && let Some(Node::Arr(list)) = spec.remove("volumes")
             {
-                for item in list.iter_mut() {
-                    let name = item.get("name").and_then(Node::as_str).unwrap_or_default();
-                    let placeholder = object([("name", name.into())]);
-                    let name = name.to_string();
-                    if let Node::Obj(mut volume) = std::mem::replace(item, placeholder) {
+                kept.lists.push("volumes");
+                for item in list {
+                    if let Node::Obj(mut volume) = item {
+                        let name = volume
+                            .get("name")
+                            .and_then(Node::as_str)
+                            .unwrap_or_default()
+                            .to_string();
                         volume.strip_nulls();
                         kept.volumes.push((name, volume));
                     }
@@ -102,6 +116,37 @@ impl Prerendered {
             }
         }
         (Node::Obj(top).into_value(), kept)
+    }
+
+    /// The names kept, by Pod list, in template order.
+    pub fn names(&self, field: &str) -> Option<impl Iterator<Item = &str>> {
+        let (kept, split) = (&self.containers, self.init_containers);
+        let list = match field {
+            "initContainers" => &kept[..split],
+            "containers" => &kept[split..],
+            "volumes" => &self.volumes[..],
+            _ => return None,
+        };
+        self.lists
+            .contains(&field)
+            .then(|| list.iter().map(|(n, _)| n.as_str()))
+    }
+
+    /// Appends a placeholder for each kept tree to its list in `pod`, where merging the
+    /// template would have appended the item (none of the Pod's items has its name).
+    pub fn place(&self, pod: &mut Value) {
+        for field in ["initContainers", "containers", "volumes"] {
+            let names: Vec<&str> = match self.names(field) {
+                Some(names) => names.collect(),
+                None => continue,
+            };
+            let list = pod::list_mut(pod, field);
+            for name in names {
+                let mut placeholder = serde_json::Map::new();
+                placeholder.insert("name".into(), name.into());
+                list.push(Value::Object(placeholder));
+            }
+        }
     }
 
     /// Moves what injection added to each placeholder in `pod` (env entries, the only thing

@@ -63,9 +63,18 @@ impl NodeMap {
         self.0.is_empty()
     }
 
-    /// Removes every field `key`.
-    pub fn remove(&mut self, key: &str) {
-        self.0.retain(|(k, _)| k != key);
+    /// Removes every field `key`, returning the value of the last.
+    pub fn remove(&mut self, key: &str) -> Option<Node> {
+        let mut last = None;
+        let mut i = 0;
+        while i < self.0.len() {
+            if self.0[i].0 == key {
+                last = Some(self.0.remove(i).1);
+            } else {
+                i += 1;
+            }
+        }
+        last
     }
 
     pub fn retain(&mut self, mut keep: impl FnMut(&str, &Node) -> bool) {
