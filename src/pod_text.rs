@@ -797,7 +797,7 @@ pub fn write_pod(
                     items,
                     &rest.containers,
                     &mut spliced,
-                    &prerendered.containers,
+                    Kept::Placeholders(&prerendered.containers),
                     &mut written,
                 ),
                 ("volumes", Value::Array(items)) => write_named(
@@ -805,7 +805,7 @@ pub fn write_pod(
                     items,
                     &rest.volumes,
                     &mut spliced_volumes,
-                    &prerendered.volumes,
+                    Kept::Appended(&prerendered.volumes),
                     &mut written,
                 ),
                 _ => plain(out, key, value),
@@ -836,7 +836,7 @@ fn write_named(
     items: &[Value],
     texts: &[(String, Fields<'_>)],
     spliced: &mut [u8],
-    kept: &[(String, NodeMap)],
+    kept: Kept<'_>,
     written: &mut usize,
 ) -> Result<(), Lost> {
     out.push(b'[');
@@ -844,7 +844,8 @@ fn write_named(
         if i > 0 {
             out.push(b',');
         }
-        if let Value::Object(map) = item
+        if let Kept::Placeholders(kept) = kept
+            && let Value::Object(map) = item
             && map.len() == 1
             && let Some(name) = map.get("name").and_then(Value::as_str)
             && let Some(tree) = kept_at(kept, name, i, items.len())
@@ -865,14 +866,32 @@ fn write_named(
             _ => write_value(out, item),
         }
     }
+    if let Kept::Appended(kept) = kept {
+        for (i, (_, tree)) in kept.iter().enumerate() {
+            if i > 0 || !items.is_empty() {
+                out.push(b',');
+            }
+            *written += 1;
+            tree.write(out);
+        }
+    }
     out.push(b']');
     Ok(())
 }
 
+/// Trees kept aside for a list: standing in for placeholders (containers: names are read
+/// and containers reordered), or appended after the list's items (volumes: nothing reads
+/// them once merged).
+#[derive(Clone, Copy)]
+enum Kept<'k> {
+    Placeholders(&'k [(String, NodeMap)]),
+    Appended(&'k [(String, NodeMap)]),
+}
+
 /// The kept tree a placeholder named `name` at `at` in a list of `len` stands for. The
 /// template's items were appended to the Pod's list in template order: the tree is the one
-/// at the same place from the end (reordering moves only containers, and there are two or
-/// three of those: they are looked for by name).
+/// at the same place from the end, unless reordering moved it: there are two or three
+/// containers, looked for by name then.
 fn kept_at<'k>(
     kept: &'k [(String, NodeMap)],
     name: &str,

@@ -7,7 +7,8 @@
 //! kept aside, the Pod gets a placeholder `{"name": ...}` appended in its place (names are
 //! all the rest of the injection looks at), and the writer writes the tree where the
 //! placeholder is (`pod_text::write_pod`). Volumes likewise, when none of the Pod's has a
-//! template volume's name. What injection adds to the proxy's env
+//! template volume's name; nothing reads those after the merge, so the writer appends
+//! them to the Pod's volumes without placeholders. What injection adds to the proxy's env
 //! afterwards (probers, Prometheus) lands on the placeholder and is moved onto the tree by
 //! [`Prerendered::absorb`].
 //!
@@ -132,10 +133,15 @@ impl Prerendered {
             .then(|| list.iter().map(|(n, _)| n.as_str()))
     }
 
-    /// Appends a placeholder for each kept tree to its list in `pod`, where merging the
-    /// template would have appended the item (none of the Pod's items has its name).
+    /// Appends a placeholder for each kept container to its list in `pod`, where merging
+    /// the template would have appended it (none of the Pod's containers has its name).
+    /// Kept volumes get none: nothing reads the Pod's volumes after the merge, and the
+    /// writer appends them to the list, made here if the Pod has none.
     pub fn place(&self, pod: &mut Value) {
-        for field in ["initContainers", "containers", "volumes"] {
+        if self.lists.contains(&"volumes") {
+            pod::list_mut(pod, "volumes");
+        }
+        for field in ["initContainers", "containers"] {
             let names: Vec<&str> = match self.names(field) {
                 Some(names) => names.collect(),
                 None => continue,
