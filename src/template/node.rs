@@ -34,8 +34,9 @@ pub enum Node {
 pub struct NodeMap(Vec<(Key, Node)>);
 
 impl NodeMap {
+    /// Room for the fields of most objects the templates build (growing a list copies it).
     pub fn new() -> Self {
-        NodeMap(Vec::new())
+        NodeMap(Vec::with_capacity(8))
     }
 
     pub fn with_capacity(n: usize) -> Self {
