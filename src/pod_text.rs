@@ -921,17 +921,21 @@ fn write_object(
 ) -> Result<(), Lost> {
     out.push(b'{');
     let mut first = true;
+    // A sketch of the map's keys: a text key whose bit is not set cannot be among them,
+    // and needs no search.
+    let mut keys = 0u64;
     for (key, value) in map {
         if !first {
             out.push(b',');
         }
         first = false;
+        keys |= key_bit(key);
         write_str(out, key);
         out.push(b':');
         child(out, key, value)?;
     }
     for (key, raw) in text {
-        if map.contains_key(key.as_ref()) {
+        if keys & key_bit(key) != 0 && map.contains_key(key.as_ref()) {
             return Err(Lost);
         }
         if !first {
@@ -944,6 +948,18 @@ fn write_object(
     }
     out.push(b'}');
     Ok(())
+}
+
+/// One of 64 bits for a key, from its length and last two bytes (keys that share a prefix,
+/// as annotations do, differ there).
+fn key_bit(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let (last, before) = match b {
+        [.., x, y] => (*y as usize, *x as usize),
+        [y] => (*y as usize, 0),
+        [] => (0, 0),
+    };
+    1 << ((b.len() * 7 + last * 3 + before) & 63)
 }
 
 /// Compact JSON, as `serde_json::to_writer` writes it.
