@@ -24,12 +24,13 @@ pub enum Node {
     Raw(&'static str),
     Arr(Vec<Node>),
     Obj(NodeMap),
-    /// A value taken as is (from the settings, an annotation or a custom template).
+    /// A value taken as is (from the settings, or parsed from an annotation).
     Json(Value),
 }
 
-/// An object's fields in insertion order; a later field replaces an earlier one of the same
-/// key (as `Map::insert` does) when the object becomes a Value or text.
+/// An object's fields in insertion order. The templates set each key once (checked in debug
+/// builds when the object is written); as a Value, a later field would replace an earlier
+/// one of the same key, as `Map::insert` does.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeMap(Vec<(Key, Node)>);
 
