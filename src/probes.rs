@@ -102,18 +102,13 @@ pub fn take_over(pod_value: &mut Value, mesh_status_port: u16) -> Option<String>
     if out.is_empty() {
         return None;
     }
-    let mut text = String::with_capacity(out.iter().map(|(u, p)| u.len() + p.len() + 4).sum());
-    text.push('{');
-    for (i, (url, prober)) in out.iter().enumerate() {
-        if i > 0 {
-            text.push(',');
-        }
-        push_string(&mut text, url);
-        text.push(':');
-        text.push_str(prober);
-    }
-    text.push('}');
-    Some(text)
+    let text = String::with_capacity(out.iter().map(|(u, p)| u.len() + p.len() + 4).sum());
+    let object = out
+        .iter()
+        .fold(Object::append_to(text), |o, (url, prober)| {
+            o.raw(url, prober)
+        });
+    Some(object.finish())
 }
 
 /// A container's port number by name, for probes that name their port.
