@@ -142,9 +142,18 @@ pub fn inject_with(
     // Whether a template so far injects istio-proxy as an init container (merging names
     // only adds, so this is Istio's check on the template Pod merged so far).
     let mut proxy_in_init = false;
+    // Only a user's istio-proxy moves: a container istio-proxy that the previous injection
+    // put there (a template chained after a native sidecar, such as Istio's `spire`) stays.
+    let injected_proxy_container = previous_status
+        .as_ref()
+        .is_some_and(|st| st.containers.iter().any(|n| n == PROXY));
     for r in rendered {
         proxy_in_init = proxy_in_init || has_container(&r, "initContainers", PROXY);
-        if native_for_move && proxy_in_init && has_container(&pod, "containers", PROXY) {
+        if native_for_move
+            && proxy_in_init
+            && !injected_proxy_container
+            && has_container(&pod, "containers", PROXY)
+        {
             move_container_to_init(&mut pod, PROXY);
         }
         if previous_status.is_some() {
