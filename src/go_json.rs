@@ -5,7 +5,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::json_text::{ordered, plain, write_ordered};
+use crate::json_text::{ordered, plain, push_value, write_ordered};
+use crate::quantity;
 
 const CONTAINER: &[&str] = &[
     "name",
@@ -103,7 +104,12 @@ pub fn container(c: &Value) -> String {
                     }
                 })
             }
-            "resources" => write_ordered(out, v, RESOURCES, &plain),
+            "resources" => write_ordered(out, v, RESOURCES, &|k, v, out| {
+                matches!(k, "limits" | "requests") && {
+                    push_value(out, &canonical_quantities(v));
+                    true
+                }
+            }),
             "env" => each(out, v, ENV_VAR),
             "ports" => each(out, v, CONTAINER_PORT),
             "volumeMounts" => each(out, v, VOLUME_MOUNT),
@@ -111,6 +117,19 @@ pub fn container(c: &Value) -> String {
         }
         true
     })
+}
+
+/// A resource list as Go writes it: every quantity in `MarshalJSON`'s form (`3000m` is
+/// `"3"`); what is not a quantity is left as it is.
+fn canonical_quantities(list: &Value) -> Value {
+    let Value::Object(m) = list else {
+        return list.clone();
+    };
+    let canonical = |v: &Value| match v.as_str().map(quantity::canonicalize) {
+        Some(Ok(q)) => Value::String(q),
+        _ => v.clone(),
+    };
+    Value::Object(m.iter().map(|(k, v)| (k.clone(), canonical(v))).collect())
 }
 
 /// A list of objects, each in Go's field order.
@@ -140,6 +159,12 @@ mod tests {
         assert_eq!(
             container(&c),
             r#"{"name":"istio-proxy","resources":{},"imagePullPolicy":"Always","securityContext":{"runAsUser":1,"runAsGroup":2}}"#
+        );
+        let c = json!({"name": "istio-proxy", "resources": {"limits": {"cpu": "3000m", "memory": "1024Mi"}, "requests": {"cpu": "bad"}}});
+        assert_eq!(
+            container(&c),
+            r#"{"name":"istio-proxy","resources":{"limits":{"cpu":"3","memory":"1Gi"},"requests":{"cpu":"bad"}}}"#,
+            "quantities as Go's MarshalJSON writes them"
         );
         let c = json!({"name": "a", "image": "i", "readinessProbe": {"periodSeconds": 1, "httpGet": {"port": 80, "path": "/"}}});
         assert_eq!(

@@ -126,7 +126,7 @@ pub fn array(items: impl IntoIterator<Item = String>) -> String {
 
 /// Writes a value exactly as serde_json's compact serializer does (maps in their sorted
 /// order), straight into `out`.
-fn push_value(out: &mut String, value: &Value) {
+pub fn push_value(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
