@@ -26,6 +26,14 @@ pub enum Outcome {
     Skipped,
     NotSelected,
     Rejected,
+    /// Check mode: injected, and injecting again would change nothing in meaning.
+    SidecarCurrent,
+    /// Check mode: the injector would inject the Pod, which has no sidecar.
+    SidecarMissing,
+    /// Check mode: the Pod carries an injected sidecar the injector would not give it now.
+    SidecarUnexpected,
+    /// Check mode: injecting the Pod again would change its injected parts.
+    SidecarOutdated,
 }
 
 impl Outcome {
@@ -35,7 +43,22 @@ impl Outcome {
             Outcome::Skipped => "skipped",
             Outcome::NotSelected => "not-selected",
             Outcome::Rejected => "rejected",
+            Outcome::SidecarCurrent => "sidecar-current",
+            Outcome::SidecarMissing => "sidecar-missing",
+            Outcome::SidecarUnexpected => "sidecar-unexpected",
+            Outcome::SidecarOutdated => "sidecar-outdated",
         }
+    }
+
+    /// Whether the Pod is admitted (in check mode: whether it passes).
+    pub fn accepted(self) -> bool {
+        !matches!(
+            self,
+            Outcome::Rejected
+                | Outcome::SidecarMissing
+                | Outcome::SidecarUnexpected
+                | Outcome::SidecarOutdated
+        )
     }
 }
 
@@ -217,6 +240,53 @@ fn not_selected_reason(settings: &Settings, ns: &NamespaceFacts, pod: &PodFacts)
             ns.name
         ),
     )
+}
+
+/// What the injector decides for a Pod: stages A and B.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// `Injected` when the Pod is to be injected, else `NotSelected` (stage A) or `Skipped`
+    /// (stage B).
+    pub outcome: Outcome,
+    pub reason: Reason,
+    pub warnings: Vec<String>,
+}
+
+impl Decision {
+    pub fn injects(&self) -> bool {
+        self.outcome == Outcome::Injected
+    }
+}
+
+/// Stages A and B. `namespace` is the Pod's Namespace when the policy applies Istio's webhook
+/// selectors itself (`namespaceSelection: lookup`), `None` when the webhook's own selectors
+/// already did stage A.
+pub fn decide(settings: &Settings, namespace: Option<&NamespaceFacts>, pod: &PodFacts) -> Decision {
+    let selected_by = match namespace.map(|ns| select(settings, ns, pod)) {
+        None => None,
+        Some(Ok(entry)) => Some(entry),
+        Some(Err(reason)) => {
+            return Decision {
+                outcome: Outcome::NotSelected,
+                reason,
+                warnings: Vec::new(),
+            };
+        }
+    };
+    let requirement = inject_required(settings, pod);
+    let mut reason = requirement.reason;
+    if let Some(entry) = selected_by {
+        reason.text = format!("{} (selected by webhook rule {entry})", reason.text);
+    }
+    Decision {
+        outcome: if requirement.required {
+            Outcome::Injected
+        } else {
+            Outcome::Skipped
+        },
+        reason,
+        warnings: requirement.warnings,
+    }
 }
 
 /// The result of stage B.

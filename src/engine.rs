@@ -5,16 +5,17 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
-use crate::decision::{self, NamespaceFacts, Outcome, PodFacts, Reason};
+use crate::check;
+use crate::decision::{self, Decision, NamespaceFacts, Outcome, PodFacts, Reason};
 use crate::inject::{self, Containers};
 use crate::pod;
 use crate::pod_text;
 use crate::prerender::Prerendered;
 use crate::response;
-use crate::settings::{NamespaceSelection, Settings};
+use crate::settings::{Action, NamespaceSelection, Settings};
 
 /// The fields of a Kubernetes AdmissionRequest the policy reads.
 #[derive(Deserialize, Debug, Default)]
@@ -46,6 +47,8 @@ pub struct Verdict {
     pub mutated: Option<Value>,
     /// The rejection message, when rejecting.
     pub message: Option<String>,
+    /// The HTTP code of a rejection, when it has one (400: the request cannot be read).
+    pub code: Option<u16>,
     /// Injected containers kept aside, their placeholders in `mutated` (the `validate`
     /// path only; see `prerender`).
     pub prerendered: Prerendered,
@@ -53,10 +56,11 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn accepted(&self) -> bool {
-        self.outcome != Outcome::Rejected
+        self.outcome.accepted()
     }
 
-    fn new(outcome: Outcome, reason: Reason, warnings: Vec<String>) -> Self {
+    /// A verdict without a mutation; a rejection's message is the reason's text.
+    pub fn new(outcome: Outcome, reason: Reason, warnings: Vec<String>) -> Self {
         let message = (outcome == Outcome::Rejected).then(|| reason.text.clone());
         Verdict {
             outcome,
@@ -64,7 +68,16 @@ impl Verdict {
             warnings,
             mutated: None,
             message,
+            code: None,
             prerendered: Prerendered::default(),
+        }
+    }
+
+    /// A rejection of input that cannot be read (HTTP 400).
+    pub fn bad_input(reason: Reason) -> Self {
+        Verdict {
+            code: Some(400),
+            ..Verdict::new(Outcome::Rejected, reason, Vec::new())
         }
     }
 
@@ -99,119 +112,164 @@ fn evaluate_with(
     lookup_namespace: impl FnOnce(&str) -> Result<Value, String>,
     containers: Containers,
 ) -> Verdict {
-    if !is_pod_create(&request.kind, &request.operation) {
-        return Verdict::new(
-            Outcome::NotSelected,
-            Reason::new(
-                "not-pod-create",
-                format!(
-                    "{} of {} is not a Pod creation",
-                    if request.operation.is_empty() {
-                        "request"
-                    } else {
-                        &request.operation
-                    },
-                    if request.kind.kind.is_empty() {
-                        "an unknown kind"
-                    } else {
-                        &request.kind.kind
-                    }
-                ),
-            ),
-            Vec::new(),
-        );
-    }
-    let pod = request.object;
-    if pod.is_null() {
-        return Verdict::new(
-            Outcome::NotSelected,
-            Reason::new("no-object", "the request carries no Pod"),
-            Vec::new(),
-        );
-    }
-    if let Err(e) = pod::check_shape(&pod) {
-        return Verdict::new(
-            Outcome::Rejected,
-            Reason::new("invalid-pod", format!("the Pod cannot be read: {e}")),
-            Vec::new(),
-        );
-    }
-    // Istio fills an empty pod namespace from the request (pods created by controllers).
-    let namespace = match pod::metadata_str(&pod, "namespace") {
-        "" => request.namespace.clone(),
-        ns => ns.to_string(),
+    let subject = match Subject::admit(request, settings, lookup_namespace) {
+        Ok(subject) => subject,
+        Err(verdict) => return *verdict,
     };
-
-    let namespace_object = match settings.namespace_selection {
-        NamespaceSelection::Webhook => None,
-        NamespaceSelection::Lookup => match lookup_namespace(&namespace) {
-            Ok(ns) => Some(ns),
-            Err(e) => {
-                return Verdict::new(
-                    Outcome::Rejected,
-                    Reason::new(
-                        "namespace-lookup-failed",
-                        format!(
-                            "cannot read Namespace {namespace:?} to decide sidecar injection: {e}. \
-                             Grant the policy access with `contextAwareResources: [{{apiVersion: v1, kind: Namespace}}]` \
-                             in the ClusterAdmissionPolicy (kwctl: --allow-context-aware), or use `namespaceSelection: webhook`"
-                        ),
-                    ),
-                    Vec::new(),
-                );
-            }
-        },
-    };
-    let ns_labels = namespace_object
-        .as_ref()
-        .and_then(|ns| ns.get("metadata"))
-        .and_then(|m| m.get("labels"))
-        .and_then(Value::as_object);
-    let ns_annotations = namespace_object
-        .as_ref()
-        .and_then(|ns| ns.get("metadata"))
-        .and_then(|m| m.get("annotations"))
-        .and_then(Value::as_object);
-
-    let facts = PodFacts {
-        labels: pod::metadata_map(&pod, "labels"),
-        annotations: pod::metadata_map(&pod, "annotations"),
-        host_network: pod::host_network(&pod),
-        namespace: &namespace,
-    };
-    let selected_by = if namespace_object.is_some() {
-        let ns = NamespaceFacts {
-            name: &namespace,
-            labels: ns_labels,
-        };
-        match decision::select(settings, &ns, &facts) {
-            Ok(entry) => Some(entry),
-            Err(reason) => return Verdict::new(Outcome::NotSelected, reason, Vec::new()),
-        }
-    } else {
-        None
-    };
-
-    let requirement = decision::inject_required(settings, &facts);
-    let mut reason = requirement.reason;
-    if let Some(entry) = selected_by {
-        reason.text = format!("{} (selected by webhook rule {entry})", reason.text);
-    }
-    if !requirement.required {
-        return Verdict::new(Outcome::Skipped, reason, requirement.warnings);
-    }
-
-    match inject::inject_with(pod, settings, &namespace, ns_annotations, containers) {
-        Ok((injected, prerendered)) => Verdict {
-            mutated: Some(injected),
-            prerendered,
-            ..Verdict::new(Outcome::Injected, reason, requirement.warnings)
-        },
-        Err(e) => Verdict::new(
-            Outcome::Rejected,
-            Reason::new("injection-failed", format!("sidecar injection failed: {e}")),
-            requirement.warnings,
+    let decision = subject.decide(settings);
+    match settings.action {
+        Action::Inject => subject.inject(decision, settings, containers),
+        Action::Check => check::check(
+            &subject.pod,
+            &subject.namespace,
+            subject.namespace_annotations(),
+            decision,
+            settings,
         ),
+    }
+}
+
+/// A Pod creation the policy decides on: the Pod, its namespace, and the Namespace object
+/// when the policy looked it up.
+struct Subject {
+    pod: Value,
+    namespace: String,
+    namespace_object: Option<Value>,
+}
+
+impl Subject {
+    /// The request's Pod, or the verdict on a request that is not a readable Pod creation
+    /// (or whose Namespace cannot be read).
+    fn admit(
+        request: AdmissionRequest,
+        settings: &Settings,
+        lookup_namespace: impl FnOnce(&str) -> Result<Value, String>,
+    ) -> Result<Subject, Box<Verdict>> {
+        if !is_pod_create(&request.kind, &request.operation) {
+            return Err(Box::new(Verdict::new(
+                Outcome::NotSelected,
+                Reason::new(
+                    "not-pod-create",
+                    format!(
+                        "{} of {} is not a Pod creation",
+                        if request.operation.is_empty() {
+                            "request"
+                        } else {
+                            &request.operation
+                        },
+                        if request.kind.kind.is_empty() {
+                            "an unknown kind"
+                        } else {
+                            &request.kind.kind
+                        }
+                    ),
+                ),
+                Vec::new(),
+            )));
+        }
+        let pod = request.object;
+        if pod.is_null() {
+            return Err(Box::new(Verdict::new(
+                Outcome::NotSelected,
+                Reason::new("no-object", "the request carries no Pod"),
+                Vec::new(),
+            )));
+        }
+        if let Err(e) = pod::check_shape(&pod) {
+            return Err(Box::new(Verdict::bad_input(Reason::new(
+                "invalid-pod",
+                format!("the Pod cannot be read: {e}"),
+            ))));
+        }
+        // Istio fills an empty pod namespace from the request (pods created by controllers).
+        let namespace = match pod::metadata_str(&pod, "namespace") {
+            "" => request.namespace,
+            ns => ns.to_string(),
+        };
+        let namespace_object = match settings.namespace_selection {
+            NamespaceSelection::Webhook => None,
+            NamespaceSelection::Lookup => match lookup_namespace(&namespace) {
+                Ok(ns) => Some(ns),
+                Err(e) => {
+                    return Err(Box::new(Verdict::new(
+                        Outcome::Rejected,
+                        Reason::new(
+                            "namespace-lookup-failed",
+                            format!(
+                                "cannot read Namespace {namespace:?} to decide sidecar injection: {e}. \
+                                 Grant the policy access with `contextAwareResources: [{{apiVersion: v1, kind: Namespace}}]` \
+                                 in the ClusterAdmissionPolicy (kwctl: --allow-context-aware), or use `namespaceSelection: webhook`"
+                            ),
+                        ),
+                        Vec::new(),
+                    )));
+                }
+            },
+        };
+        Ok(Subject {
+            pod,
+            namespace,
+            namespace_object,
+        })
+    }
+
+    fn namespace_metadata(&self, field: &str) -> Option<&Map<String, Value>> {
+        self.namespace_object
+            .as_ref()
+            .and_then(|ns| ns.get("metadata"))
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_object)
+    }
+
+    /// The Namespace's annotations (OpenShift's UID ranges), when it was looked up.
+    fn namespace_annotations(&self) -> Option<&Map<String, Value>> {
+        self.namespace_metadata("annotations")
+    }
+
+    /// Stages A (when the policy looked the Namespace up) and B.
+    fn decide(&self, settings: &Settings) -> Decision {
+        let facts = PodFacts {
+            labels: pod::metadata_map(&self.pod, "labels"),
+            annotations: pod::metadata_map(&self.pod, "annotations"),
+            host_network: pod::host_network(&self.pod),
+            namespace: &self.namespace,
+        };
+        let namespace = self.namespace_object.as_ref().map(|_| NamespaceFacts {
+            name: &self.namespace,
+            labels: self.namespace_metadata("labels"),
+        });
+        decision::decide(settings, namespace.as_ref(), &facts)
+    }
+
+    /// Inject mode: the injected Pod when the decision says so.
+    fn inject(self, decision: Decision, settings: &Settings, containers: Containers) -> Verdict {
+        let Decision {
+            outcome,
+            reason,
+            warnings,
+        } = decision;
+        if outcome != Outcome::Injected {
+            return Verdict::new(outcome, reason, warnings);
+        }
+        let namespace_annotations = self.namespace_annotations().cloned();
+        match inject::inject_with(
+            self.pod,
+            settings,
+            &self.namespace,
+            namespace_annotations.as_ref(),
+            containers,
+        ) {
+            Ok((injected, prerendered)) => Verdict {
+                mutated: Some(injected),
+                prerendered,
+                ..Verdict::new(Outcome::Injected, reason, warnings)
+            },
+            Err(e) => Verdict::new(
+                Outcome::Rejected,
+                Reason::new("injection-failed", format!("sidecar injection failed: {e}")),
+                warnings,
+            ),
+        }
     }
 }
 
@@ -390,6 +448,10 @@ fn validate_disposing(
         Ok(s) => s,
         Err(e) => return response::malformed(&format!("invalid settings: {e}")),
     };
+    // Check mode reads the whole Pod: it is compared with its re-injection, field by field.
+    if settings.action == Action::Check {
+        return reference_from(payload, settings, lookup_namespace);
+    }
     let is_pod_create = is_pod_create(&request.kind, &request.operation);
     let object = request.object.take().filter(|_| is_pod_create);
     let (pod, rest) = match object.map(|o| o.assemble(settings)) {

@@ -4,6 +4,7 @@
 
 pub mod annotations;
 pub mod call_arena;
+pub mod check;
 pub mod decision;
 pub mod engine;
 pub mod go_json;

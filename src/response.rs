@@ -30,7 +30,12 @@ pub fn write(out: &mut Vec<u8>, verdict: &Verdict, rest: &Rest<'_>) -> Result<()
         Some(m) => pod_text::write_str(out, m),
         None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(b",\"code\":null,\"mutated_object\":");
+    out.extend_from_slice(b",\"code\":");
+    match verdict.code {
+        Some(code) => out.extend_from_slice(code.to_string().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"mutated_object\":");
     match &verdict.mutated {
         Some(pod) => pod_text::write_pod(out, pod, rest, &verdict.prerendered)?,
         None => out.extend_from_slice(b"null"),

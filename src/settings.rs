@@ -28,9 +28,23 @@ pub enum NamespaceSelection {
     Webhook,
 }
 
+/// What the policy does with a Pod the injector would inject.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Inject the sidecar (the injector).
+    #[default]
+    Inject,
+    /// Never mutate: compare the Pod with what injection would make of it, and reject the
+    /// Pods that lack their sidecar, carry a stale one or carry one they should not (for
+    /// Kubewarden's audit scanner, or as a guard beside another injector).
+    Check,
+}
+
 #[derive(Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Settings {
+    pub action: Action,
     /// `enabled` or `disabled`; anything else disables injection (as Istio does).
     pub policy: String,
     pub revision: String,
@@ -50,6 +64,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            action: Action::Inject,
             policy: "enabled".into(),
             revision: String::new(),
             namespace_selection: NamespaceSelection::Lookup,

@@ -165,7 +165,7 @@ pub fn validate_reference(payload: &[u8], namespace_json: &[u8]) -> (Vec<u8>, Op
     let response = ValidationResponse {
         accepted: verdict.accepted(),
         message: verdict.message.clone(),
-        code: None,
+        code: verdict.code,
         audit_annotations: Some(verdict.audit_annotations().into_iter().collect()),
         warnings: (!verdict.warnings.is_empty()).then(|| verdict.warnings.clone()),
         mutated_object: verdict.mutated.clone(),

@@ -1,0 +1,495 @@
+//! What differs between a stored Pod and its re-injection, in meaning (see [`meaning`]), as
+//! short lines a person reads in a PolicyReport: the most telling first (the proxy image,
+//! the revision, then resources, args, env, ports, volumes, then the rest).
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+
+use super::meaning;
+use crate::annotations::{REVISION, STATUS};
+
+/// How telling a difference is; differences are listed in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    ProxyImage,
+    Image,
+    Revision,
+    Resources,
+    Args,
+    Env,
+    Ports,
+    Volumes,
+    Other,
+}
+
+#[derive(Debug)]
+struct Difference {
+    rank: Rank,
+    /// Where within its rank: Istio's containers first, then by container.
+    place: (u8, String),
+    text: String,
+}
+
+/// The differences between the stored Pod and what injecting it again gives, most telling
+/// first; empty when the two mean the same.
+pub fn differences(stored: &Value, reinjected: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let (old_rev, new_rev) = (revision(stored), revision(reinjected));
+    if old_rev != new_rev {
+        found.push(Difference {
+            rank: Rank::Revision,
+            place: (0, String::new()),
+            text: format!("revision {} → {}", show_opt(old_rev), show_opt(new_rev)),
+        });
+    }
+    let (mut old, mut new) = (stored.clone(), reinjected.clone());
+    for pod in [&mut old, &mut new] {
+        meaning::normalize(pod);
+        // Bookkeeping: what it says that matters (the revision) is compared above, the rest
+        // is what the Pod itself shows.
+        if let Some(a) = pod
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            a.remove(STATUS);
+            a.remove(REVISION);
+        }
+    }
+    compare_pods(&old, &new, &mut found);
+    found.sort_by(|a, b| (a.rank, &a.place, &a.text).cmp(&(b.rank, &b.place, &b.text)));
+    found.into_iter().map(|d| d.text).collect()
+}
+
+/// The revision a Pod was injected by: `sidecar.istio.io/status`'s, else `istio.io/rev`'s.
+fn revision(pod: &Value) -> Option<String> {
+    let annotations = pod.pointer("/metadata/annotations")?;
+    annotations
+        .get(STATUS)
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .and_then(|s| {
+            s.get("revision")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .or_else(|| annotations.get(REVISION)?.as_str().map(str::to_string))
+}
+
+fn compare_pods(old: &Value, new: &Value, out: &mut Vec<Difference>) {
+    for key in keys(old, new) {
+        let (a, b) = (old.get(&key), new.get(&key));
+        match key.as_str() {
+            "metadata" => compare_metadata(a, b, out),
+            "spec" => compare_spec(a, b, out),
+            _ => other(out, &key, a, b),
+        }
+    }
+}
+
+fn compare_metadata(old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Difference>) {
+    let empty = Value::Object(Map::new());
+    let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
+    for key in keys(old, new) {
+        let (a, b) = (old.get(&key), new.get(&key));
+        let word = match key.as_str() {
+            "labels" => "label",
+            "annotations" => "annotation",
+            _ => {
+                other(out, &format!("metadata.{key}"), a, b);
+                continue;
+            }
+        };
+        let (a, b) = (a.unwrap_or(&empty), b.unwrap_or(&empty));
+        for name in keys(a, b) {
+            let (x, y) = (a.get(&name), b.get(&name));
+            if x != y {
+                push(
+                    out,
+                    Rank::Other,
+                    (3, String::new()),
+                    format!("{word} {name}: {} → {}", show(x), show(y)),
+                );
+            }
+        }
+    }
+}
+
+fn compare_spec(old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Difference>) {
+    let empty = Value::Object(Map::new());
+    let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
+    for key in keys(old, new) {
+        let (a, b) = (old.get(&key), new.get(&key));
+        match key.as_str() {
+            "containers" | "initContainers" => {
+                let init = key == "initContainers";
+                for (name, x, y) in pair_by(a, b, "name") {
+                    let who = if init {
+                        format!("init container {name}")
+                    } else {
+                        name.clone()
+                    };
+                    let place = (istio_rank(&name), who.clone());
+                    match (x, y) {
+                        (Some(x), Some(y)) => compare_container(&name, &who, x, y, out),
+                        (x, y) => push(
+                            out,
+                            Rank::Other,
+                            place,
+                            format!("{who}: {}", presence(x, y)),
+                        ),
+                    }
+                }
+            }
+            "volumes" => {
+                for (name, x, y) in pair_by(a, b, "name") {
+                    let text = match (x, y) {
+                        (Some(x), Some(y)) => format!("volume {name}: {}", leaves(x, y)),
+                        (x, y) => format!("volume {name}: {}", presence(x, y)),
+                    };
+                    push(out, Rank::Volumes, (9, name), text);
+                }
+            }
+            _ => other(out, &format!("spec.{key}"), a, b),
+        }
+    }
+}
+
+fn compare_container(name: &str, who: &str, old: &Value, new: &Value, out: &mut Vec<Difference>) {
+    let place = (istio_rank(name), who.to_string());
+    for key in keys(old, new) {
+        let (a, b) = (old.get(&key), new.get(&key));
+        if a == b {
+            continue;
+        }
+        let mut add = |rank, text| push(out, rank, place.clone(), text);
+        match key.as_str() {
+            "image" => add(
+                if name == "istio-proxy" {
+                    Rank::ProxyImage
+                } else {
+                    Rank::Image
+                },
+                format!("{who} image: {} → {}", show(a), show(b)),
+            ),
+            "resources" => add(
+                Rank::Resources,
+                format!("{who} resources: {}", leaves_opt(a, b)),
+            ),
+            "args" | "command" => add(Rank::Args, format!("{who} {key}: {}", list_change(a, b))),
+            "env" => {
+                for (var, x, y) in pair_by(a, b, "name") {
+                    add(
+                        Rank::Env,
+                        format!("{who} env {var}: {} → {}", env_value(x), env_value(y)),
+                    );
+                }
+            }
+            "ports" => {
+                for (port, x, y) in pair_by(a, b, "containerPort") {
+                    add(Rank::Ports, format!("{who} port {port}: {}", change(x, y)));
+                }
+            }
+            "volumeMounts" => {
+                for (path, x, y) in pair_by(a, b, "mountPath") {
+                    add(
+                        Rank::Volumes,
+                        format!("{who} mount {path}: {}", change(x, y)),
+                    );
+                }
+            }
+            _ => add(Rank::Other, format!("{who} {key}: {}", leaves_opt(a, b))),
+        }
+    }
+}
+
+/// Istio's own containers come first.
+fn istio_rank(name: &str) -> u8 {
+    match name {
+        "istio-proxy" => 0,
+        "istio-init" => 1,
+        "istio-validation" => 2,
+        _ => 5,
+    }
+}
+
+fn push(out: &mut Vec<Difference>, rank: Rank, place: (u8, String), text: String) {
+    out.push(Difference {
+        rank,
+        place,
+        text: shorten(&text, 240),
+    });
+}
+
+/// A field compared as a whole, outside the parts above.
+fn other(out: &mut Vec<Difference>, path: &str, a: Option<&Value>, b: Option<&Value>) {
+    if a != b {
+        push(
+            out,
+            Rank::Other,
+            (8, path.to_string()),
+            format!("{path}: {}", leaves_opt(a, b)),
+        );
+    }
+}
+
+/// The keys of two objects, sorted and unique.
+fn keys(a: &Value, b: &Value) -> BTreeSet<String> {
+    [a, b]
+        .into_iter()
+        .filter_map(Value::as_object)
+        .flat_map(|m| m.keys().cloned())
+        .collect()
+}
+
+/// The items of two lists paired by a key field, those that differ only; items without the
+/// key are paired by position.
+fn pair_by<'a>(
+    a: Option<&'a Value>,
+    b: Option<&'a Value>,
+    key: &str,
+) -> Vec<(String, Option<&'a Value>, Option<&'a Value>)> {
+    let items = |v: Option<&'a Value>| -> Vec<(String, &'a Value)> {
+        v.and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let k = match item.get(key) {
+                            Some(Value::String(s)) => s.clone(),
+                            Some(other) => other.to_string(),
+                            None => format!("#{i}"),
+                        };
+                        (k, item)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (old, new) = (items(a), items(b));
+    let mut names: Vec<String> = Vec::new();
+    for (k, _) in old.iter().chain(&new) {
+        if !names.contains(k) {
+            names.push(k.clone());
+        }
+    }
+    let find =
+        |list: &[(String, &'a Value)], k: &str| list.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    names
+        .into_iter()
+        .map(|k| {
+            let (x, y) = (find(&old, &k), find(&new, &k));
+            (k, x, y)
+        })
+        .filter(|(_, x, y)| x != y)
+        .collect()
+}
+
+fn presence(a: Option<&Value>, b: Option<&Value>) -> &'static str {
+    match (a, b) {
+        (None, Some(_)) => "would be added",
+        (Some(_), None) => "would be removed",
+        _ => "differs",
+    }
+}
+
+/// An item added, removed, or its fields that differ.
+fn change(a: Option<&Value>, b: Option<&Value>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => leaves(a, b),
+        _ => presence(a, b).to_string(),
+    }
+}
+
+fn leaves_opt(a: Option<&Value>, b: Option<&Value>) -> String {
+    let null = Value::Null;
+    leaves(a.unwrap_or(&null), b.unwrap_or(&null))
+}
+
+/// The leaves that differ, as `path old → new`, comma-separated.
+fn leaves(a: &Value, b: &Value) -> String {
+    let mut changes = Vec::new();
+    collect_leaves(Some(a), Some(b), String::new(), &mut changes);
+    changes.join(", ")
+}
+
+fn collect_leaves(a: Option<&Value>, b: Option<&Value>, path: String, out: &mut Vec<String>) {
+    // An object on one side only is shown by its leaves too.
+    let empty = Value::Object(Map::new());
+    let (a, b) = match (a, b) {
+        (Some(x @ Value::Object(_)), None | Some(Value::Null)) => (Some(x), Some(&empty)),
+        (None | Some(Value::Null), Some(y @ Value::Object(_))) => (Some(&empty), Some(y)),
+        other => other,
+    };
+    match (a, b) {
+        (Some(Value::Object(x)), Some(Value::Object(y))) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                if x.get(k) != y.get(k) {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    collect_leaves(x.get(k), y.get(k), p, out);
+                }
+            }
+        }
+        (a, b) => {
+            let a = a.filter(|v| !v.is_null());
+            let b = b.filter(|v| !v.is_null());
+            let change = format!("{} → {}", show(a), show(b));
+            out.push(if path.is_empty() {
+                change
+            } else {
+                format!("{path} {change}")
+            });
+        }
+    }
+}
+
+/// A list of strings that changed: what goes and what comes.
+fn list_change(a: Option<&Value>, b: Option<&Value>) -> String {
+    let words = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|l| l.iter().map(|x| show(Some(x))).collect())
+            .unwrap_or_default()
+    };
+    let (old, new) = (words(a), words(b));
+    let gone: Vec<&str> = old
+        .iter()
+        .filter(|w| !new.contains(w))
+        .map(String::as_str)
+        .collect();
+    let come: Vec<&str> = new
+        .iter()
+        .filter(|w| !old.contains(w))
+        .map(String::as_str)
+        .collect();
+    if gone.is_empty() && come.is_empty() {
+        return "reordered".to_string();
+    }
+    let side = |w: &[&str]| {
+        if w.is_empty() {
+            "(none)".to_string()
+        } else {
+            w.join(" ")
+        }
+    };
+    format!("{} → {}", side(&gone), side(&come))
+}
+
+fn env_value(e: Option<&Value>) -> String {
+    match e {
+        None => "(none)".to_string(),
+        Some(e) => match (e.get("value"), e.get("valueFrom")) {
+            (Some(v), _) => show(Some(v)),
+            (None, Some(from)) => show(Some(from)),
+            (None, None) => "\"\"".to_string(),
+        },
+    }
+}
+
+fn show_opt(s: Option<String>) -> String {
+    s.unwrap_or_else(|| "(none)".to_string())
+}
+
+/// A value as a person reads it: strings as they are, the rest as compact JSON.
+fn show(v: Option<&Value>) -> String {
+    let text = match v {
+        None => "(none)".to_string(),
+        Some(Value::String(s)) if s.is_empty() => "\"\"".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    shorten(&text, 100)
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max).collect();
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn injected(image: &str, rev: &str) -> Value {
+        json!({"metadata": {"name": "p", "annotations": {
+            STATUS: format!("{{\"initContainers\":[\"istio-init\"],\"containers\":[\"istio-proxy\"],\"volumes\":[],\"imagePullSecrets\":null,\"revision\":\"{rev}\"}}"),
+            REVISION: rev}},
+            "spec": {"containers": [{"name": "app", "image": "app:1"},
+                {"name": "istio-proxy", "image": image, "args": ["proxy", "sidecar"],
+                 "resources": {"limits": {"cpu": "2000m"}},
+                 "env": [{"name": "A", "value": "1"}],
+                 "ports": [{"containerPort": 15090, "name": "http-envoy-prom"}]}],
+                "volumes": [{"name": "istio-envoy", "emptyDir": {"medium": "Memory"}}]}})
+    }
+
+    #[test]
+    fn the_same_pod_has_no_differences() {
+        let p = injected("docker.io/istio/proxyv2:1.30.3", "default");
+        assert!(differences(&p, &p).is_empty());
+    }
+
+    #[test]
+    fn proxy_image_and_revision_come_first() {
+        let mut old = injected("docker.io/istio/proxyv2:1.29.2", "canary");
+        old["spec"]["containers"][1]["env"][0]["value"] = "2".into();
+        old["spec"]["containers"][0]["image"] = "app:0".into();
+        let new = injected("docker.io/istio/proxyv2:1.30.3", "default");
+        assert_eq!(
+            differences(&old, &new),
+            [
+                "istio-proxy image: docker.io/istio/proxyv2:1.29.2 → docker.io/istio/proxyv2:1.30.3",
+                "app image: app:0 → app:1",
+                "revision canary → default",
+                "istio-proxy env A: 2 → 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn each_kind_of_difference_is_named() {
+        let old = injected("i", "default");
+        let mut new = old.clone();
+        let proxy = &mut new["spec"]["containers"][1];
+        proxy["resources"]["limits"]["cpu"] = "1".into();
+        proxy["args"] = json!(["proxy", "sidecar", "--concurrency=2"]);
+        proxy["ports"][0]["name"] = "metrics".into();
+        proxy["securityContext"] = json!({"runAsUser": 1337});
+        new["spec"]["volumes"][0]["emptyDir"]["medium"] = "".into();
+        new["spec"]["volumes"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "extra", "emptyDir": {}}));
+        assert_eq!(
+            differences(&old, &new),
+            [
+                "istio-proxy resources: limits.cpu 2 → 1",
+                "istio-proxy args: (none) → --concurrency=2",
+                "istio-proxy port 15090: name http-envoy-prom → metrics",
+                "volume extra: would be added",
+                "volume istio-envoy: emptyDir.medium Memory → (none)",
+                "istio-proxy securityContext: runAsUser (none) → 1337",
+            ]
+        );
+    }
+
+    #[test]
+    fn defaults_and_canonical_quantities_are_no_difference() {
+        let old = injected("docker.io/istio/proxyv2:1.30.3", "default");
+        let mut stored = old.clone();
+        let proxy = &mut stored["spec"]["containers"][1];
+        proxy["resources"]["limits"]["cpu"] = "2".into();
+        proxy["ports"][0]["protocol"] = "TCP".into();
+        proxy["terminationMessagePath"] = "/dev/termination-log".into();
+        stored["metadata"]["uid"] = "x".into();
+        stored["status"] = json!({"phase": "Running"});
+        assert!(differences(&stored, &old).is_empty());
+    }
+}

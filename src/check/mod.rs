@@ -1,0 +1,144 @@
+//! Check mode (`action: check`): the injector's decision, then a comparison instead of a
+//! mutation. Kubewarden's audit scanner sends every stored Pod; the answer says whether the
+//! Pod has the sidecar the injector would give it now:
+//!
+//! | code | accepted | when |
+//! |---|---|---|
+//! | `sidecar-current` | yes | injected, and injecting again changes nothing in meaning |
+//! | `not-selected`, `skipped` | yes | not injected, and the injector would not inject it |
+//! | `sidecar-missing` | no | the injector would inject it, and it has no sidecar |
+//! | `sidecar-unexpected` | no | it carries an injected sidecar the injector would not give it |
+//! | `sidecar-outdated` | no | injecting it again would change the injected parts |
+//!
+//! The check rests on re-injection: injecting an injected Pod with the same settings changes
+//! nothing, so whatever injecting the stored Pod again changes (in meaning: see
+//! [`meaning`]) is what the injector would do differently now.
+
+mod difference;
+mod meaning;
+mod workload;
+
+use serde_json::{Map, Value};
+
+use crate::annotations::STATUS;
+use crate::decision::{Decision, Outcome, Reason};
+use crate::engine::Verdict;
+use crate::inject;
+use crate::pod;
+use crate::settings::Settings;
+
+pub use difference::differences;
+pub use meaning::normalize;
+
+/// At most this many differences are named in a message.
+const NAMED_DIFFERENCES: usize = 5;
+
+/// Checks the stored `pod` against the injector's `decision` (stages A and B, made with the
+/// same settings).
+pub fn check(
+    pod: &Value,
+    namespace: &str,
+    namespace_annotations: Option<&Map<String, Value>>,
+    decision: Decision,
+    settings: &Settings,
+) -> Verdict {
+    let injected = match injected_by(pod) {
+        Ok(injected) => injected,
+        Err(reason) => return Verdict::bad_input(reason),
+    };
+    let Decision {
+        outcome,
+        reason,
+        warnings,
+    } = decision;
+    let rule = format!("{} ({})", reason.text, reason.code);
+
+    if outcome != Outcome::Injected {
+        // Another revision's Pods are that revision's injector's business.
+        let other_revision = reason.code.ends_with("-other-revision");
+        if injected && !other_revision {
+            let text = format!(
+                "the Pod carries an injected istio-proxy ({STATUS}), but the injector would not inject it now: {rule}. {}",
+                workload::restart_advice(pod, namespace, "remove the sidecar")
+            );
+            return rejected(Outcome::SidecarUnexpected, reason, text, warnings);
+        }
+        return Verdict::new(outcome, reason, warnings);
+    }
+
+    let reinjected = inject::inject(pod.clone(), settings, namespace, namespace_annotations);
+    if !injected {
+        let what = match &reinjected {
+            Ok(p) if has_proxy(p) => "the injector would add istio-proxy",
+            Ok(_) => "the injector would inject it",
+            Err(_) => "the injector would inject it",
+        };
+        let mut text = format!("the Pod has no istio-proxy, but {what}: {rule}.");
+        if let Err(e) = &reinjected {
+            text.push_str(&format!(" Injecting it would fail: {e}."));
+        }
+        text.push(' ');
+        text.push_str(&workload::restart_advice(
+            pod,
+            namespace,
+            "inject the sidecar",
+        ));
+        return rejected(Outcome::SidecarMissing, reason, text, warnings);
+    }
+
+    let changes = match &reinjected {
+        Ok(expected) => differences(pod, expected),
+        Err(e) => vec![format!("injecting it again would fail: {e}")],
+    };
+    if changes.is_empty() {
+        return Verdict::new(Outcome::SidecarCurrent, reason, warnings);
+    }
+    let mut text = String::from("injecting the Pod again would change it: ");
+    text.push_str(&changes[..changes.len().min(NAMED_DIFFERENCES)].join("; "));
+    if changes.len() > NAMED_DIFFERENCES {
+        text.push_str(&format!("; and {} more", changes.len() - NAMED_DIFFERENCES));
+    }
+    text.push_str(". ");
+    text.push_str(&workload::restart_advice(
+        pod,
+        namespace,
+        "update the sidecar",
+    ));
+    rejected(Outcome::SidecarOutdated, reason, text, warnings)
+}
+
+/// Whether a previous injection left its mark (`sidecar.istio.io/status`). In check mode a
+/// mark that cannot be read is bad input: the injector would silently inject such a Pod
+/// again, but a report must not guess.
+fn injected_by(pod: &Value) -> Result<bool, Reason> {
+    let Some(status) = pod::metadata_map(pod, "annotations").and_then(|a| a.get(STATUS)) else {
+        return Ok(false);
+    };
+    let text = status.as_str().unwrap_or_default();
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(_)) => Ok(true),
+        Ok(_) => Err(Reason::new(
+            "invalid-pod",
+            format!("the Pod cannot be read: metadata.annotations.{STATUS}: must be a JSON object"),
+        )),
+        Err(e) => Err(Reason::new(
+            "invalid-pod",
+            format!("the Pod cannot be read: metadata.annotations.{STATUS}: {e}"),
+        )),
+    }
+}
+
+fn has_proxy(pod: &Value) -> bool {
+    ["containers", "initContainers"]
+        .iter()
+        .flat_map(|f| pod::containers(pod, f))
+        .any(|c| pod::name_of(c) == "istio-proxy")
+}
+
+/// A rejection whose message starts with its code, which is what a PolicyReport shows.
+fn rejected(outcome: Outcome, reason: Reason, text: String, warnings: Vec<String>) -> Verdict {
+    Verdict {
+        message: Some(format!("{}: {text}", outcome.as_str())),
+        ..Verdict::new(outcome, reason, warnings)
+    }
+}

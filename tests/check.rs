@@ -1,0 +1,447 @@
+//! Check mode (`action: check`) on stored Pods: Pods as the API server keeps them
+//! (`support/api_server.rs`, written from Kubernetes' defaulting rules), after this policy
+//! injected them, or after istiod did, or never injected.
+
+#[path = "support/api_server.rs"]
+mod api_server;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use istio_sidecar_injector::decision::Outcome;
+use istio_sidecar_injector::engine::{self, AdmissionRequest, Verdict};
+use istio_sidecar_injector::settings::Settings;
+use serde_json::{Value, json};
+
+fn settings(v: &Value) -> Settings {
+    Settings::from_value(v).expect("settings")
+}
+
+/// Settings with `action: check` added.
+fn checking(v: &Value) -> Settings {
+    let mut v = v.clone();
+    if v.is_null() {
+        v = json!({});
+    }
+    v["action"] = "check".into();
+    settings(&v)
+}
+
+fn request(pod: &Value, namespace: &str) -> AdmissionRequest {
+    serde_json::from_value(json!({
+        "uid": "audit", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "operation": "CREATE", "namespace": namespace, "object": pod,
+    }))
+    .expect("request")
+}
+
+fn namespace(name: &str, labels: &Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace",
+           "metadata": {"name": name, "labels": labels}})
+}
+
+fn evaluate(pod: &Value, ns: &str, labels: &Value, settings: &Settings) -> Verdict {
+    let ns_object = namespace(ns, labels);
+    engine::evaluate(request(pod, ns), settings, |_| Ok(ns_object))
+}
+
+/// The injected Pod as the API server stores it.
+fn injected_and_stored(pod: &Value, ns: &str, labels: &Value, settings_json: &Value) -> Value {
+    let verdict = evaluate(pod, ns, labels, &settings(settings_json));
+    assert_eq!(verdict.outcome, Outcome::Injected, "{}", verdict.reason);
+    api_server::store(verdict.mutated.as_ref().expect("injected"), ns, 7)
+}
+
+fn message(v: &Verdict) -> &str {
+    v.message.as_deref().unwrap_or_default()
+}
+
+/// A Pod of Deployment `reviews-v1` in `bookinfo`, as its ReplicaSet creates it.
+fn reviews_pod() -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": "reviews-v1-6f9b7d4c8-", "namespace": "bookinfo",
+            "labels": {"app": "reviews", "version": "v1", "pod-template-hash": "6f9b7d4c8"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": "reviews-v1-6f9b7d4c8", "uid": "0b6c1a7e-1111-4d2e-9c3b-5a6f7e8d9c0b",
+                "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {"serviceAccountName": "bookinfo-reviews", "containers": [{
+            "name": "reviews", "image": "docker.io/istio/examples-bookinfo-reviews-v1:1.20.3",
+            "ports": [{"containerPort": 9080}],
+            "readinessProbe": {"httpGet": {"path": "/health", "port": 9080}},
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}})
+}
+
+fn enabled() -> Value {
+    json!({"istio-injection": "enabled"})
+}
+
+fn golden_cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut dirs: Vec<PathBuf> = fs::read_dir(root)
+        .expect("tests/golden")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("case.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn every_golden_pod_injected_by_this_policy_then_stored_is_current() {
+    let mut failures = Vec::new();
+    for dir in golden_cases() {
+        let case: Value =
+            serde_json::from_str(&fs::read_to_string(dir.join("case.json")).unwrap()).unwrap();
+        let ns = case["pod"]["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default");
+        let stored = injected_and_stored(
+            &case["pod"],
+            ns,
+            &case["namespaceLabels"],
+            &case["settings"],
+        );
+        let verdict = evaluate(
+            &stored,
+            ns,
+            &case["namespaceLabels"],
+            &checking(&case["settings"]),
+        );
+        if verdict.outcome != Outcome::SidecarCurrent || !verdict.accepted() {
+            failures.push(format!(
+                "{}: {} {}",
+                dir.file_name().unwrap().to_string_lossy(),
+                verdict.outcome.as_str(),
+                message(&verdict)
+            ));
+        }
+        assert!(verdict.mutated.is_none(), "check mode never mutates");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn stored_pod_injected_with_an_older_proxy_is_outdated_naming_both_images() {
+    let old = json!({"values": {"global": {"tag": "1.29.2"}}});
+    let stored = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &old);
+    let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&json!({})));
+    assert_eq!(verdict.outcome, Outcome::SidecarOutdated);
+    assert!(!verdict.accepted());
+    let m = message(&verdict);
+    assert!(m.starts_with("sidecar-outdated: "), "{m}");
+    let proxy_image =
+        "istio-proxy image: docker.io/istio/proxyv2:1.29.2 → docker.io/istio/proxyv2:1.30.3";
+    assert!(m.contains(proxy_image), "{m}");
+    // The proxy image is the most telling difference: it comes first.
+    assert!(
+        m.starts_with(&format!(
+            "sidecar-outdated: injecting the Pod again would change it: {proxy_image}"
+        )),
+        "{m}"
+    );
+    assert!(
+        m.ends_with("kubectl rollout restart deployment/reviews-v1 -n bookinfo"),
+        "{m}"
+    );
+    assert_eq!(
+        verdict.audit_annotations()["outcome"],
+        "sidecar-outdated",
+        "the outcome annotation carries the code"
+    );
+}
+
+#[test]
+fn differences_beyond_five_are_counted() {
+    let old = json!({"values": {"global": {"tag": "1.29.2", "proxy": {
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+        "logLevel": "debug", "statusPort": 15021}}}});
+    let stored = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &old);
+    let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&json!({})));
+    assert_eq!(verdict.outcome, Outcome::SidecarOutdated);
+    let m = message(&verdict);
+    let listed = m.split("; ").count();
+    assert!(m.contains(" more. "), "{m}");
+    assert_eq!(listed, 6, "five differences, then the count: {m}");
+    let resources = m.find("istio-proxy resources").expect("resources named");
+    let args = m.find("istio-proxy args").expect("args named");
+    assert!(
+        m.find("istio-proxy image").unwrap() < resources && resources < args,
+        "{m}"
+    );
+}
+
+#[test]
+fn labelled_namespace_pod_without_proxy_owned_by_replica_set_is_missing_with_deployment_restart() {
+    let stored = api_server::store(&reviews_pod(), "bookinfo", 3);
+    let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&json!({})));
+    assert_eq!(verdict.outcome, Outcome::SidecarMissing);
+    assert!(!verdict.accepted());
+    let m = message(&verdict);
+    assert!(m.starts_with("sidecar-missing: the Pod has no istio-proxy, but the injector would add istio-proxy: injection policy is enabled (selected by webhook rule namespace) (policy-enabled)."), "{m}");
+    assert!(
+        m.ends_with("Restart its workload to inject the sidecar: kubectl rollout restart deployment/reviews-v1 -n bookinfo"),
+        "{m}"
+    );
+}
+
+#[test]
+fn injected_pod_whose_namespace_now_disables_injection_is_unexpected() {
+    let stored = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &json!({}));
+    let disabled = json!({"istio-injection": "disabled"});
+    let verdict = evaluate(&stored, "bookinfo", &disabled, &checking(&json!({})));
+    assert_eq!(verdict.outcome, Outcome::SidecarUnexpected);
+    let m = message(&verdict);
+    assert!(m.starts_with("sidecar-unexpected: the Pod carries an injected istio-proxy (sidecar.istio.io/status), but the injector would not inject it now: namespace bookinfo has label istio-injection=disabled (namespace-injection-disabled)."), "{m}");
+    assert!(
+        m.ends_with("kubectl rollout restart deployment/reviews-v1 -n bookinfo"),
+        "{m}"
+    );
+}
+
+#[test]
+fn host_network_and_system_namespace_pods_are_accepted_with_the_injectors_reason() {
+    let mut host = reviews_pod();
+    host["spec"]["hostNetwork"] = true.into();
+    let verdict = evaluate(
+        &api_server::store(&host, "bookinfo", 1),
+        "bookinfo",
+        &enabled(),
+        &checking(&json!({})),
+    );
+    assert_eq!(
+        (verdict.outcome, verdict.reason.code),
+        (Outcome::Skipped, "host-network")
+    );
+    assert!(verdict.accepted() && verdict.message.is_none());
+
+    let mut system = reviews_pod();
+    system["metadata"]["namespace"] = "kube-system".into();
+    let verdict = evaluate(
+        &api_server::store(&system, "kube-system", 2),
+        "kube-system",
+        &enabled(),
+        &checking(&json!({})),
+    );
+    assert_eq!(
+        (verdict.outcome, verdict.reason.code),
+        (Outcome::Skipped, "ignored-namespace")
+    );
+    assert!(verdict.accepted());
+
+    let verdict = evaluate(
+        &api_server::store(&reviews_pod(), "bookinfo", 4),
+        "bookinfo",
+        &json!({}),
+        &checking(&json!({})),
+    );
+    assert_eq!(
+        (verdict.outcome, verdict.reason.code),
+        (Outcome::NotSelected, "not-labelled")
+    );
+    assert!(verdict.accepted());
+}
+
+#[test]
+fn user_overridden_proxy_is_current() {
+    let mut pod = reviews_pod();
+    pod["metadata"]["annotations"] = json!({
+        "sidecar.istio.io/proxyCPU": "300m", "sidecar.istio.io/proxyMemory": "256Mi",
+        "sidecar.istio.io/proxyCPULimit": "1500m", "sidecar.istio.io/proxyMemoryLimit": "1024Mi"});
+    pod["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({
+        "name": "istio-proxy", "image": "auto",
+        "env": [{"name": "EXTRA", "value": "yes"}],
+        "securityContext": {"runAsUser": 1500}}));
+    let stored = injected_and_stored(&pod, "bookinfo", &enabled(), &json!({}));
+    let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&json!({})));
+    assert_eq!(
+        verdict.outcome,
+        Outcome::SidecarCurrent,
+        "{}",
+        message(&verdict)
+    );
+}
+
+#[test]
+fn native_sidecar_and_cni_variants_are_current() {
+    for settings in [
+        json!({"nativeSidecars": true}),
+        json!({"values": {"pilot": {"cni": {"enabled": true}}}}),
+        json!({"nativeSidecars": true, "values": {"pilot": {"cni": {"enabled": true}}}}),
+    ] {
+        let stored = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &settings);
+        let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&settings));
+        assert_eq!(
+            verdict.outcome,
+            Outcome::SidecarCurrent,
+            "{settings}: {}",
+            message(&verdict)
+        );
+    }
+    // Checked with the other variant's settings, the difference is found.
+    let stored = injected_and_stored(
+        &reviews_pod(),
+        "bookinfo",
+        &enabled(),
+        &json!({"nativeSidecars": true}),
+    );
+    let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&json!({})));
+    assert_eq!(
+        verdict.outcome,
+        Outcome::SidecarOutdated,
+        "{}",
+        message(&verdict)
+    );
+}
+
+#[test]
+fn canary_revision_pod_checked_by_the_default_revision_is_not_its_business() {
+    let canary = json!({"istio.io/rev": "canary"});
+    let stored = injected_and_stored(
+        &reviews_pod(),
+        "bookinfo",
+        &canary,
+        &json!({"revision": "canary"}),
+    );
+    // The default revision's check leaves it to the canary revision.
+    let verdict = evaluate(&stored, "bookinfo", &canary, &checking(&json!({})));
+    assert_eq!(
+        (verdict.outcome, verdict.reason.code),
+        (Outcome::NotSelected, "namespace-other-revision")
+    );
+    assert!(verdict.accepted());
+    // The canary revision's own check finds it current.
+    let verdict = evaluate(
+        &stored,
+        "bookinfo",
+        &canary,
+        &checking(&json!({"revision": "canary"})),
+    );
+    assert_eq!(
+        verdict.outcome,
+        Outcome::SidecarCurrent,
+        "{}",
+        message(&verdict)
+    );
+    // Moved to the default revision, the default revision's check finds the revision changed.
+    let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&json!({})));
+    assert_eq!(verdict.outcome, Outcome::SidecarOutdated);
+    assert!(
+        message(&verdict).contains("revision canary → default"),
+        "{}",
+        message(&verdict)
+    );
+}
+
+#[test]
+fn webhook_selection_mode_checks_without_a_namespace_lookup() {
+    let webhook = json!({"namespaceSelection": "webhook"});
+    let stored = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &webhook);
+    let verdict = engine::evaluate(request(&stored, "bookinfo"), &checking(&webhook), |_| {
+        Err("no lookup in webhook mode".to_string())
+    });
+    assert_eq!(
+        verdict.outcome,
+        Outcome::SidecarCurrent,
+        "{}",
+        message(&verdict)
+    );
+    let bare = api_server::store(&reviews_pod(), "bookinfo", 5);
+    let verdict = engine::evaluate(request(&bare, "bookinfo"), &checking(&webhook), |_| {
+        Err("no lookup in webhook mode".to_string())
+    });
+    assert_eq!(verdict.outcome, Outcome::SidecarMissing);
+}
+
+#[test]
+fn unreadable_status_annotation_is_bad_input_naming_the_field() {
+    let mut stored = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &json!({}));
+    stored["metadata"]["annotations"]["sidecar.istio.io/status"] = "{not json".into();
+    let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&json!({})));
+    assert_eq!(verdict.outcome, Outcome::Rejected);
+    assert_eq!(verdict.code, Some(400));
+    assert!(
+        message(&verdict).contains("metadata.annotations.sidecar.istio.io/status"),
+        "{}",
+        message(&verdict)
+    );
+    let mut pod = reviews_pod();
+    pod["spec"]["containers"] = json!("not a list");
+    let verdict = evaluate(&pod, "bookinfo", &enabled(), &checking(&json!({})));
+    assert_eq!(
+        (verdict.outcome, verdict.code),
+        (Outcome::Rejected, Some(400))
+    );
+    assert!(
+        message(&verdict).contains("spec.containers"),
+        "{}",
+        message(&verdict)
+    );
+}
+
+/// How istiod's webhook writes an injected Pod where it differs from this policy's own
+/// output (README, "Differences from Istio"): Go's typed round trip of the whole Pod adds
+/// `resources: {}` to the app containers, `creationTimestamp: null` and `status: {}`, and
+/// canonicalises quantities; its strategic merge puts its own volumes before the user's.
+fn as_istiod_writes_it(pod: &Value) -> Value {
+    let mut pod = pod.clone();
+    pod["metadata"]["creationTimestamp"] = Value::Null;
+    pod["status"] = json!({});
+    for c in pod["spec"]["containers"].as_array_mut().unwrap() {
+        if c.get("resources").is_none() {
+            c["resources"] = json!({});
+        }
+        if let Some(req) = c.pointer_mut("/resources/requests/memory") {
+            *req = "128Mi".into();
+        }
+    }
+    let volumes = pod["spec"]["volumes"].as_array_mut().unwrap();
+    let (user, istio): (Vec<Value>, Vec<Value>) = volumes
+        .drain(..)
+        .partition(|v| v["name"] == "reviews-config");
+    volumes.extend(istio);
+    volumes.extend(user);
+    pod
+}
+
+#[test]
+fn pod_as_istiod_injects_it_is_current_in_shadow_mode() {
+    let mut pod = reviews_pod();
+    pod["spec"]["volumes"] = json!([{"name": "reviews-config", "configMap": {"name": "reviews"}}]);
+    let verdict = evaluate(&pod, "bookinfo", &enabled(), &settings(&json!({})));
+    let istiod = as_istiod_writes_it(verdict.mutated.as_ref().unwrap());
+    for stored in [istiod.clone(), api_server::store(&istiod, "bookinfo", 9)] {
+        let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&json!({})));
+        assert_eq!(
+            verdict.outcome,
+            Outcome::SidecarCurrent,
+            "{}",
+            message(&verdict)
+        );
+    }
+}
+
+#[test]
+fn check_mode_never_mutates_and_explains_every_answer() {
+    let stored = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &json!({}));
+    for (pod, labels) in [
+        (stored.clone(), enabled()),
+        (stored, json!({"istio-injection": "disabled"})),
+        (api_server::store(&reviews_pod(), "bookinfo", 8), enabled()),
+    ] {
+        let verdict = evaluate(&pod, "bookinfo", &labels, &checking(&json!({})));
+        assert!(verdict.mutated.is_none());
+        let annotations = verdict.audit_annotations();
+        assert_eq!(annotations["outcome"], verdict.outcome.as_str());
+        assert!(annotations["reason"].starts_with(verdict.reason.code));
+    }
+}
+
+#[test]
+fn unknown_action_is_rejected_naming_the_field() {
+    let err = Settings::from_value(&json!({"action": "audit"})).unwrap_err();
+    assert!(err.starts_with("action: "), "{err}");
+    assert!(err.contains("inject") && err.contains("check"), "{err}");
+}
