@@ -234,35 +234,31 @@ impl Common {
         })
     }
 
-    fn settings(&self, mode: &str, revision: &str) -> Value {
+    fn settings(&self, shape: &Shape) -> Value {
         let mut m = Mapping::new();
-        m.insert(s("namespaceSelection"), s(mode));
-        if !revision.is_empty() {
-            m.insert(s("revision"), s(revision));
+        if shape.check.is_some() {
+            m.insert(s("action"), s("check"));
+        }
+        m.insert(s("namespaceSelection"), s(shape.selection));
+        if !shape.revision.is_empty() {
+            m.insert(s("revision"), s(shape.revision));
         }
         for (k, v) in &self.base_settings {
-            if k.as_str() != Some("namespaceSelection") && k.as_str() != Some("revision") {
+            if !matches!(
+                k.as_str(),
+                Some("namespaceSelection" | "revision" | "action")
+            ) {
                 m.insert(k.clone(), v.clone());
             }
         }
         Value::Mapping(m)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn policy(
-        &self,
-        name: &str,
-        revision: &str,
-        mode: &str,
-        entry: Option<&str>,
-        namespace_selector: Value,
-        object_selector: Option<Value>,
-        context_aware: bool,
-    ) -> Value {
-        let rv = if revision.is_empty() {
+    fn policy(&self, shape: &Shape) -> Value {
+        let rv = if shape.revision.is_empty() {
             "default"
         } else {
-            revision
+            shape.revision
         };
         let mut labels = Mapping::new();
         labels.insert(s("app.kubernetes.io/part-of"), s(&self.title));
@@ -271,31 +267,41 @@ impl Common {
         for (k, v) in &self.annotations {
             annotations.insert(s(k), s(v));
         }
-        if let Some(entry) = entry {
+        if let Some(entry) = shape.entry {
             annotations.insert(s(WEBHOOK_ENTRY_ANNOTATION), s(entry));
         }
+        // The injector mutates and is not audited (audited, it could only report `pass`);
+        // the check never mutates and is what the audit scanner runs.
+        let (mode, mutating, background_audit, failure_policy) = match shape.check {
+            None => ("protect", self.mutating, self.background_audit, "Fail"),
+            // A report must never stand in the way of a Pod.
+            Some(CheckMode::Monitor) => ("monitor", false, true, "Ignore"),
+            Some(CheckMode::Protect) => ("protect", false, true, "Fail"),
+        };
         let mut spec = vec![
             ("policyServer", s("default")),
-            ("mode", s("protect")),
+            ("mode", s(mode)),
             ("module", s(&self.module)),
-            ("settings", self.settings(mode, revision)),
+            ("settings", self.settings(shape)),
             ("rules", self.rules.clone()),
-            ("mutating", Value::Bool(self.mutating)),
-            ("backgroundAudit", Value::Bool(self.background_audit)),
-            ("failurePolicy", s("Fail")),
+            ("mutating", Value::Bool(mutating)),
+            ("backgroundAudit", Value::Bool(background_audit)),
+            ("failurePolicy", s(failure_policy)),
             ("timeoutSeconds", Value::Number(10.into())),
-            ("namespaceSelector", namespace_selector),
         ];
-        if let Some(object_selector) = object_selector {
-            spec.push(("objectSelector", object_selector));
+        if let Some(namespace_selector) = &shape.namespace_selector {
+            spec.push(("namespaceSelector", namespace_selector.clone()));
         }
-        if context_aware {
+        if let Some(object_selector) = &shape.object_selector {
+            spec.push(("objectSelector", object_selector.clone()));
+        }
+        if shape.context_aware {
             spec.push((
                 "contextAwareResources",
                 self.context_aware_resources.clone(),
             ));
         }
-        let mut metadata = vec![("name", s(name)), ("labels", Value::Mapping(labels))];
+        let mut metadata = vec![("name", s(&shape.name)), ("labels", Value::Mapping(labels))];
         if !annotations.is_empty() {
             metadata.push(("annotations", Value::Mapping(annotations)));
         }
@@ -306,6 +312,38 @@ impl Common {
             ("spec", mapping(spec)),
         ])
     }
+}
+
+/// The check-mode policies (`action: check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CheckMode {
+    /// Reports only: the audit scanner writes a PolicyReport result per Pod.
+    Monitor,
+    /// Also refuses new Pods that would fail the check.
+    Protect,
+}
+
+/// One ClusterAdmissionPolicy.
+struct Shape<'a> {
+    name: String,
+    revision: &'a str,
+    /// `namespaceSelection`: `lookup` or `webhook`.
+    selection: &'a str,
+    /// The Istio webhook entry a webhook-mode policy reproduces.
+    entry: Option<&'a str>,
+    namespace_selector: Option<Value>,
+    object_selector: Option<Value>,
+    context_aware: bool,
+    check: Option<CheckMode>,
+}
+
+/// Every namespace but those Istio never injects.
+fn injectable_namespaces() -> Value {
+    selector(&[Requirement {
+        key: NAMESPACE_NAME_LABEL.into(),
+        operator: "NotIn".into(),
+        values: IGNORED_NAMESPACES.iter().map(|n| n.to_string()).collect(),
+    }])
 }
 
 fn document(comment: &str, value: &Value) -> Result<String> {
@@ -327,8 +365,8 @@ pub fn normalize_revision(revision: &str) -> &str {
     if revision == "default" { "" } else { revision }
 }
 
-/// The manifests for every revision, as `(file name, YAML text)`:
-/// `lookup[-R].yml` and `webhook[-R].yml`.
+/// The manifests for every revision, as `(file name, YAML text)`: `lookup[-R].yml`,
+/// `webhook[-R].yml`, `check[-R].yml` and `check-protect[-R].yml`.
 pub fn generate(
     metadata_yaml: &str,
     settings_yaml: Option<&str>,
@@ -363,19 +401,16 @@ pub fn generate(
         );
 
         // Lookup mode: one policy.
-        let lookup = common.policy(
-            &format!("{}{suffix}", common.title),
+        let lookup = common.policy(&Shape {
+            name: format!("{}{suffix}", common.title),
             revision,
-            "lookup",
-            None,
-            selector(&[Requirement {
-                key: NAMESPACE_NAME_LABEL.into(),
-                operator: "NotIn".into(),
-                values: IGNORED_NAMESPACES.iter().map(|n| n.to_string()).collect(),
-            }]),
-            None,
-            true,
-        );
+            selection: "lookup",
+            entry: None,
+            namespace_selector: Some(injectable_namespaces()),
+            object_selector: None,
+            context_aware: true,
+            check: None,
+        });
         let text = document(
             &format!(
                 "{header}\n\n\
@@ -392,15 +427,16 @@ pub fn generate(
         // Webhook mode: Istio's entries.
         let mut docs = Vec::new();
         for entry in webhook_entries(revision, common.enable_namespaces_by_default) {
-            let policy = common.policy(
-                &format!("{}{suffix}-{}", common.title, entry.short),
+            let policy = common.policy(&Shape {
+                name: format!("{}{suffix}-{}", common.title, entry.short),
                 revision,
-                "webhook",
-                Some(&entry.istio_name),
-                selector(&entry.namespace),
-                Some(selector(&entry.object)),
-                false,
-            );
+                selection: "webhook",
+                entry: Some(&entry.istio_name),
+                namespace_selector: Some(selector(&entry.namespace)),
+                object_selector: Some(selector(&entry.object)),
+                context_aware: false,
+                check: None,
+            });
             let comment = if docs.is_empty() {
                 format!(
                     "{header}\n\n\
@@ -416,6 +452,59 @@ pub fn generate(
             docs.push(document(&comment, &policy)?);
         }
         files.push((format!("webhook{suffix}.yml"), docs.join("---\n")));
+
+        // Check mode: the same decision, reported instead of acted on.
+        let check_header = format!(
+            "Generated by `make manifests` (kwhost manifests) from policy-metadata.yml and\n\
+             manifests/settings.yml: do not edit.\n\
+             Istio revision: {rv}. Runs beside the injector (this policy's or istiod's): it never\n\
+             mutates. Use the same settings as the injector (manifests/settings.yml)."
+        );
+        let check = common.policy(&Shape {
+            name: format!("{}-check{suffix}", common.title),
+            revision,
+            selection: "lookup",
+            entry: None,
+            namespace_selector: None,
+            object_selector: None,
+            context_aware: true,
+            check: Some(CheckMode::Monitor),
+        });
+        let text = document(
+            &format!(
+                "{check_header}\n\n\
+                 action: check, mode: monitor, backgroundAudit: true. Kubewarden's audit scanner\n\
+                 sends every stored Pod; the PolicyReports then show each Pod as pass\n\
+                 (sidecar-current, not-selected, skipped) or fail (sidecar-missing,\n\
+                 sidecar-unexpected, sidecar-outdated) with what to do. New Pods are never refused.\n\
+                 Every namespace is checked, so that a sidecar where none belongs is found too."
+            ),
+            &check,
+        )?;
+        files.push((format!("check{suffix}.yml"), text));
+
+        let guard = common.policy(&Shape {
+            name: format!("{}-check-protect{suffix}", common.title),
+            revision,
+            selection: "lookup",
+            entry: None,
+            namespace_selector: Some(injectable_namespaces()),
+            object_selector: None,
+            context_aware: true,
+            check: Some(CheckMode::Protect),
+        });
+        let text = document(
+            &format!(
+                "{check_header}\n\n\
+                 action: check, mode: protect: also a guard. Validating webhooks run after every\n\
+                 mutating one, so it sees each new Pod as the injector left it, and refuses the Pods\n\
+                 that fail the check: above all those that escaped injection (for example while\n\
+                 istiod's webhook, failurePolicy Ignore, was down), but also those injected\n\
+                 differently from these settings. The system namespaces are left out."
+            ),
+            &guard,
+        )?;
+        files.push((format!("check-protect{suffix}.yml"), text));
     }
     Ok(files)
 }
@@ -445,8 +534,12 @@ mod tests {
             [
                 "lookup.yml",
                 "webhook.yml",
+                "check.yml",
+                "check-protect.yml",
                 "lookup-canary.yml",
-                "webhook-canary.yml"
+                "webhook-canary.yml",
+                "check-canary.yml",
+                "check-protect-canary.yml",
             ]
         );
         assert!(
@@ -459,10 +552,10 @@ mod tests {
             4
         );
         assert_eq!(
-            files[3].1.matches("kind: ClusterAdmissionPolicy").count(),
+            files[5].1.matches("kind: ClusterAdmissionPolicy").count(),
             2
         );
-        assert!(files[3].1.contains("revision: canary"));
+        assert!(files[5].1.contains("revision: canary"));
     }
 
     #[test]

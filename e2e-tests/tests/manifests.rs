@@ -580,3 +580,63 @@ fn manifests_are_what_make_manifests_writes() {
         );
     }
 }
+
+#[test]
+fn injector_policies_are_not_audited() {
+    for file in [
+        "lookup.yml",
+        "lookup-canary.yml",
+        "webhook.yml",
+        "webhook-canary.yml",
+    ] {
+        for p in load(file) {
+            assert_eq!(
+                p["spec"]["backgroundAudit"],
+                Value::Bool(false),
+                "{file}: audited, an injector could only report pass"
+            );
+        }
+    }
+}
+
+#[test]
+fn check_policies_report_and_never_mutate() {
+    for (revision, suffix) in [("default", ""), ("canary", "-canary")] {
+        for (file, mode) in [
+            (format!("check{suffix}.yml"), "monitor"),
+            (format!("check-protect{suffix}.yml"), "protect"),
+        ] {
+            let policies = load(&file);
+            assert_eq!(policies.len(), 1, "{file}");
+            let spec = &policies[0]["spec"];
+            assert_eq!(spec["mode"], mode, "{file}");
+            assert_eq!(spec["mutating"], Value::Bool(false), "{file}");
+            assert_eq!(spec["backgroundAudit"], Value::Bool(true), "{file}");
+            assert_eq!(spec["settings"]["action"], "check", "{file}");
+            assert_eq!(spec["settings"]["namespaceSelection"], "lookup", "{file}");
+            match revision {
+                "default" => assert!(spec["settings"].get("revision").is_none(), "{file}"),
+                r => assert_eq!(spec["settings"]["revision"], r, "{file}"),
+            }
+            let expected: Value =
+                serde_yaml::from_str("- {apiVersion: v1, kind: Namespace}").unwrap();
+            assert_eq!(spec["contextAwareResources"], expected, "{file}");
+            let pod = labels(&[]);
+            let ns = labels(&[("istio-injection", "enabled")]);
+            if mode == "monitor" {
+                // A report never stands in the way of a Pod, and sees every namespace.
+                assert_eq!(spec["failurePolicy"], "Ignore", "{file}");
+                for name in IGNORED.iter().chain(&["default", "bookinfo"]) {
+                    assert!(any_calls(&policies, name, &ns, &pod), "{file}: {name}");
+                }
+            } else {
+                // A guard fails closed, and leaves the system namespaces alone.
+                assert_eq!(spec["failurePolicy"], "Fail", "{file}");
+                for name in IGNORED {
+                    assert!(!any_calls(&policies, name, &ns, &pod), "{file}: {name}");
+                }
+                assert!(any_calls(&policies, "bookinfo", &ns, &pod), "{file}");
+            }
+        }
+    }
+}
