@@ -142,11 +142,13 @@ pub fn inject_with(
     // Whether a template so far injects istio-proxy as an init container (merging names
     // only adds, so this is Istio's check on the template Pod merged so far).
     let mut proxy_in_init = false;
-    // Only a user's istio-proxy moves: a container istio-proxy that the previous injection
-    // put there (a template chained after a native sidecar, such as Istio's `spire`) stays.
-    let injected_proxy_container = previous_status
-        .as_ref()
-        .is_some_and(|st| st.containers.iter().any(|n| n == PROXY));
+    // A container istio-proxy moves to the init containers: the user's own, or a classic
+    // sidecar injected before (re-injected as a native one). But when the previous injection
+    // was native already, a container istio-proxy beside it came from a template chained
+    // after the sidecar (Istio's `spire`), and stays.
+    let injected_proxy_container = previous_status.as_ref().is_some_and(|st| {
+        st.containers.iter().any(|n| n == PROXY) && st.init_containers.iter().any(|n| n == PROXY)
+    });
     for r in rendered {
         proxy_in_init = proxy_in_init || has_container(&r, "initContainers", PROXY);
         if native_for_move

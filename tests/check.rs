@@ -445,3 +445,100 @@ fn unknown_action_is_rejected_naming_the_field() {
     assert!(err.starts_with("action: "), "{err}");
     assert!(err.contains("inject") && err.contains("check"), "{err}");
 }
+
+/// The AdmissionRequest Kubewarden's audit scanner sends for a stored Pod: a CREATE of the
+/// stored object, without userInfo.
+fn audit_request(pod: &Value) -> Value {
+    let meta = &pod["metadata"];
+    json!({
+        "uid": format!("audit-{}", meta["uid"].as_str().unwrap_or_default()),
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+        "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+        "name": meta["name"], "namespace": meta["namespace"],
+        "operation": "CREATE", "userInfo": {}, "object": pod, "dryRun": false,
+    })
+}
+
+/// The stored Pods of the check-mode e2e scenarios (`e2e-tests/scenarios/check-*`), by
+/// scenario: built here from the Kubernetes defaulting rules, so that kwctl and
+/// policy-server see exactly what these tests see.
+fn e2e_check_pods() -> Vec<(&'static str, Value)> {
+    let webhook = json!({"namespaceSelection": "webhook"});
+    let mut native_cni = webhook.clone();
+    native_cni["nativeSidecars"] = true.into();
+    native_cni["values"] = json!({"pilot": {"cni": {"enabled": true}}});
+    let older = json!({"namespaceSelection": "webhook", "values": {"global": {"tag": "1.29.2"}}});
+    let mut host = reviews_pod();
+    host["spec"]["hostNetwork"] = true.into();
+    let mut system = reviews_pod();
+    system["metadata"]["namespace"] = "kube-system".into();
+    let mut unreadable = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &webhook);
+    unreadable["metadata"]["annotations"]["sidecar.istio.io/status"] = "{\"containers\":[".into();
+    let canary = json!({"istio.io/rev": "canary"});
+    vec![
+        (
+            "check-current-after-defaulting",
+            injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &webhook),
+        ),
+        (
+            "check-current-native-cni",
+            injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &native_cni),
+        ),
+        (
+            "check-outdated-older-proxy",
+            injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &older),
+        ),
+        (
+            "check-missing-owned-by-replicaset",
+            api_server::store(&reviews_pod(), "bookinfo", 11),
+        ),
+        (
+            "check-unexpected-namespace-disabled",
+            injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &json!({})),
+        ),
+        (
+            "check-host-network-skipped",
+            api_server::store(&host, "bookinfo", 12),
+        ),
+        (
+            "check-kube-system-skipped",
+            api_server::store(&system, "kube-system", 13),
+        ),
+        (
+            "check-canary-pod-other-revision",
+            injected_and_stored(
+                &reviews_pod(),
+                "bookinfo",
+                &canary,
+                &json!({"revision": "canary"}),
+            ),
+        ),
+        ("check-status-unreadable", unreadable),
+    ]
+}
+
+/// Writes the scenarios' request.json with `UPDATE_SCENARIOS=1`; otherwise checks that the
+/// committed ones are what the rules give.
+#[test]
+fn e2e_check_scenarios_hold_pods_stored_as_the_api_server_stores_them() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e-tests/scenarios");
+    let update = std::env::var_os("UPDATE_SCENARIOS").is_some();
+    for (name, pod) in e2e_check_pods() {
+        let path = root.join(name).join("request.json");
+        let text = serde_json::to_string_pretty(&audit_request(&pod)).unwrap() + "\n";
+        if update {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, text).unwrap();
+        } else {
+            let committed = fs::read_to_string(&path).unwrap_or_else(|e| {
+                panic!("{}: {e} (UPDATE_SCENARIOS=1 writes it)", path.display())
+            });
+            assert!(
+                committed == text,
+                "{name}/request.json differs from the rules: run with UPDATE_SCENARIOS=1"
+            );
+        }
+    }
+}
