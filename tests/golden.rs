@@ -143,3 +143,35 @@ fn first_difference(ours: &Value, expected: &Value, path: String) -> Option<Stri
         (a, b) => Some(format!("{path}: ours {a}, expected {b}")),
     }
 }
+
+/// Re-injecting a Pod that carries a classic sidecar with native sidecars on moves the
+/// proxy to the init containers, as Istio does (its golden `merge-probers`): only a container
+/// `istio-proxy` beside a native one (a chained template's, see `sidecar-spire`) stays.
+#[test]
+fn classic_sidecar_reinjected_as_native_moves_to_the_init_containers() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}]}});
+    let labels = json!({"istio-injection": "enabled"});
+    let classic = evaluate(&pod, &Settings::default(), &labels)
+        .mutated
+        .expect("injected");
+    let native = Settings::from_value(&json!({"nativeSidecars": true})).unwrap();
+    let again = evaluate(&classic, &native, &labels)
+        .mutated
+        .expect("injected");
+    let names = |field: &str| -> Vec<&str> {
+        again["spec"][field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(names("containers"), ["app"]);
+    assert_eq!(names("initContainers"), ["istio-init", "istio-proxy"]);
+    assert_eq!(
+        again["spec"]["initContainers"][1]["restartPolicy"],
+        "Always"
+    );
+}
