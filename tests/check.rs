@@ -177,7 +177,7 @@ fn labelled_namespace_pod_without_proxy_owned_by_replica_set_is_missing_with_dep
     assert_eq!(verdict.outcome, Outcome::SidecarMissing);
     assert!(!verdict.accepted());
     let m = message(&verdict);
-    assert!(m.starts_with("sidecar-missing: the Pod has no istio-proxy, but the injector would add istio-proxy: injection policy is enabled (selected by webhook rule namespace) (policy-enabled)."), "{m}");
+    assert!(m.starts_with("sidecar-missing: the Pod has no istio-proxy, but the injector would add one. Rule: policy-enabled: injection policy is enabled (selected by webhook rule namespace)."), "{m}");
     assert!(
         m.ends_with("Restart its workload to inject the sidecar: kubectl rollout restart deployment/reviews-v1 -n bookinfo"),
         "{m}"
@@ -191,7 +191,7 @@ fn injected_pod_whose_namespace_now_disables_injection_is_unexpected() {
     let verdict = evaluate(&stored, "bookinfo", &disabled, &checking(&json!({})));
     assert_eq!(verdict.outcome, Outcome::SidecarUnexpected);
     let m = message(&verdict);
-    assert!(m.starts_with("sidecar-unexpected: the Pod carries an injected istio-proxy (sidecar.istio.io/status), but the injector would not inject it now: namespace bookinfo has label istio-injection=disabled (namespace-injection-disabled)."), "{m}");
+    assert!(m.starts_with("sidecar-unexpected: the Pod carries an injected istio-proxy (sidecar.istio.io/status), but the injector would not inject it now. Rule: namespace-injection-disabled: namespace bookinfo has label istio-injection=disabled."), "{m}");
     assert!(
         m.ends_with("kubectl rollout restart deployment/reviews-v1 -n bookinfo"),
         "{m}"

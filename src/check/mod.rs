@@ -51,14 +51,14 @@ pub fn check(
         reason,
         warnings,
     } = decision;
-    let rule = format!("{} ({})", reason.text, reason.code);
+    let rule = format!("Rule: {reason}.");
 
     if outcome != Outcome::Injected {
         // Another revision's Pods are that revision's injector's business.
         let other_revision = reason.code.ends_with("-other-revision");
         if injected && !other_revision {
             let text = format!(
-                "the Pod carries an injected istio-proxy ({STATUS}), but the injector would not inject it now: {rule}. {}",
+                "the Pod carries an injected istio-proxy ({STATUS}), but the injector would not inject it now. {rule} {}",
                 workload::restart_advice(pod, namespace, "remove the sidecar")
             );
             return rejected(Outcome::SidecarUnexpected, reason, text, warnings);
@@ -69,11 +69,10 @@ pub fn check(
     let reinjected = inject::inject(pod.clone(), settings, namespace, namespace_annotations);
     if !injected {
         let what = match &reinjected {
-            Ok(p) if has_proxy(p) => "the injector would add istio-proxy",
-            Ok(_) => "the injector would inject it",
-            Err(_) => "the injector would inject it",
+            Ok(p) if has_proxy(p) => "would add one",
+            _ => "would inject it",
         };
-        let mut text = format!("the Pod has no istio-proxy, but {what}: {rule}.");
+        let mut text = format!("the Pod has no istio-proxy, but the injector {what}. {rule}");
         if let Err(e) = &reinjected {
             text.push_str(&format!(" Injecting it would fail: {e}."));
         }
