@@ -150,7 +150,8 @@ artifacthub: $(KWHOST)
 # one full `validate` call in the wapc + wasmtime host on the annotated module against a
 # baseline module that only parses the request and returns the Pod unchanged. Writes
 # bench-results/ (JSON and a Markdown table) and fails when a budget is exceeded: validate
-# at most 1.5x the baseline, annotated module at most 1 MiB.
+# at most 1.5x the baseline, annotated module at most 1 MiB, check mode at most 2x inject
+# mode on the same (stored) 20-container Pod.
 BENCH_PODS := tests/data/pod-1-containers.json tests/data/pod-3-containers.json tests/data/pod-20-containers.json
 BASELINE := e2e-tests/baseline-policy/target/wasm32-wasip1/release/baseline_policy.wasm
 
@@ -165,7 +166,9 @@ bench: annotated-policy.wasm $(BASELINE)
 	$(CARGO) bench --locked --bench alloc
 	python3 benches/table.py --json bench-results/native.json | tee bench-results/native.md
 	e2e-tests/target/release/kwbench --policy annotated-policy.wasm --baseline $(BASELINE) \
-		--max-ratio 1.5 --max-size 1048576 --json bench-results/wasm.json $(BENCH_PODS) \
+		--max-ratio 1.5 --max-size 1048576 --json bench-results/wasm.json \
+		--check tests/data/pod-20-containers.json=tests/data/pod-20-stored.json --max-check-ratio 2 \
+		$(BENCH_PODS) \
 		| tee bench-results/wasm.md
 
 .PHONY: clean

@@ -519,14 +519,38 @@ fn e2e_check_pods() -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// Writes the scenarios' request.json with `UPDATE_SCENARIOS=1`; otherwise checks that the
-/// committed ones are what the rules give.
+/// The benchmark's stored Pods (`tests/data/pod-N-stored.json`): the example Pods of
+/// `tests/data/` injected (webhook mode, the benchmark's settings) and stored.
+fn bench_stored_pods() -> Vec<(String, Value)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    [1, 20]
+        .into_iter()
+        .map(|n| {
+            let text = fs::read_to_string(root.join(format!("pod-{n}-containers.json"))).unwrap();
+            let request: Value = serde_json::from_str(&text).unwrap();
+            let ns = request["namespace"].as_str().unwrap();
+            let stored = injected_and_stored(
+                &request["object"],
+                ns,
+                &enabled(),
+                &json!({"namespaceSelection": "webhook"}),
+            );
+            (format!("tests/data/pod-{n}-stored.json"), stored)
+        })
+        .collect()
+}
+
+/// Writes the scenarios' and the benchmark's request.json with `UPDATE_SCENARIOS=1`;
+/// otherwise checks that the committed ones are what the rules give.
 #[test]
 fn e2e_check_scenarios_hold_pods_stored_as_the_api_server_stores_them() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e-tests/scenarios");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let update = std::env::var_os("UPDATE_SCENARIOS").is_some();
-    for (name, pod) in e2e_check_pods() {
-        let path = root.join(name).join("request.json");
+    let scenarios = e2e_check_pods()
+        .into_iter()
+        .map(|(name, pod)| (format!("e2e-tests/scenarios/{name}/request.json"), pod));
+    for (name, pod) in scenarios.chain(bench_stored_pods()) {
+        let path = root.join(&name);
         let text = serde_json::to_string_pretty(&audit_request(&pod)).unwrap() + "\n";
         if update {
             fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -32,7 +32,8 @@ struct Difference {
 }
 
 /// The differences between the stored Pod and what injecting it again gives, most telling
-/// first; empty when the two mean the same.
+/// first; empty when the two mean the same. Parts that are equal as they are need no
+/// normalizing: most of a Pod comes back from re-injection untouched.
 pub fn differences(stored: &Value, reinjected: &Value) -> Vec<String> {
     let mut found = Vec::new();
     let (old_rev, new_rev) = (revision(stored), revision(reinjected));
@@ -43,22 +44,23 @@ pub fn differences(stored: &Value, reinjected: &Value) -> Vec<String> {
             text: format!("revision {} → {}", show_opt(old_rev), show_opt(new_rev)),
         });
     }
-    let (mut old, mut new) = (stored.clone(), reinjected.clone());
-    for pod in [&mut old, &mut new] {
-        meaning::normalize(pod);
-        // Bookkeeping: what it says that matters (the revision) is compared above, the rest
-        // is what the Pod itself shows.
-        if let Some(a) = pod
-            .pointer_mut("/metadata/annotations")
-            .and_then(Value::as_object_mut)
-        {
-            a.remove(STATUS);
-            a.remove(REVISION);
-        }
-    }
-    compare_pods(&old, &new, &mut found);
+    let pods = Pair {
+        old: stored,
+        new: reinjected,
+        old_context: meaning::PodContext::of(stored),
+        new_context: meaning::PodContext::of(reinjected),
+    };
+    pods.compare(&mut found);
     found.sort_by(|a, b| (a.rank, &a.place, &a.text).cmp(&(b.rank, &b.place, &b.text)));
     found.into_iter().map(|d| d.text).collect()
+}
+
+/// The two Pods being compared.
+struct Pair<'a> {
+    old: &'a Value,
+    new: &'a Value,
+    old_context: meaning::PodContext,
+    new_context: meaning::PodContext,
 }
 
 /// The revision a Pod was injected by: `sidecar.istio.io/status`'s, else `istio.io/rev`'s.
@@ -76,13 +78,74 @@ fn revision(pod: &Value) -> Option<String> {
         .or_else(|| annotations.get(REVISION)?.as_str().map(str::to_string))
 }
 
-fn compare_pods(old: &Value, new: &Value, out: &mut Vec<Difference>) {
-    for key in keys(old, new) {
-        let (a, b) = (old.get(&key), new.get(&key));
-        match key.as_str() {
-            "metadata" => compare_metadata(a, b, out),
-            "spec" => compare_spec(a, b, out),
-            _ => other(out, &key, a, b),
+impl Pair<'_> {
+    fn compare(&self, out: &mut Vec<Difference>) {
+        for key in keys(self.old, self.new) {
+            let (a, b) = (self.old.get(&key), self.new.get(&key));
+            if a == b {
+                continue;
+            }
+            match key.as_str() {
+                "metadata" => compare_metadata(a, b, out),
+                "spec" => self.compare_spec(a, b, out),
+                _ => {
+                    let norm = |v: Option<&Value>| v.and_then(|v| meaning::pod_field(&key, v));
+                    other(out, &key, norm(a).as_ref(), norm(b).as_ref())
+                }
+            }
+        }
+    }
+
+    fn compare_spec(&self, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Difference>) {
+        let empty = Value::Object(Map::new());
+        let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
+        for key in keys(old, new) {
+            let (a, b) = (old.get(&key), new.get(&key));
+            if a == b {
+                continue;
+            }
+            match key.as_str() {
+                "containers" | "initContainers" => {
+                    let init = key == "initContainers";
+                    for (name, x, y) in pair_by(a, b, "name") {
+                        let x = x.map(|c| meaning::container(c, &self.old_context));
+                        let y = y.map(|c| meaning::container(c, &self.new_context));
+                        if x == y {
+                            continue;
+                        }
+                        let who = if init {
+                            format!("init container {name}")
+                        } else {
+                            name.clone()
+                        };
+                        let place = (istio_rank(&name), who.clone());
+                        match (x, y) {
+                            (Some(x), Some(y)) => compare_container(&name, &who, &x, &y, out),
+                            (x, y) => push(
+                                out,
+                                Rank::Other,
+                                place,
+                                format!("{who}: {}", presence(x.as_ref(), y.as_ref())),
+                            ),
+                        }
+                    }
+                }
+                "volumes" => {
+                    for (name, x, y) in pair_by(a, b, "name") {
+                        let (x, y) = (x.and_then(meaning::volume), y.and_then(meaning::volume));
+                        if x == y {
+                            continue;
+                        }
+                        let text = format!("volume {name}: {}", change(x.as_ref(), y.as_ref()));
+                        push(out, Rank::Volumes, (9, name), text);
+                    }
+                }
+                _ => {
+                    let x = a.and_then(|v| meaning::spec_field(old, &key, v));
+                    let y = b.and_then(|v| meaning::spec_field(new, &key, v));
+                    other(out, &format!("spec.{key}"), x.as_ref(), y.as_ref())
+                }
+            }
         }
     }
 }
@@ -92,16 +155,30 @@ fn compare_metadata(old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Diff
     let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
     for key in keys(old, new) {
         let (a, b) = (old.get(&key), new.get(&key));
+        if a == b {
+            continue;
+        }
         let word = match key.as_str() {
             "labels" => "label",
             "annotations" => "annotation",
             _ => {
-                other(out, &format!("metadata.{key}"), a, b);
+                let norm = |v: Option<&Value>| v.and_then(|v| meaning::metadata_field(&key, v));
+                other(
+                    out,
+                    &format!("metadata.{key}"),
+                    norm(a).as_ref(),
+                    norm(b).as_ref(),
+                );
                 continue;
             }
         };
         let (a, b) = (a.unwrap_or(&empty), b.unwrap_or(&empty));
         for name in keys(a, b) {
+            // Bookkeeping: what it says that matters (the revision) is compared apart, the
+            // rest is what the Pod itself shows.
+            if word == "annotation" && (name == STATUS || name == REVISION) {
+                continue;
+            }
             let (x, y) = (a.get(&name), b.get(&name));
             if x != y {
                 push(
@@ -111,46 +188,6 @@ fn compare_metadata(old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Diff
                     format!("{word} {name}: {} → {}", show(x), show(y)),
                 );
             }
-        }
-    }
-}
-
-fn compare_spec(old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Difference>) {
-    let empty = Value::Object(Map::new());
-    let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
-    for key in keys(old, new) {
-        let (a, b) = (old.get(&key), new.get(&key));
-        match key.as_str() {
-            "containers" | "initContainers" => {
-                let init = key == "initContainers";
-                for (name, x, y) in pair_by(a, b, "name") {
-                    let who = if init {
-                        format!("init container {name}")
-                    } else {
-                        name.clone()
-                    };
-                    let place = (istio_rank(&name), who.clone());
-                    match (x, y) {
-                        (Some(x), Some(y)) => compare_container(&name, &who, x, y, out),
-                        (x, y) => push(
-                            out,
-                            Rank::Other,
-                            place,
-                            format!("{who}: {}", presence(x, y)),
-                        ),
-                    }
-                }
-            }
-            "volumes" => {
-                for (name, x, y) in pair_by(a, b, "name") {
-                    let text = match (x, y) {
-                        (Some(x), Some(y)) => format!("volume {name}: {}", leaves(x, y)),
-                        (x, y) => format!("volume {name}: {}", presence(x, y)),
-                    };
-                    push(out, Rank::Volumes, (9, name), text);
-                }
-            }
-            _ => other(out, &format!("spec.{key}"), a, b),
         }
     }
 }

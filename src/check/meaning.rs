@@ -84,48 +84,139 @@ const POD_PORTS_ENV: &str = "ISTIO_META_POD_PORTS";
 /// adds to every container.
 const SERVICE_ACCOUNT_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-/// Brings `pod` to the form in which Pods that mean the same are equal.
+/// What normalizing a Pod's parts needs to know of the whole Pod: the service-account
+/// token volumes, whose mounts mean nothing either.
+#[derive(Debug, Default)]
+pub struct PodContext {
+    token_volumes: Vec<String>,
+}
+
+impl PodContext {
+    pub fn of(pod: &Value) -> Self {
+        let token_volumes = pod
+            .pointer("/spec/volumes")
+            .and_then(Value::as_array)
+            .map(|volumes| {
+                volumes
+                    .iter()
+                    .filter(|v| is_service_account_token_volume(v))
+                    .filter_map(|v| v.get("name").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        PodContext { token_volumes }
+    }
+}
+
+/// Brings `pod` to the form in which Pods that mean the same are equal: every part through
+/// the normalizer of its kind below.
 pub fn normalize(pod: &mut Value) {
+    let context = PodContext::of(pod);
     let Some(obj) = pod.as_object_mut() else {
         return;
     };
-    obj.remove("status");
-    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        for key in SERVER_SET_METADATA {
-            meta.remove(key);
+    let fields = std::mem::take(obj);
+    for (key, value) in fields {
+        let normalized = match key.as_str() {
+            "metadata" => Some(object_of(&value, metadata_field)),
+            "spec" => Some(object_of(&value, |k, v| match k {
+                "containers" | "initContainers" | "ephemeralContainers" => {
+                    Some(list_of(v, |c| Some(container(c, &context))))
+                }
+                "volumes" => Some(list_of(v, volume)),
+                _ => spec_field(&value, k, v),
+            })),
+            _ => pod_field(&key, &value),
+        };
+        if let Some(v) = normalized.filter(|v| !is_zero(v)) {
+            obj.insert(key, v);
         }
     }
-    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-        normalize_spec(spec);
-    }
-    drop_zeros(pod);
 }
 
-fn normalize_spec(spec: &mut Map<String, Value>) {
-    spec.remove("nodeName");
-    // The deprecated `serviceAccount` mirrors `serviceAccountName`.
-    if spec.get("serviceAccount") == spec.get("serviceAccountName") {
-        spec.remove("serviceAccount");
+/// An object with each field through `field` (`None` drops the field).
+fn object_of(v: &Value, field: impl Fn(&str, &Value) -> Option<Value>) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter_map(|(k, v)| field(k, v).filter(|v| !is_zero(v)).map(|v| (k.clone(), v)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
-    spec.retain(|key, value| pod_spec_default(key).as_ref() != Some(value));
-    if let Some(tolerations) = spec.get_mut("tolerations").and_then(Value::as_array_mut) {
-        tolerations.retain(|t| !is_default_toleration(t));
-    }
-    if let Some(overhead) = spec.get_mut("overhead") {
-        canonical_quantities(overhead);
-    }
+}
 
-    let token_volumes = remove_service_account_token_volumes(spec);
-    if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
-        volumes.iter_mut().for_each(normalize_volume);
+/// A list with each item through `item` (`None` drops the item).
+fn list_of(v: &Value, item: impl Fn(&Value) -> Option<Value>) -> Value {
+    match v {
+        Value::Array(items) => Value::Array(items.iter().filter_map(item).collect()),
+        other => other.clone(),
     }
-    for field in ["containers", "initContainers", "ephemeralContainers"] {
-        if let Some(list) = spec.get_mut(field).and_then(Value::as_array_mut) {
-            for container in list.iter_mut().filter_map(Value::as_object_mut) {
-                normalize_container(container, &token_volumes);
+}
+
+/// A top-level field of the Pod; `status` is the node's, not the Pod's meaning.
+pub fn pod_field(key: &str, value: &Value) -> Option<Value> {
+    (key != "status").then(|| zeros_dropped(value.clone()))
+}
+
+/// A field of `metadata`; what the server sets means nothing. Labels and annotations are
+/// data, kept as they are.
+pub fn metadata_field(key: &str, value: &Value) -> Option<Value> {
+    if SERVER_SET_METADATA.contains(&key) {
+        return None;
+    }
+    if DATA_MAPS.contains(&key) {
+        return Some(value.clone());
+    }
+    Some(zeros_dropped(value.clone()))
+}
+
+/// A field of the PodSpec other than its containers and volumes (`spec` is the whole
+/// PodSpec, for the fields that mirror others); `None` when it means nothing.
+pub fn spec_field(spec: &Value, key: &str, value: &Value) -> Option<Value> {
+    if key == "nodeName" || pod_spec_default(key).as_ref() == Some(value) {
+        return None;
+    }
+    // The deprecated `serviceAccount` mirrors `serviceAccountName`.
+    if key == "serviceAccount" && spec.get("serviceAccountName") == Some(value) {
+        return None;
+    }
+    let mut value = value.clone();
+    match key {
+        "tolerations" => {
+            if let Some(tolerations) = value.as_array_mut() {
+                tolerations.retain(|t| !is_default_toleration(t));
             }
         }
+        "overhead" => canonical_quantities(&mut value),
+        _ => {}
     }
+    Some(zeros_dropped(value))
+}
+
+/// A container or init container.
+pub fn container(c: &Value, context: &PodContext) -> Value {
+    let mut c = c.clone();
+    if let Some(map) = c.as_object_mut() {
+        normalize_container(map, &context.token_volumes);
+    }
+    zeros_dropped(c)
+}
+
+/// A volume; `None` for the service-account token volume.
+pub fn volume(v: &Value) -> Option<Value> {
+    if is_service_account_token_volume(v) {
+        return None;
+    }
+    let mut v = v.clone();
+    normalize_volume(&mut v);
+    Some(zeros_dropped(v))
+}
+
+fn zeros_dropped(mut v: Value) -> Value {
+    drop_zeros(&mut v);
+    v
 }
 
 /// The tolerations DefaultTolerationSeconds adds to every Pod.
@@ -140,26 +231,14 @@ fn is_default_toleration(t: &Value) -> bool {
         && t.as_object().is_some_and(|m| m.len() == 4)
 }
 
-/// Takes out the projected service-account token volumes (`kube-api-access-*`) the
-/// ServiceAccount admission plugin adds, and returns their names.
-fn remove_service_account_token_volumes(spec: &mut Map<String, Value>) -> Vec<String> {
-    let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) else {
-        return Vec::new();
-    };
-    let mut names = Vec::new();
-    volumes.retain(|v| {
-        let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
-        let token = v
-            .pointer("/projected/sources")
+/// The projected service-account token volume (`kube-api-access-*`) the ServiceAccount
+/// admission plugin adds.
+fn is_service_account_token_volume(v: &Value) -> bool {
+    let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
+    name.starts_with("kube-api-access-")
+        && v.pointer("/projected/sources")
             .and_then(Value::as_array)
-            .is_some_and(|s| s.iter().any(|s| s.get("serviceAccountToken").is_some()));
-        let added = name.starts_with("kube-api-access-") && token;
-        if added {
-            names.push(name.to_string());
-        }
-        !added
-    });
-    names
+            .is_some_and(|s| s.iter().any(|s| s.get("serviceAccountToken").is_some()))
 }
 
 fn normalize_container(c: &mut Map<String, Value>, token_volumes: &[String]) {

@@ -2,13 +2,19 @@
 //! baseline module that only parses the request and returns the Pod unchanged.
 //!
 //! kwbench --policy annotated-policy.wasm --baseline baseline.wasm [--settings-json J]
-//!         [--min-seconds S] [--max-ratio R] [--max-size BYTES] [--json OUT.json] REQUEST.json...
+//!         [--min-seconds S] [--max-ratio R] [--max-size BYTES] [--json OUT.json]
+//!         [--check REQUEST.json=STORED.json]... [--max-check-ratio R] REQUEST.json...
 //!
 //! For each request: warm-up calls, then repeated `validate` calls for at least S seconds
 //! (default 1) per module, the two modules alternating in short rounds; reports the median and mean time per call in microseconds (and
 //! the first call of a fresh instance, which also parses the settings), the
 //! ratio policy/baseline, the module sizes, compile and instantiation times. With
 //! `--max-ratio` / `--max-size` the run fails (exit 1) when a budget is exceeded.
+//!
+//! `--check REQUEST=STORED` times check mode (`action: check`) on STORED, the Pod of REQUEST
+//! as the API server stores it once injected, against inject mode on the same Pod (STORED:
+//! a re-injection) and on the Pod before injection (REQUEST), in the same alternating
+//! rounds; `--max-check-ratio` bounds check / inject on the same Pod.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,6 +32,9 @@ struct Args {
     max_size: Option<u64>,
     json_out: Option<PathBuf>,
     requests: Vec<PathBuf>,
+    /// (request, the same Pod stored after injection).
+    checks: Vec<(PathBuf, PathBuf)>,
+    max_check_ratio: Option<f64>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -39,6 +48,8 @@ fn parse_args() -> Result<Args> {
         max_size: None,
         json_out: None,
         requests: Vec::new(),
+        checks: Vec::new(),
+        max_check_ratio: None,
     };
     while let Some(a) = raw.next() {
         let mut value = || raw.next().ok_or_else(|| anyhow!("{a} needs a value"));
@@ -50,6 +61,14 @@ fn parse_args() -> Result<Args> {
             "--max-ratio" => args.max_ratio = Some(value()?.parse()?),
             "--max-size" => args.max_size = Some(value()?.parse()?),
             "--json" => args.json_out = Some(value()?.into()),
+            "--check" => {
+                let pair = value()?;
+                let (request, stored) = pair
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--check takes REQUEST.json=STORED.json"))?;
+                args.checks.push((request.into(), stored.into()));
+            }
+            "--max-check-ratio" => args.max_check_ratio = Some(value()?.parse()?),
             other if other.starts_with("--") => bail!("unknown flag {other}"),
             other => args.requests.push(other.into()),
         }
@@ -95,25 +114,20 @@ impl Timing {
     }
 }
 
-/// Times repeated `validate` calls of both modules for at least `min` each, alternating
-/// between them in short rounds: a machine that slows down or speeds up during the run
-/// (other load, frequency changes) then weighs on both alike, and the ratio holds.
-fn time_both(
-    policy: &kwhost::host::Instance,
-    baseline: &kwhost::host::Instance,
-    payload: &[u8],
-    min: Duration,
-) -> Result<(Timing, Timing)> {
+/// Times repeated `validate` calls of each (instance, payload) for at least `min` each,
+/// alternating between them in short rounds: a machine that slows down or speeds up during
+/// the run (other load, frequency changes) then weighs on all alike, and the ratios hold.
+fn time_rounds(runs: &[(&kwhost::host::Instance, &[u8])], min: Duration) -> Result<Vec<Timing>> {
     const ROUNDS: u32 = 20;
-    for instance in [policy, baseline] {
+    for (instance, payload) in runs {
         for _ in 0..20 {
             instance.call_raw("validate", payload)?;
         }
     }
     let round = min / ROUNDS;
-    let mut samples = [Vec::new(), Vec::new()];
+    let mut samples = vec![Vec::new(); runs.len()];
     for _ in 0..ROUNDS {
-        for (instance, samples) in [policy, baseline].into_iter().zip(samples.iter_mut()) {
+        for ((instance, payload), samples) in runs.iter().zip(samples.iter_mut()) {
             let start = Instant::now();
             let mut n = 0;
             while start.elapsed() < round || n < 5 {
@@ -125,8 +139,15 @@ fn time_both(
             }
         }
     }
-    let [p, b] = samples;
-    Ok((Timing::of(p), Timing::of(b)))
+    Ok(samples.into_iter().map(Timing::of).collect())
+}
+
+/// The `validate` payload of a request file (an AdmissionRequest or AdmissionReview).
+fn payload(path: &Path, settings: &Value) -> Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path:?}"))?;
+    let request: Value = serde_json::from_str(&text)?;
+    let request = request.get("request").cloned().unwrap_or(request);
+    Ok(json!({"request": request, "settings": settings}).to_string())
 }
 
 fn main() -> Result<()> {
@@ -157,11 +178,7 @@ fn main() -> Result<()> {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for path in &args.requests {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {path:?}"))?;
-        let request: Value = serde_json::from_str(&text)?;
-        let request = request.get("request").cloned().unwrap_or(request);
-        let payload = json!({"request": request, "settings": args.settings}).to_string();
+        let payload = payload(path, &args.settings)?;
         // The policy must actually inject, or the comparison means nothing.
         let answer: Value =
             serde_json::from_slice(&policy_inst.call_raw("validate", payload.as_bytes())?)?;
@@ -174,7 +191,15 @@ fn main() -> Result<()> {
         let t = Instant::now();
         fresh.call_raw("validate", payload.as_bytes())?;
         let first = t.elapsed().as_secs_f64() * 1e6;
-        let (p, b) = time_both(&policy_inst, &baseline_inst, payload.as_bytes(), min)?;
+        let [p, b]: [Timing; 2] = time_rounds(
+            &[
+                (&policy_inst, payload.as_bytes()),
+                (&baseline_inst, payload.as_bytes()),
+            ],
+            min,
+        )?
+        .try_into()
+        .map_err(|_| anyhow!("two timings"))?;
         let (pm, pmean, calls, bm) = (p.median, p.mean, p.calls, b.median);
         let ratio = pm / bm;
         let name = path
@@ -191,6 +216,60 @@ fn main() -> Result<()> {
             json!({"request": name, "payload_bytes": payload.len(), "policy_median_us": pm,
             "policy_mean_us": pmean, "policy_first_call_us": first, "baseline_median_us": bm, "ratio": ratio, "calls": calls}),
         );
+    }
+    let mut check_rows = Vec::new();
+    if !args.checks.is_empty() {
+        let mut check_settings = args.settings.clone();
+        check_settings["action"] = "check".into();
+        // One instance per mode: each keeps its own settings, as a policy-server policy does.
+        let inject_inst = policy.policy.instantiate(&ctx)?;
+        let check_inst = policy.policy.instantiate(&ctx)?;
+        println!();
+        println!(
+            "| check mode | check median µs | inject, same Pod µs | ratio | inject, Pod before injection µs | ratio | calls |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        for (request, stored) in &args.checks {
+            let check = payload(stored, &check_settings)?;
+            let inject_stored = payload(stored, &args.settings)?;
+            let inject_fresh = payload(request, &args.settings)?;
+            let answer: Value =
+                serde_json::from_slice(&check_inst.call_raw("validate", check.as_bytes())?)?;
+            if answer["audit_annotations"]["outcome"] != "sidecar-current" {
+                bail!("{stored:?}: check mode did not find the Pod current ({answer})");
+            }
+            let [c, same, fresh]: [Timing; 3] = time_rounds(
+                &[
+                    (&check_inst, check.as_bytes()),
+                    (&inject_inst, inject_stored.as_bytes()),
+                    (&inject_inst, inject_fresh.as_bytes()),
+                ],
+                min,
+            )?
+            .try_into()
+            .map_err(|_| anyhow!("three timings"))?;
+            let ratio = c.median / same.median;
+            let ratio_fresh = c.median / fresh.median;
+            let name = stored
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            println!(
+                "| {name} | {:.1} | {:.1} | {ratio:.2} | {:.1} | {ratio_fresh:.2} | {} |",
+                c.median, same.median, fresh.median, c.calls
+            );
+            if let Some(max) = args.max_check_ratio
+                && ratio > max
+            {
+                failures.push(format!(
+                    "{name}: check mode {ratio:.2}x inject mode on the same Pod (budget {max}x)"
+                ));
+            }
+            check_rows.push(json!({"stored": name, "check_median_us": c.median,
+                "inject_same_pod_median_us": same.median, "ratio": ratio,
+                "inject_before_injection_median_us": fresh.median,
+                "ratio_before_injection": ratio_fresh, "calls": c.calls}));
+        }
     }
     println!();
     println!(
@@ -210,6 +289,7 @@ fn main() -> Result<()> {
     if let Some(out) = &args.json_out {
         let summary = json!({
             "requests": rows,
+            "check_mode": check_rows,
             "policy_bytes": policy.size,
             "baseline_bytes": baseline.size,
             "policy_compile_ms": policy.compile.as_secs_f64() * 1e3,
