@@ -330,8 +330,13 @@ fn app_container_names(lists: &[(&'static str, Vec<Part<'_>>)]) -> Vec<String> {
             Part::Whole(_) => None,
         })
         .collect();
+    // Counted in a map: a hostile Pod may have thousands of containers.
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for n in &all {
+        *counts.entry(n).or_default() += 1;
+    }
     all.iter()
-        .filter(|n| all.iter().filter(|m| m == n).count() == 1)
+        .filter(|n| counts[*n] == 1)
         .map(|n| n.to_string())
         .collect()
 }
