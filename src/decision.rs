@@ -127,6 +127,16 @@ pub fn select(
     ns: &NamespaceFacts,
     pod: &PodFacts,
 ) -> Result<&'static str, Reason> {
+    select_traced(settings, ns, pod, &mut Trail::default())
+}
+
+/// [`select`], each entry consulted recorded in `trail`.
+fn select_traced(
+    settings: &Settings,
+    ns: &NamespaceFacts,
+    pod: &PodFacts,
+    trail: &mut Trail,
+) -> Result<&'static str, Reason> {
     let rev = settings.revision_or_default();
     let default_revision = settings.revision.is_empty();
     let ns_injection = ns.label(NS_INJECTION_LABEL);
@@ -135,37 +145,55 @@ pub fn select(
     let pod_rev = pod.label(REV_LABEL);
     let pod_not_false = pod_inject != Some("false");
 
-    // rev.namespace: istio.io/rev In [rev], istio-injection DoesNotExist; pod inject NotIn [false]
-    if ns_rev == Some(rev) && ns_injection.is_none() && pod_not_false {
-        return Ok("rev.namespace");
-    }
-    // rev.object: namespace has neither label; pod inject NotIn [false], pod istio.io/rev In [rev]
-    if ns_rev.is_none() && ns_injection.is_none() && pod_not_false && pod_rev == Some(rev) {
-        return Ok("rev.object");
-    }
+    // The entries in the order Istio's chart lists them, each with its selectors.
+    let mut entries: Vec<(&'static str, bool)> = vec![
+        // rev.namespace: istio.io/rev In [rev], istio-injection DoesNotExist; pod inject NotIn [false]
+        (
+            "rev.namespace",
+            ns_rev == Some(rev) && ns_injection.is_none() && pod_not_false,
+        ),
+        // rev.object: namespace has neither label; pod inject NotIn [false], pod istio.io/rev In [rev]
+        (
+            "rev.object",
+            ns_rev.is_none() && ns_injection.is_none() && pod_not_false && pod_rev == Some(rev),
+        ),
+    ];
     if default_revision {
         // namespace: istio-injection In [enabled]; pod inject NotIn [false]
-        if ns_injection == Some("enabled") && pod_not_false {
-            return Ok("namespace");
-        }
+        entries.push((
+            "namespace",
+            ns_injection == Some("enabled") && pod_not_false,
+        ));
         // object: namespace has neither label; pod inject In [true], pod istio.io/rev DoesNotExist
-        if ns_injection.is_none()
-            && ns_rev.is_none()
-            && pod_inject == Some("true")
-            && pod_rev.is_none()
-        {
-            return Ok("object");
-        }
+        entries.push((
+            "object",
+            ns_injection.is_none()
+                && ns_rev.is_none()
+                && pod_inject == Some("true")
+                && pod_rev.is_none(),
+        ));
         // auto (enableNamespacesByDefault): no namespace labels, namespace not a system one,
         // pod has neither the inject label nor a revision label.
-        if settings.enable_namespaces_by_default
-            && ns_injection.is_none()
-            && ns_rev.is_none()
-            && !IGNORED_NAMESPACES.contains(&ns.label(NS_NAME_LABEL).unwrap_or(ns.name))
-            && pod_inject.is_none()
-            && pod_rev.is_none()
-        {
-            return Ok("auto");
+        if settings.enable_namespaces_by_default {
+            entries.push((
+                "auto",
+                ns_injection.is_none()
+                    && ns_rev.is_none()
+                    && !IGNORED_NAMESPACES.contains(&ns.label(NS_NAME_LABEL).unwrap_or(ns.name))
+                    && pod_inject.is_none()
+                    && pod_rev.is_none(),
+            ));
+        }
+    }
+    for (entry, matches) in entries {
+        trail.step(
+            Stage::Selection,
+            entry,
+            if matches { "match" } else { "no match" },
+            matches,
+        );
+        if matches {
+            return Ok(entry);
         }
     }
     Err(not_selected_reason(settings, ns, pod))
@@ -242,6 +270,98 @@ fn not_selected_reason(settings: &Settings, ns: &NamespaceFacts, pod: &PodFacts)
     )
 }
 
+/// The two stages of the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Stage A: Istio's webhook entries (`namespaceSelection: lookup` only).
+    Selection,
+    /// Stage B: Istio's `injectRequired`.
+    InjectRequired,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Selection => "A",
+            Stage::InjectRequired => "B",
+        }
+    }
+}
+
+/// One rule of the decision, as it was consulted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub stage: Stage,
+    /// A webhook entry (`rev.namespace`, `rev.object`, `namespace`, `object`, `auto`) in
+    /// stage A; a check of `injectRequired` (`host-network`, `ignored-namespace`,
+    /// `inject-label`, `inject-annotation`, `never-inject-selector`,
+    /// `always-inject-selector`, `policy`) in stage B.
+    pub rule: &'static str,
+    /// What it found: `match` / `no match`, `yes` / `no`, a value, `absent`.
+    pub result: String,
+    /// This rule decided: the entry that selected the Pod, or the check whose answer
+    /// `injectRequired` gave.
+    pub decided: bool,
+}
+
+/// The rules of a decision in the order they were consulted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trail(pub Vec<Step>);
+
+impl Trail {
+    fn step(&mut self, stage: Stage, rule: &'static str, result: impl Into<String>, decided: bool) {
+        self.0.push(Step {
+            stage,
+            rule,
+            result: result.into(),
+            decided,
+        });
+    }
+
+    /// Marks the stage-B step named `rule` as the one that decided.
+    fn decided(&mut self, rule: &str) {
+        if let Some(step) = self
+            .0
+            .iter_mut()
+            .rev()
+            .find(|s| s.stage == Stage::InjectRequired && s.rule == rule)
+        {
+            step.decided = true;
+        }
+    }
+
+    /// One line for an audit annotation: `A: rule=result, ...; B: ...`, the deciding rule
+    /// marked with `*`.
+    pub fn compact(&self) -> String {
+        let mut out = String::new();
+        for stage in [Stage::Selection, Stage::InjectRequired] {
+            let steps: Vec<String> = self
+                .0
+                .iter()
+                .filter(|s| s.stage == stage)
+                .map(|s| {
+                    format!(
+                        "{}={}{}",
+                        s.rule,
+                        s.result,
+                        if s.decided { "*" } else { "" }
+                    )
+                })
+                .collect();
+            if steps.is_empty() {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push_str("; ");
+            }
+            out.push_str(stage.as_str());
+            out.push_str(": ");
+            out.push_str(&steps.join(", "));
+        }
+        out
+    }
+}
+
 /// What the injector decides for a Pod: stages A and B.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -250,6 +370,10 @@ pub struct Decision {
     pub outcome: Outcome,
     pub reason: Reason,
     pub warnings: Vec<String>,
+    /// Every rule consulted, in order.
+    pub trail: Trail,
+    /// The webhook entry that selected the Pod (stage A, lookup mode).
+    pub selected_by: Option<&'static str>,
 }
 
 impl Decision {
@@ -262,7 +386,8 @@ impl Decision {
 /// selectors itself (`namespaceSelection: lookup`), `None` when the webhook's own selectors
 /// already did stage A.
 pub fn decide(settings: &Settings, namespace: Option<&NamespaceFacts>, pod: &PodFacts) -> Decision {
-    let selected_by = match namespace.map(|ns| select(settings, ns, pod)) {
+    let mut trail = Trail::default();
+    let selected_by = match namespace.map(|ns| select_traced(settings, ns, pod, &mut trail)) {
         None => None,
         Some(Ok(entry)) => Some(entry),
         Some(Err(reason)) => {
@@ -270,10 +395,13 @@ pub fn decide(settings: &Settings, namespace: Option<&NamespaceFacts>, pod: &Pod
                 outcome: Outcome::NotSelected,
                 reason,
                 warnings: Vec::new(),
+                trail,
+                selected_by: None,
             };
         }
     };
     let requirement = inject_required(settings, pod);
+    trail.0.extend(requirement.trail.0);
     let mut reason = requirement.reason;
     if let Some(entry) = selected_by {
         reason.text = format!("{} (selected by webhook rule {entry})", reason.text);
@@ -286,6 +414,8 @@ pub fn decide(settings: &Settings, namespace: Option<&NamespaceFacts>, pod: &Pod
         },
         reason,
         warnings: requirement.warnings,
+        trail,
+        selected_by,
     }
 }
 
@@ -295,25 +425,37 @@ pub struct Requirement {
     pub required: bool,
     pub reason: Reason,
     pub warnings: Vec<String>,
+    /// The checks consulted, in order.
+    pub trail: Trail,
 }
 
 /// Stage B, Istio's `injectRequired`, in Istio's order.
 pub fn inject_required(settings: &Settings, pod: &PodFacts) -> Requirement {
     let mut warnings = Vec::new();
-    let done = |required: bool, reason: Reason, warnings: Vec<String>| Requirement {
-        required,
-        reason,
-        warnings,
+    let mut trail = Trail::default();
+    let b = Stage::InjectRequired;
+    let done = |required: bool, reason: Reason, warnings: Vec<String>, mut trail: Trail| {
+        trail.decided(rule_of(reason.code));
+        Requirement {
+            required,
+            reason,
+            warnings,
+            trail,
+        }
     };
 
+    trail.step(b, "host-network", yes_no(pod.host_network), false);
     if pod.host_network {
         return done(
             false,
             Reason::new("host-network", "pod uses hostNetwork"),
             warnings,
+            trail,
         );
     }
-    if IGNORED_NAMESPACES.contains(&pod.namespace) {
+    let ignored = IGNORED_NAMESPACES.contains(&pod.namespace);
+    trail.step(b, "ignored-namespace", yes_no(ignored), false);
+    if ignored {
         return done(
             false,
             Reason::new(
@@ -321,13 +463,25 @@ pub fn inject_required(settings: &Settings, pod: &PodFacts) -> Requirement {
                 format!("namespace {} is never injected", pod.namespace),
             ),
             warnings,
+            trail,
         );
     }
 
     // The label wins over the (deprecated) annotation whenever it is present, even empty.
-    let (value, source) = match pod.labels.and_then(|l| l.get(INJECT)) {
+    let label = pod.labels.and_then(|l| l.get(INJECT));
+    trail.step(
+        b,
+        "inject-label",
+        shown(label.map(|v| v.as_str().unwrap_or_default())),
+        false,
+    );
+    let (value, source) = match label {
         Some(v) => (v.as_str().unwrap_or_default(), "label"),
-        None => (pod.annotation(INJECT).unwrap_or_default(), "annotation"),
+        None => {
+            let annotation = pod.annotation(INJECT);
+            trail.step(b, "inject-annotation", shown(annotation), false);
+            (annotation.unwrap_or_default(), "annotation")
+        }
     };
     // `explicit` is Some(inject) when the pod decides; None means "use the default".
     let mut explicit: Option<(bool, Reason)> = match value {
@@ -363,13 +517,19 @@ pub fn inject_required(settings: &Settings, pod: &PodFacts) -> Requirement {
     };
 
     if explicit.is_none() {
-        explicit = first_matching_selector(
+        let found = first_matching_selector(
             "neverInjectSelector",
             &settings.never_inject_selector,
             pod,
             &mut warnings,
-        )
-        .map(|i| {
+        );
+        trail.step(
+            b,
+            "never-inject-selector",
+            selector_result(found, &settings.never_inject_selector),
+            false,
+        );
+        explicit = found.map(|i| {
             (
                 false,
                 Reason::new(
@@ -380,13 +540,19 @@ pub fn inject_required(settings: &Settings, pod: &PodFacts) -> Requirement {
         });
     }
     if explicit.is_none() {
-        explicit = first_matching_selector(
+        let found = first_matching_selector(
             "alwaysInjectSelector",
             &settings.always_inject_selector,
             pod,
             &mut warnings,
-        )
-        .map(|i| {
+        );
+        trail.step(
+            b,
+            "always-inject-selector",
+            selector_result(found, &settings.always_inject_selector),
+            false,
+        );
+        explicit = found.map(|i| {
             (
                 true,
                 Reason::new(
@@ -397,12 +563,14 @@ pub fn inject_required(settings: &Settings, pod: &PodFacts) -> Requirement {
         });
     }
 
+    trail.step(b, "policy", settings.policy.as_str(), false);
     match (settings.policy.as_str(), explicit) {
-        ("enabled" | "disabled", Some((inject, reason))) => done(inject, reason, warnings),
+        ("enabled" | "disabled", Some((inject, reason))) => done(inject, reason, warnings, trail),
         ("enabled", None) => done(
             true,
             Reason::new("policy-enabled", "injection policy is enabled"),
             warnings,
+            trail,
         ),
         ("disabled", None) => done(
             false,
@@ -411,6 +579,7 @@ pub fn inject_required(settings: &Settings, pod: &PodFacts) -> Requirement {
                 "injection policy is disabled and the pod does not ask for injection",
             ),
             warnings,
+            trail,
         ),
         (other, _) => done(
             false,
@@ -421,7 +590,41 @@ pub fn inject_required(settings: &Settings, pod: &PodFacts) -> Requirement {
                 ),
             ),
             warnings,
+            trail,
         ),
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// A label or annotation value as the trail shows it.
+fn shown(value: Option<&str>) -> String {
+    match value {
+        None => "absent".to_string(),
+        Some(v) => format!("{v:?}"),
+    }
+}
+
+fn selector_result(found: Option<usize>, selectors: &[Value]) -> String {
+    match found {
+        Some(i) => format!("match [{i}]"),
+        None if selectors.is_empty() => "none set".to_string(),
+        None => "no match".to_string(),
+    }
+}
+
+/// The stage-B check behind a reason code.
+fn rule_of(code: &str) -> &'static str {
+    match code {
+        "host-network" => "host-network",
+        "ignored-namespace" => "ignored-namespace",
+        "pod-label-true" | "pod-label-false" => "inject-label",
+        "pod-annotation-true" | "pod-annotation-false" => "inject-annotation",
+        "never-inject-selector" => "never-inject-selector",
+        "always-inject-selector" => "always-inject-selector",
+        _ => "policy",
     }
 }
 
@@ -1126,5 +1329,66 @@ mod tests {
             "pod-other-revision"
         );
         assert_eq!(reason(json!({}), json!({})), "not-labelled");
+    }
+
+    fn trail_of(s: &Settings, ns_labels: &Value, p: &PodFacts) -> String {
+        let ns = NamespaceFacts {
+            name: p.namespace,
+            labels: ns_labels.as_object(),
+        };
+        decide(s, Some(&ns), p).trail.compact()
+    }
+
+    #[test]
+    fn trail_lists_every_rule_consulted_in_order_with_the_deciding_ones_marked() {
+        let s = settings(json!({}));
+        let none = json!({});
+        let p = pod(&none, &none, "demo", false);
+        assert_eq!(
+            trail_of(&s, &json!({"istio-injection": "enabled"}), &p),
+            "A: rev.namespace=no match, rev.object=no match, namespace=match*; \
+             B: host-network=no, ignored-namespace=no, inject-label=absent, inject-annotation=absent, \
+             never-inject-selector=none set, always-inject-selector=none set, policy=enabled*"
+        );
+    }
+
+    #[test]
+    fn trail_stops_where_the_decision_is_made() {
+        let s = settings(json!({"policy": "disabled"}));
+        let none = json!({});
+        let label = json!({INJECT: "true"});
+        // The label decides: selectors are not consulted, the policy is (and loses).
+        assert_eq!(
+            trail_of(&s, &json!({}), &pod(&label, &none, "demo", false)),
+            "A: rev.namespace=no match, rev.object=no match, namespace=no match, object=match*; \
+             B: host-network=no, ignored-namespace=no, inject-label=\"true\"*, policy=disabled"
+        );
+        assert_eq!(
+            trail_of(
+                &s,
+                &json!({"istio-injection": "enabled"}),
+                &pod(&none, &none, "demo", true)
+            ),
+            "A: rev.namespace=no match, rev.object=no match, namespace=match*; B: host-network=yes*"
+        );
+        // Not selected: stage B is never reached.
+        assert_eq!(
+            trail_of(
+                &s,
+                &json!({"istio-injection": "disabled"}),
+                &pod(&none, &none, "demo", false)
+            ),
+            "A: rev.namespace=no match, rev.object=no match, namespace=no match, object=no match"
+        );
+        // Webhook mode: stage B only.
+        let never = settings(json!({"neverInjectSelector": [{"matchLabels": {"app": "x"}}]}));
+        let app = json!({"app": "x"});
+        let d = decide(&never, None, &pod(&app, &none, "demo", false));
+        assert_eq!(
+            d.trail.compact(),
+            "B: host-network=no, ignored-namespace=no, inject-label=absent, inject-annotation=absent, \
+             never-inject-selector=match [0]*, policy=enabled"
+        );
+        assert_eq!(d.selected_by, None);
     }
 }

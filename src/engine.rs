@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::check;
-use crate::decision::{self, Decision, NamespaceFacts, Outcome, PodFacts, Reason};
+use crate::decision::{self, Decision, NamespaceFacts, Outcome, PodFacts, Reason, Trail};
 use crate::inject::{self, Containers};
 use crate::pod;
 use crate::pod_text;
@@ -49,6 +49,10 @@ pub struct Verdict {
     pub message: Option<String>,
     /// The HTTP code of a rejection, when it has one (400: the request cannot be read).
     pub code: Option<u16>,
+    /// The rules of the decision, in the order they were consulted.
+    pub trail: Trail,
+    /// The webhook entry that selected the Pod (lookup mode).
+    pub selected_by: Option<&'static str>,
     /// Injected containers kept aside, their placeholders in `mutated` (the `validate`
     /// path only; see `prerender`).
     pub prerendered: Prerendered,
@@ -69,7 +73,19 @@ impl Verdict {
             mutated: None,
             message,
             code: None,
+            trail: Trail::default(),
+            selected_by: None,
             prerendered: Prerendered::default(),
+        }
+    }
+
+    /// A verdict on a decision, with its reason, warnings and trail; `outcome` is the
+    /// decision's or, in check mode, the check's.
+    pub fn of_decision(outcome: Outcome, decision: Decision) -> Self {
+        Verdict {
+            trail: decision.trail,
+            selected_by: decision.selected_by,
+            ..Verdict::new(outcome, decision.reason, decision.warnings)
         }
     }
 
@@ -81,12 +97,17 @@ impl Verdict {
         }
     }
 
-    /// `auditAnnotations`: the outcome and `code: text` reason.
+    /// `auditAnnotations`: the outcome, the `code: text` reason and, when there was a
+    /// decision, its trail in one line.
     pub fn audit_annotations(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
+        let mut annotations = BTreeMap::from([
             ("outcome".to_string(), self.outcome.as_str().to_string()),
             ("reason".to_string(), self.reason.to_string()),
-        ])
+        ]);
+        if !self.trail.0.is_empty() {
+            annotations.insert("trail".to_string(), self.trail.compact());
+        }
+        annotations
     }
 }
 
@@ -243,13 +264,8 @@ impl Subject {
 
     /// Inject mode: the injected Pod when the decision says so.
     fn inject(self, decision: Decision, settings: &Settings, containers: Containers) -> Verdict {
-        let Decision {
-            outcome,
-            reason,
-            warnings,
-        } = decision;
-        if outcome != Outcome::Injected {
-            return Verdict::new(outcome, reason, warnings);
+        if !decision.injects() {
+            return Verdict::of_decision(decision.outcome, decision);
         }
         let namespace_annotations = self.namespace_annotations().cloned();
         match inject::inject_with(
@@ -262,13 +278,13 @@ impl Subject {
             Ok((injected, prerendered)) => Verdict {
                 mutated: Some(injected),
                 prerendered,
-                ..Verdict::new(Outcome::Injected, reason, warnings)
+                ..Verdict::of_decision(Outcome::Injected, decision)
             },
-            Err(e) => Verdict::new(
-                Outcome::Rejected,
-                Reason::new("injection-failed", format!("sidecar injection failed: {e}")),
-                warnings,
-            ),
+            Err(e) => {
+                let reason =
+                    Reason::new("injection-failed", format!("sidecar injection failed: {e}"));
+                Verdict::of_decision(Outcome::Rejected, Decision { reason, ..decision })
+            }
         }
     }
 }

@@ -46,24 +46,19 @@ pub fn check(
         Ok(injected) => injected,
         Err(reason) => return Verdict::bad_input(reason),
     };
-    let Decision {
-        outcome,
-        reason,
-        warnings,
-    } = decision;
-    let rule = format!("Rule: {reason}.");
+    let rule = format!("Rule: {}.", decision.reason);
 
-    if outcome != Outcome::Injected {
+    if !decision.injects() {
         // Another revision's Pods are that revision's injector's business.
-        let other_revision = reason.code.ends_with("-other-revision");
+        let other_revision = decision.reason.code.ends_with("-other-revision");
         if injected && !other_revision {
             let text = format!(
                 "the Pod carries an injected istio-proxy ({STATUS}), but the injector would not inject it now. {rule} {}",
                 workload::restart_advice(pod, namespace, "remove the sidecar")
             );
-            return rejected(Outcome::SidecarUnexpected, reason, text, warnings);
+            return rejected(Outcome::SidecarUnexpected, decision, text);
         }
-        return Verdict::new(outcome, reason, warnings);
+        return Verdict::of_decision(decision.outcome, decision);
     }
 
     let reinjected = inject::inject(pod.clone(), settings, namespace, namespace_annotations);
@@ -82,7 +77,7 @@ pub fn check(
             namespace,
             "inject the sidecar",
         ));
-        return rejected(Outcome::SidecarMissing, reason, text, warnings);
+        return rejected(Outcome::SidecarMissing, decision, text);
     }
 
     let changes = match &reinjected {
@@ -90,7 +85,7 @@ pub fn check(
         Err(e) => vec![format!("injecting it again would fail: {e}")],
     };
     if changes.is_empty() {
-        return Verdict::new(Outcome::SidecarCurrent, reason, warnings);
+        return Verdict::of_decision(Outcome::SidecarCurrent, decision);
     }
     let mut text = String::from("injecting the Pod again would change it: ");
     text.push_str(&changes[..changes.len().min(NAMED_DIFFERENCES)].join("; "));
@@ -103,7 +98,7 @@ pub fn check(
         namespace,
         "update the sidecar",
     ));
-    rejected(Outcome::SidecarOutdated, reason, text, warnings)
+    rejected(Outcome::SidecarOutdated, decision, text)
 }
 
 /// Whether a previous injection left its mark (`sidecar.istio.io/status`). In check mode a
@@ -135,9 +130,9 @@ fn has_proxy(pod: &Value) -> bool {
 }
 
 /// A rejection whose message starts with its code, which is what a PolicyReport shows.
-fn rejected(outcome: Outcome, reason: Reason, text: String, warnings: Vec<String>) -> Verdict {
+fn rejected(outcome: Outcome, decision: Decision, text: String) -> Verdict {
     Verdict {
         message: Some(format!("{}: {text}", outcome.as_str())),
-        ..Verdict::new(outcome, reason, warnings)
+        ..Verdict::of_decision(outcome, decision)
     }
 }
