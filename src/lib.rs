@@ -23,7 +23,9 @@ pub mod selector;
 pub mod settings;
 pub mod template;
 
-#[cfg(target_arch = "wasm32")]
+// The Kubewarden entry points and the per-call allocator exist only in the policy module
+// (WASI); the browser build of the engine (`web/`) has neither.
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod entry {
     use guest::prelude::*;
     use kubewarden_policy_sdk::wapc_guest as guest;
