@@ -241,8 +241,9 @@ fn host_network_and_system_namespace_pods_are_accepted_with_the_injectors_reason
     assert!(verdict.accepted());
 }
 
-#[test]
-fn user_overridden_proxy_is_current() {
+/// The reviews Pod with its own `istio-proxy` (`image: auto`, an env var, a user) and the
+/// proxy resource annotations.
+fn user_overridden_pod() -> Value {
     let mut pod = reviews_pod();
     pod["metadata"]["annotations"] = json!({
         "sidecar.istio.io/proxyCPU": "300m", "sidecar.istio.io/proxyMemory": "256Mi",
@@ -254,7 +255,12 @@ fn user_overridden_proxy_is_current() {
         "name": "istio-proxy", "image": "auto",
         "env": [{"name": "EXTRA", "value": "yes"}],
         "securityContext": {"runAsUser": 1500}}));
-    let stored = injected_and_stored(&pod, "bookinfo", &enabled(), &json!({}));
+    pod
+}
+
+#[test]
+fn user_overridden_proxy_is_current() {
+    let stored = injected_and_stored(&user_overridden_pod(), "bookinfo", &enabled(), &json!({}));
     let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&json!({})));
     assert_eq!(
         verdict.outcome,
@@ -481,6 +487,10 @@ fn e2e_check_pods() -> Vec<(&'static str, Value)> {
         (
             "check-current-after-defaulting",
             injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &webhook),
+        ),
+        (
+            "check-current-user-override",
+            injected_and_stored(&user_overridden_pod(), "bookinfo", &enabled(), &webhook),
         ),
         (
             "check-current-native-cni",

@@ -73,7 +73,10 @@ fn answer(what: &str, payload: &[u8]) -> Answer {
     let result = timed.and_then(|entry| {
         catch_unwind(AssertUnwindSafe(|| {
             let (response, verdict) = common::validate(payload, common::NAMESPACE.as_bytes());
-            assert_eq!(entry, response, "{what}: the module's entry answered differently");
+            assert_eq!(
+                entry, response,
+                "{what}: the module's entry answered differently"
+            );
             (response, verdict)
         }))
     });
