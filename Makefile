@@ -5,6 +5,7 @@
 #                   istio-injection=enabled) and print the response and the injected Pod
 #   make test       fmt check, clippy, unit tests, end-to-end tests
 #   make e2e-tests  end-to-end tests only (KWCTL=/path/to/kwctl runs them through kwctl)
+#   make run-parity `make run`'s output through kwctl and through kwhost, compared
 #   make push REGISTRY=host[:port]/repository [TAG=vX.Y.Z]
 #                   publish annotated-policy.wasm (kwctl push, or kwhost push) and print
 #                   the digest-pinned reference
@@ -53,19 +54,41 @@ annotated-policy.wasm: policy.wasm policy-metadata.yml README.md $(KWHOST)
 	$(KWHOST) annotate -m policy-metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
 endif
 
+# kwctl logs on stderr at INFO level and up, whatever RUST_LOG says, but a directive for a
+# module wins: these silence its start-up noise (no sigstore trust root without network, the
+# replay session in use) and keep its other warnings.
+KWCTL_QUIET := RUST_LOG=kwctl::config::pull_and_run=error,policy_evaluator::callback_handler::sigstore_verification=error
+
 ifneq ($(KWCTL),)
-RUNNER := $(KWCTL)
+RUNNER := $(KWCTL_QUIET) $(KWCTL)
 RUNNER_DEP :=
 else
 RUNNER := $(KWHOST)
 RUNNER_DEP := $(KWHOST)
 endif
 
+RUN_ARGS := run --request-path demo/request.json --settings-path demo/settings.yml \
+	--allow-context-aware --replay-host-capabilities-interactions demo/session.yml annotated-policy.wasm
+
 .PHONY: run
 run: annotated-policy.wasm $(RUNNER_DEP)
-	@set -o pipefail; $(RUNNER) run --request-path demo/request.json --settings-path demo/settings.yml \
-		--allow-context-aware --replay-host-capabilities-interactions demo/session.yml \
-		annotated-policy.wasm | python3 demo/show.py demo/request.json
+	@set -o pipefail; $(RUNNER) $(RUN_ARGS) | python3 demo/show.py demo/request.json
+
+# `make run` prints the same through kwctl as through kwhost (stdout and stderr).
+.PHONY: run-parity
+run-parity: annotated-policy.wasm $(KWHOST)
+	@if [ -z "$(KWCTL)" ]; then echo "run parity skipped: kwctl is not set nor on PATH"; exit 0; fi; \
+	set -o pipefail; mkdir -p target; \
+	{ $(KWCTL_QUIET) $(KWCTL) $(RUN_ARGS) | python3 demo/show.py demo/request.json; } > target/run-kwctl.txt 2>&1 \
+		|| { cat target/run-kwctl.txt; echo "run parity: make run fails through kwctl"; exit 1; }; \
+	{ $(KWHOST) $(RUN_ARGS) | python3 demo/show.py demo/request.json; } > target/run-kwhost.txt 2>&1 \
+		|| { cat target/run-kwhost.txt; echo "run parity: make run fails through kwhost"; exit 1; }; \
+	if cmp -s target/run-kwctl.txt target/run-kwhost.txt; then \
+		echo "run parity: make run prints the same $$(wc -l < target/run-kwhost.txt) lines through kwctl and kwhost"; \
+	else \
+		echo "run parity: make run prints differently through kwctl and kwhost:"; \
+		diff -u target/run-kwhost.txt target/run-kwctl.txt; exit 1; \
+	fi
 
 .PHONY: fmt
 fmt:
@@ -100,7 +123,7 @@ e2e-tests: annotated-policy.wasm registry
 	POLICY_WASM=$(CURDIR)/annotated-policy.wasm $(CARGO) test --locked --release --manifest-path e2e-tests/Cargo.toml
 
 .PHONY: test
-test: fmt lint unit-tests e2e-tests
+test: fmt lint unit-tests e2e-tests run-parity
 
 # Publishing. REGISTRY is host[:port]/repository (registry:// optional), TAG defaults
 # to v$(VERSION). PUSH_SOURCES is a kwctl sources file (insecure_sources,
