@@ -4,7 +4,8 @@
 #   make run        evaluate demo/request.json (a Pod in a namespace labelled
 #                   istio-injection=enabled) and print the response and the injected Pod
 #   make test       fmt check, clippy, unit tests, end-to-end tests
-#   make e2e-tests  end-to-end tests only (KWCTL=/path/to/kwctl runs them through kwctl)
+#   make e2e-tests  end-to-end tests only (KWCTL=/path/to/kwctl runs them through kwctl,
+#                   POLICY_SERVER=/path/to/policy-server adds the policy-server suite)
 #   make run-parity `make run`'s output through kwctl and through kwhost, compared
 #   make push REGISTRY=host[:port]/repository [TAG=vX.Y.Z]
 #                   publish annotated-policy.wasm (kwctl push, or kwhost push) and print
@@ -20,8 +21,11 @@ SHELL := /bin/bash
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
 CRATE := istio_sidecar_injector
-# kwctl is used for annotate/run when on PATH; otherwise the project's own host (kwhost).
+# kwctl is used for annotate/run/e2e-tests when set or on PATH; otherwise the project's own
+# host (kwhost). policy-server, when set or on PATH, runs the policy-server suite.
+# `eval "$$(../shared/kubewarden/install)"` sets both (kwctl and policy-server 1.36.0-beta.1).
 KWCTL ?= $(shell command -v kwctl 2>/dev/null)
+POLICY_SERVER ?= $(shell command -v policy-server 2>/dev/null)
 KWHOST := e2e-tests/target/release/kwhost
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 # The policy version (Cargo.toml); must equal io.kubewarden.policy.version.
@@ -118,12 +122,23 @@ registry:
 		fi; \
 	fi
 
+# Which runtime runs the end-to-end tests, said once.
+.PHONY: e2e-runtime
+e2e-runtime:
+	@kw='$(KWCTL)'; ps='$(POLICY_SERVER)'; \
+	if [ -n "$$kw" ]; then line="kwctl $$($$kw --version 2>/dev/null | head -n 1 | sed 's/^kwctl //') ($$kw)"; \
+	else line="kwhost (the project's own waPC host)"; fi; \
+	if [ -n "$$ps" ]; then line="$$line + policy-server $$($$ps --version 2>/dev/null | head -n 1 | sed 's/^policy-server //') ($$ps)"; \
+	else line="$$line; policy-server suite skipped: POLICY_SERVER is not set"; fi; \
+	echo "e2e runtime: $$line"
+
 .PHONY: e2e-tests
-e2e-tests: annotated-policy.wasm registry
-	POLICY_WASM=$(CURDIR)/annotated-policy.wasm $(CARGO) test --locked --release --manifest-path e2e-tests/Cargo.toml
+e2e-tests: e2e-runtime annotated-policy.wasm registry
+	KWCTL='$(KWCTL)' POLICY_SERVER='$(POLICY_SERVER)' POLICY_WASM=$(CURDIR)/annotated-policy.wasm \
+		$(CARGO) test --locked --release --no-fail-fast --manifest-path e2e-tests/Cargo.toml
 
 .PHONY: test
-test: fmt lint unit-tests e2e-tests run-parity
+test: e2e-runtime fmt lint unit-tests e2e-tests run-parity
 
 # Publishing. REGISTRY is host[:port]/repository (registry:// optional), TAG defaults
 # to v$(VERSION). PUSH_SOURCES is a kwctl sources file (insecure_sources,
