@@ -106,6 +106,22 @@ impl Config {
         if let Some(seconds) = self.policy_timeout {
             cmd.arg("--policy-timeout").arg(seconds.to_string());
         }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // Killed when the thread that starts it ends, so that a test process killed
+            // without unwinding (no drop guard) leaves no policy-server behind. Start it
+            // from a thread that outlives it (the tests use the main thread).
+            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         Ok(cmd)
     }
 
