@@ -49,12 +49,22 @@ $(KWHOST): $(HOST_SOURCES)
 	$(CARGO) build --locked --release --manifest-path e2e-tests/Cargo.toml
 	@touch $@
 
+# Which annotator writes annotated-policy.wasm (kwctl when set or on PATH, else kwhost); the
+# stamp changes, and the module is annotated again, only when that changes.
+ANNOTATOR := $(if $(KWCTL),kwctl $(KWCTL),kwhost)
+
+target/annotator: FORCE
+	@mkdir -p target; if [ "$$(cat $@ 2>/dev/null)" != '$(ANNOTATOR)' ]; then echo '$(ANNOTATOR)' > $@; fi
+
+.PHONY: FORCE
+FORCE:
+
 # Embeds policy-metadata.yml (and README.md as usage) in the io.kubewarden.metadata section.
 ifneq ($(KWCTL),)
-annotated-policy.wasm: policy.wasm policy-metadata.yml README.md
+annotated-policy.wasm: policy.wasm policy-metadata.yml README.md target/annotator
 	$(KWCTL) annotate -m policy-metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
 else
-annotated-policy.wasm: policy.wasm policy-metadata.yml README.md $(KWHOST)
+annotated-policy.wasm: policy.wasm policy-metadata.yml README.md $(KWHOST) target/annotator
 	$(KWHOST) annotate -m policy-metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
 endif
 
