@@ -4,7 +4,9 @@
 #   make run        evaluate demo/request.json (a Pod in a namespace labelled
 #                   istio-injection=enabled) and print the response and the injected Pod
 #   make test       fmt check, clippy, unit tests, end-to-end tests
-#   make e2e-tests  end-to-end tests only (KWCTL=/path/to/kwctl runs them through kwctl)
+#   make e2e-tests  end-to-end tests only (KWCTL=/path/to/kwctl runs them through kwctl,
+#                   POLICY_SERVER=/path/to/policy-server adds the policy-server suite)
+#   make run-parity `make run`'s output through kwctl and through kwhost, compared
 #   make push REGISTRY=host[:port]/repository [TAG=vX.Y.Z]
 #                   publish annotated-policy.wasm (kwctl push, or kwhost push) and print
 #                   the digest-pinned reference
@@ -19,8 +21,11 @@ SHELL := /bin/bash
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip1
 CRATE := istio_sidecar_injector
-# kwctl is used for annotate/run when on PATH; otherwise the project's own host (kwhost).
+# kwctl is used for annotate/run/e2e-tests when set or on PATH; otherwise the project's own
+# host (kwhost). policy-server, when set or on PATH, runs the policy-server suite.
+# `eval "$$(../shared/kubewarden/install)"` sets both (kwctl and policy-server 1.36.0-beta.1).
 KWCTL ?= $(shell command -v kwctl 2>/dev/null)
+POLICY_SERVER ?= $(shell command -v policy-server 2>/dev/null)
 KWHOST := e2e-tests/target/release/kwhost
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 # The policy version (Cargo.toml); must equal io.kubewarden.policy.version.
@@ -44,28 +49,60 @@ $(KWHOST): $(HOST_SOURCES)
 	$(CARGO) build --locked --release --manifest-path e2e-tests/Cargo.toml
 	@touch $@
 
+# Which annotator writes annotated-policy.wasm (kwctl when set or on PATH, else kwhost); the
+# stamp changes, and the module is annotated again, only when that changes.
+ANNOTATOR := $(if $(KWCTL),kwctl $(KWCTL),kwhost)
+
+target/annotator: FORCE
+	@mkdir -p target; if [ "$$(cat $@ 2>/dev/null)" != '$(ANNOTATOR)' ]; then echo '$(ANNOTATOR)' > $@; fi
+
+.PHONY: FORCE
+FORCE:
+
 # Embeds policy-metadata.yml (and README.md as usage) in the io.kubewarden.metadata section.
 ifneq ($(KWCTL),)
-annotated-policy.wasm: policy.wasm policy-metadata.yml README.md
+annotated-policy.wasm: policy.wasm policy-metadata.yml README.md target/annotator
 	$(KWCTL) annotate -m policy-metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
 else
-annotated-policy.wasm: policy.wasm policy-metadata.yml README.md $(KWHOST)
+annotated-policy.wasm: policy.wasm policy-metadata.yml README.md $(KWHOST) target/annotator
 	$(KWHOST) annotate -m policy-metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
 endif
 
+# kwctl logs on stderr at INFO level and up, whatever RUST_LOG says, but a directive for a
+# module wins: these silence its start-up noise (no sigstore trust root without network, the
+# replay session in use) and keep its other warnings.
+KWCTL_QUIET := RUST_LOG=kwctl::config::pull_and_run=error,policy_evaluator::callback_handler::sigstore_verification=error
+
 ifneq ($(KWCTL),)
-RUNNER := $(KWCTL)
+RUNNER := $(KWCTL_QUIET) $(KWCTL)
 RUNNER_DEP :=
 else
 RUNNER := $(KWHOST)
 RUNNER_DEP := $(KWHOST)
 endif
 
+RUN_ARGS := run --request-path demo/request.json --settings-path demo/settings.yml \
+	--allow-context-aware --replay-host-capabilities-interactions demo/session.yml annotated-policy.wasm
+
 .PHONY: run
 run: annotated-policy.wasm $(RUNNER_DEP)
-	@set -o pipefail; $(RUNNER) run --request-path demo/request.json --settings-path demo/settings.yml \
-		--allow-context-aware --replay-host-capabilities-interactions demo/session.yml \
-		annotated-policy.wasm | python3 demo/show.py demo/request.json
+	@set -o pipefail; $(RUNNER) $(RUN_ARGS) | python3 demo/show.py demo/request.json
+
+# `make run` prints the same through kwctl as through kwhost (stdout and stderr).
+.PHONY: run-parity
+run-parity: annotated-policy.wasm $(KWHOST)
+	@if [ -z "$(KWCTL)" ]; then echo "run parity skipped: kwctl is not set nor on PATH"; exit 0; fi; \
+	set -o pipefail; mkdir -p target; \
+	{ $(KWCTL_QUIET) $(KWCTL) $(RUN_ARGS) | python3 demo/show.py demo/request.json; } > target/run-kwctl.txt 2>&1 \
+		|| { cat target/run-kwctl.txt; echo "run parity: make run fails through kwctl"; exit 1; }; \
+	{ $(KWHOST) $(RUN_ARGS) | python3 demo/show.py demo/request.json; } > target/run-kwhost.txt 2>&1 \
+		|| { cat target/run-kwhost.txt; echo "run parity: make run fails through kwhost"; exit 1; }; \
+	if cmp -s target/run-kwctl.txt target/run-kwhost.txt; then \
+		echo "run parity: make run prints the same $$(wc -l < target/run-kwhost.txt) lines through kwctl and kwhost"; \
+	else \
+		echo "run parity: make run prints differently through kwctl and kwhost:"; \
+		diff -u target/run-kwhost.txt target/run-kwctl.txt; exit 1; \
+	fi
 
 .PHONY: fmt
 fmt:
@@ -95,12 +132,23 @@ registry:
 		fi; \
 	fi
 
+# Which runtime runs the end-to-end tests, said once.
+.PHONY: e2e-runtime
+e2e-runtime:
+	@kw='$(KWCTL)'; ps='$(POLICY_SERVER)'; \
+	if [ -n "$$kw" ]; then line="kwctl $$($$kw --version 2>/dev/null | head -n 1 | sed 's/^kwctl //') ($$kw)"; \
+	else line="kwhost (the project's own waPC host)"; fi; \
+	if [ -n "$$ps" ]; then line="$$line + policy-server $$($$ps --version 2>/dev/null | head -n 1 | sed 's/^policy-server //') ($$ps)"; \
+	else line="$$line; policy-server suite skipped: POLICY_SERVER is not set"; fi; \
+	echo "e2e runtime: $$line"
+
 .PHONY: e2e-tests
-e2e-tests: annotated-policy.wasm registry
-	POLICY_WASM=$(CURDIR)/annotated-policy.wasm $(CARGO) test --locked --release --manifest-path e2e-tests/Cargo.toml
+e2e-tests: e2e-runtime annotated-policy.wasm registry
+	KWCTL='$(KWCTL)' POLICY_SERVER='$(POLICY_SERVER)' POLICY_WASM=$(CURDIR)/annotated-policy.wasm \
+		$(CARGO) test --locked --release --no-fail-fast --manifest-path e2e-tests/Cargo.toml
 
 .PHONY: test
-test: fmt lint unit-tests e2e-tests
+test: e2e-runtime fmt lint unit-tests e2e-tests run-parity
 
 # Publishing. REGISTRY is host[:port]/repository (registry:// optional), TAG defaults
 # to v$(VERSION). PUSH_SOURCES is a kwctl sources file (insecure_sources,

@@ -35,6 +35,9 @@ print("== AdmissionResponse (patch decoded) ==")
 shown = dict(response)
 if "patch" in shown:
     shown["patch"] = patch
+# kwctl prints auditAnnotations in no fixed order (a hash map), kwhost sorted: show them sorted.
+if shown.get("auditAnnotations"):
+    shown["auditAnnotations"] = dict(sorted(shown["auditAnnotations"].items()))
 print(json.dumps(shown, indent=2))
 print("== Pod after the patch ==")
 print(json.dumps(apply(copy.deepcopy(request["object"]), patch), indent=2))

@@ -11,12 +11,15 @@
 //!   section it lives in.
 //! - [`annotate`]: `kwctl annotate`.
 //! - [`scenario`]: the scenario files and checks of `tests/scenarios.rs`.
+//! - [`policy_server`]: a real policy-server started on 127.0.0.1 and the
+//!   AdmissionReviews sent to it (`tests/policy_server.rs`).
 
 pub mod annotate;
 pub mod artifacthub;
 pub mod host;
 pub mod manifests;
 pub mod metadata;
+pub mod policy_server;
 pub mod push;
 pub mod response;
 pub mod scenario;

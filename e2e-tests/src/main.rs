@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 
 use kwhost::host::{CompileCache, HostContext, Policy, parse_settings};
-use kwhost::metadata::{KWCTL_VERSION, Metadata, major_minor};
+use kwhost::metadata::{KWCTL_VERSION, Metadata, major_minor, release};
 use kwhost::response::AdmissionRequest;
 use kwhost::session::Session;
 
@@ -290,19 +290,21 @@ fn cmd_run(raw: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// kwctl refuses to run a policy that needs a newer Kubewarden (patch ignored).
+/// kwctl refuses to run a policy that needs a newer Kubewarden: semver order, with the
+/// policy's patch ignored, so a pre-release such as 1.36.0-beta.1 is older than 1.36.0.
 fn check_minimum_version(metadata: Option<&Metadata>) -> Result<()> {
     let Some(wanted) = metadata.and_then(|m| m.minimum_kubewarden_version.as_deref()) else {
         return Ok(());
     };
-    let (Some(need), Some(have)) = (major_minor(wanted), major_minor(KWCTL_VERSION)) else {
+    let (Some((major, minor)), Some((have, pre_release))) =
+        (major_minor(wanted), release(KWCTL_VERSION))
+    else {
         return Ok(());
     };
-    if have < need {
+    let need = (major, minor, 0);
+    if have < need || (have == need && pre_release) {
         bail!(
-            "Policy required Kubewarden version {}.{}.0 or greater. But it's running on {KWCTL_VERSION}",
-            need.0,
-            need.1
+            "Policy required Kubewarden version {major}.{minor}.0 or greater. But it's running on {KWCTL_VERSION}"
         );
     }
     Ok(())
@@ -436,12 +438,18 @@ mod tests {
         assert!(check_minimum_version(None).is_ok());
         assert!(check_minimum_version(Some(&md("1.35.9"))).is_ok());
         assert!(check_minimum_version(Some(&md("1.20.0"))).is_ok());
-        let err = check_minimum_version(Some(&md("1.36.0")))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "Policy required Kubewarden version 1.36.0 or greater. But it's running on 1.35.0"
-        );
+        // What kwctl 1.36.0-beta.1 says: its pre-release is older than 1.36.0.
+        for newer in ["1.36.0", "1.36.7", "1.37.0", "2.0.0"] {
+            let (major, minor) = major_minor(newer).unwrap();
+            let err = check_minimum_version(Some(&md(newer)))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "Policy required Kubewarden version {major}.{minor}.0 or greater. But it's running on 1.36.0-beta.1"
+                )
+            );
+        }
     }
 }

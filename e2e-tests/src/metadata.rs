@@ -20,8 +20,9 @@ pub const METADATA_SECTION: &str = "io.kubewarden.metadata";
 pub const ANNOTATION_KWCTL_VERSION: &str = "io.kubewarden.kwctl";
 /// Annotation kwctl adds with the contents of the usage file (`-u README.md`).
 pub const ANNOTATION_POLICY_USAGE: &str = "io.kubewarden.policy.usage";
-/// The kwctl release this host mimics (the one the Kubewarden policies CI installs).
-pub const KWCTL_VERSION: &str = "1.35.0";
+/// The kwctl release this host mimics: the one the project is tested with
+/// (`../shared/kubewarden/`, kwctl and policy-server 1.36.0-beta.1).
+pub const KWCTL_VERSION: &str = "1.36.0-beta.1";
 
 #[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtocolVersion {
@@ -315,6 +316,18 @@ pub fn major_minor(v: &str) -> Option<(u64, u64)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
+/// `(major, minor, patch)` of a semver string and whether it is a pre-release
+/// (`1.36.0-beta.1` comes before `1.36.0`).
+pub fn release(v: &str) -> Option<((u64, u64, u64), bool)> {
+    let core = v.split('+').next()?;
+    let (numbers, pre) = match core.split_once('-') {
+        Some((numbers, _)) => (numbers, true),
+        None => (core, false),
+    };
+    let mut it = numbers.split('.').map(|n| n.parse().ok());
+    Some(((it.next()??, it.next()??, it.next()??), pre))
+}
+
 /// One top-level section of a module: its id and the byte range it spans in
 /// the module, header (id + LEB128 size) included.
 struct RawSection {
@@ -581,6 +594,10 @@ annotations:
             assert!(validate_semver(bad).is_err(), "{bad}");
         }
         assert_eq!(major_minor("1.36.0-beta.1"), Some((1, 36)));
+        assert_eq!(release("1.36.0-beta.1"), Some(((1, 36, 0), true)));
+        assert_eq!(release("1.36.2+build.5"), Some(((1, 36, 2), false)));
+        assert_eq!(release("1.36.2-rc.1+build-5"), Some(((1, 36, 2), true)));
+        assert_eq!(release("1.36"), None);
     }
 
     #[test]

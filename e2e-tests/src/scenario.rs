@@ -496,6 +496,93 @@ pub fn check(scenario: &Scenario, evaluator: &dyn Evaluator) -> Result<Vec<Strin
     Ok(failures)
 }
 
+/// One scenario's result: its name and the failed checks (empty = passed), or why it could
+/// not run.
+pub type ScenarioResult = (String, Result<Vec<String>>);
+
+/// Loads and checks every scenario of `dirs` with `evaluator`, `jobs` at a time (kwctl runs
+/// are separate processes that mostly wait), the first one alone so that an evaluator that
+/// compiles the module on first use (kwctl's cache) compiles it once. Results in `dirs` order.
+pub fn run_all(
+    dirs: &[PathBuf],
+    evaluator: &(dyn Evaluator + Sync),
+    jobs: usize,
+) -> Vec<ScenarioResult> {
+    let name = |dir: &PathBuf| {
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string())
+    };
+    let run = |dir: &PathBuf| Scenario::load(dir).and_then(|s| check(&s, evaluator));
+    let results: Vec<std::sync::Mutex<Option<Result<Vec<String>>>>> =
+        dirs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let Some(dir) = dirs.get(i) else { break };
+            let result = run(dir);
+            *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        }
+    };
+    if !dirs.is_empty() {
+        // The first scenario alone.
+        let result = run(&dirs[0]);
+        *results[0].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        next.store(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(work);
+        }
+    });
+    dirs.iter()
+        .zip(results)
+        .map(|(dir, result)| {
+            let result = result
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Err(anyhow!("not run")));
+            (name(dir), result)
+        })
+        .collect()
+}
+
+/// Prints each result (`scenario NAME ... ok`, or FAILED and the failed checks), then the
+/// failed ones and `N passed, M failed`; whether all passed.
+pub fn report(results: &[ScenarioResult]) -> bool {
+    let mut failed = Vec::new();
+    for (name, result) in results {
+        match result {
+            Ok(failures) if failures.is_empty() => println!("scenario {name} ... ok"),
+            Ok(failures) => {
+                println!("scenario {name} ... FAILED");
+                for f in failures {
+                    println!("    {f}");
+                }
+                failed.push(name.as_str());
+            }
+            Err(e) => {
+                println!("scenario {name} ... FAILED");
+                println!("    error: {e:#}");
+                failed.push(name.as_str());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        println!("\nfailed scenarios:");
+        for name in &failed {
+            println!("    {name}");
+        }
+    }
+    println!(
+        "{} passed, {} failed",
+        results.len() - failed.len(),
+        failed.len()
+    );
+    failed.is_empty()
+}
+
 /// Resolves the module the scenarios run on: `$POLICY_WASM` or
 /// `<repo>/annotated-policy.wasm`.
 pub fn policy_wasm(manifest_dir: &Path) -> PathBuf {

@@ -5,13 +5,16 @@
 //! A custom harness (`harness = false`): each scenario is reported by name,
 //! all run, then the failed ones are listed and the last line is
 //! `N passed, M failed`. `$SCENARIOS_DIR` replaces `e2e-tests/scenarios`. Arguments that are not flags filter scenarios by
-//! substring (`cargo test --test scenarios -- labelled`).
+//! substring (`cargo test --test scenarios -- labelled`). kwctl runs are
+//! separate processes that mostly wait, so they run `$SCENARIO_JOBS` (default 8)
+//! at a time; the in-process host runs one at a time unless told otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use kwhost::host::CompileCache;
-use kwhost::scenario::{Evaluator, InProcess, Kwctl, Scenario, check, discover, policy_wasm};
+use kwhost::policy_server::{env_path, version};
+use kwhost::scenario::{Evaluator, InProcess, Kwctl, discover, policy_wasm, report, run_all};
 
 fn main() -> ExitCode {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -32,24 +35,31 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
 
-    let evaluator: Box<dyn Evaluator> = match std::env::var_os("KWCTL") {
+    let jobs = |default: usize| {
+        std::env::var("SCENARIO_JOBS")
+            .ok()
+            .and_then(|j| j.parse().ok())
+            .unwrap_or(default)
+    };
+    let (evaluator, jobs): (Box<dyn Evaluator + Sync>, usize) = match env_path("KWCTL") {
         Some(kwctl) => {
-            println!(
-                "scenarios: running through kwctl {}",
-                PathBuf::from(&kwctl).display()
-            );
-            Box::new(Kwctl {
-                binary: PathBuf::from(kwctl),
-                wasm: wasm.clone(),
-                scratch: Path::new(env!("CARGO_TARGET_TMPDIR")).join("kwctl-scenarios"),
-            })
+            let shown = version(&kwctl).unwrap_or_else(|e| format!("{e:#}"));
+            println!("scenarios: running through {shown} ({})", kwctl.display());
+            (
+                Box::new(Kwctl {
+                    binary: kwctl,
+                    wasm: wasm.clone(),
+                    scratch: Path::new(env!("CARGO_TARGET_TMPDIR")).join("kwctl-scenarios"),
+                }),
+                jobs(8),
+            )
         }
         None => {
             let cache = CompileCache::Directory(
                 Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasmtime-cache"),
             );
             match InProcess::new(&wasm, &cache) {
-                Ok(host) => Box::new(host),
+                Ok(host) => (Box::new(host), jobs(1)),
                 Err(e) => {
                     eprintln!("scenarios: cannot load {}: {e:#}", wasm.display());
                     println!("0 passed, 1 failed");
@@ -75,46 +85,18 @@ fn main() -> ExitCode {
         root.display(),
         wasm.display()
     );
+    let selected: Vec<PathBuf> = dirs
+        .into_iter()
+        .filter(|dir| {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+        })
+        .collect();
 
-    let mut passed = 0;
-    let mut failed: Vec<String> = Vec::new();
-    for dir in dirs {
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        let result = Scenario::load(&dir).and_then(|s| check(&s, evaluator.as_ref()));
-        match result {
-            Ok(failures) if failures.is_empty() => {
-                println!("scenario {name} ... ok");
-                passed += 1;
-            }
-            Ok(failures) => {
-                println!("scenario {name} ... FAILED");
-                for f in failures {
-                    println!("    {f}");
-                }
-                failed.push(name);
-            }
-            Err(e) => {
-                println!("scenario {name} ... FAILED");
-                println!("    error: {e:#}");
-                failed.push(name);
-            }
-        }
-    }
-
-    if !failed.is_empty() {
-        println!("\nfailed scenarios:");
-        for name in &failed {
-            println!("    {name}");
-        }
-    }
-    println!("{passed} passed, {} failed", failed.len());
-    if failed.is_empty() {
+    if report(&run_all(&selected, evaluator.as_ref(), jobs)) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -162,7 +162,7 @@ fn protocol_version_and_annotation() {
         json.starts_with(r#"{"protocolVersion":"v1","rules":[{"#),
         "{json}"
     );
-    let annotations = r##""annotations":{"io.kubewarden.kwctl":"1.35.0","io.kubewarden.policy.title":"wat-guest","io.kubewarden.policy.usage":"# README\n"},"mutating":true,"##;
+    let annotations = r##""annotations":{"io.kubewarden.kwctl":"1.36.0-beta.1","io.kubewarden.policy.title":"wat-guest","io.kubewarden.policy.usage":"# README\n"},"mutating":true,"##;
     assert!(json.contains(annotations), "{json}");
     assert!(json.ends_with(r#""contextAwareResources":[{"apiVersion":"v1","kind":"Namespace"}],"hostCapabilities":["kubernetes/get_resource"]}"#), "{json}");
 

@@ -1,0 +1,769 @@
+//! A real Kubewarden policy-server (`POLICY_SERVER=/path/to/policy-server`), driven as the
+//! Kubernetes API server drives it: started on 127.0.0.1 with the annotated module
+//! (`file://`), one policy entry per set of settings, and AdmissionReviews POSTed over HTTP
+//! to `/validate/<id>` (or `/audit/<id>`, what the audit scanner calls).
+//!
+//! - [`Config`] / [`PolicyServer`]: the `policies.yml` and the running process, killed when
+//!   dropped (also when a test fails half-way).
+//! - [`Client`]: sends AdmissionReviews and reads the answers (reqwest on a tokio runtime).
+//! - [`Served`]: an [`Evaluator`], so that [`crate::scenario::check`] verifies the
+//!   policy-server's answers exactly as those of the other hosts.
+//! - [`plan`]: which scenarios can run there. No Kubernetes API is reachable, so a policy
+//!   that reads the Pod's Namespace cannot get it; see [`Plan`].
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Map, Value, json};
+
+use crate::response::{AdmissionRequest, AdmissionResponse};
+use crate::scenario::{Evaluator, Outcome, Scenario};
+
+/// What policy-server answers when the policy runs past its evaluation deadline.
+pub const TIMEOUT_MESSAGE: &str =
+    "Policy execution interrupted because it exceeded the allowed execution time";
+
+/// policy-server's request body limit (axum's default, `DefaultBodyLimit`): a body of this
+/// many bytes is read, one more byte gets HTTP 413.
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// How policy-server starts an evaluation deadline when none is given (`--policy-timeout`).
+pub const DEFAULT_POLICY_TIMEOUT_SECONDS: u64 = 2;
+
+/// One entry of `policies.yml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyEntry {
+    /// The policy id: the path is `/validate/<id>`.
+    pub id: String,
+    pub settings: Map<String, Value>,
+    /// `timeoutEvalSeconds`: this policy's evaluation deadline (else `--policy-timeout`).
+    pub timeout_eval_seconds: Option<u64>,
+}
+
+/// How to start a policy-server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub binary: PathBuf,
+    /// The annotated module, served as `file://<absolute path>`.
+    pub module: PathBuf,
+    pub entries: Vec<PolicyEntry>,
+    /// Scratch directory: `policies.yml`, the download and sigstore directories, the log.
+    pub dir: PathBuf,
+    /// `--workers`.
+    pub workers: usize,
+    /// `--policy-timeout` (seconds); policy-server's default when `None`.
+    pub policy_timeout: Option<u64>,
+}
+
+impl Config {
+    /// The `policies.yml` policy-server reads: every entry may mutate (`allowedToMutate`,
+    /// the ClusterAdmissionPolicy's `mutating: true`) and has no context-aware resources.
+    pub fn policies_yaml(&self) -> Result<String> {
+        let module = std::path::absolute(&self.module)
+            .with_context(|| format!("cannot make {:?} absolute", self.module))?;
+        let mut policies = Map::new();
+        for entry in &self.entries {
+            let mut policy = json!({
+                "module": format!("file://{}", module.display()),
+                "allowedToMutate": true,
+                "settings": entry.settings,
+            });
+            if let Some(seconds) = entry.timeout_eval_seconds {
+                policy["timeoutEvalSeconds"] = json!(seconds);
+            }
+            if policies.insert(entry.id.clone(), policy).is_some() {
+                bail!("two policy entries have the id {:?}", entry.id);
+            }
+        }
+        Ok(serde_yaml::to_string(&Value::Object(policies))?)
+    }
+
+    fn command(&self, port: u16, readiness_port: u16) -> Result<Command> {
+        let policies = self.dir.join("policies.yml");
+        std::fs::write(&policies, self.policies_yaml()?)?;
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--policies")
+            .arg(&policies)
+            .arg("--policies-download-dir")
+            .arg(self.dir.join("downloads"))
+            .arg("--sigstore-cache-dir")
+            .arg(self.dir.join("sigstore"))
+            .arg("--ignore-kubernetes-connection-failure")
+            .args(["--addr", "127.0.0.1"])
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--readiness-probe-port")
+            .arg(readiness_port.to_string())
+            .arg("--workers")
+            .arg(self.workers.to_string())
+            .args(["--log-level", "warn", "--log-no-color"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        if let Some(seconds) = self.policy_timeout {
+            cmd.arg("--policy-timeout").arg(seconds.to_string());
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // Killed when the thread that starts it ends, so that a test process killed
+            // without unwinding (no drop guard) leaves no policy-server behind. Start it
+            // from a thread that outlives it (the tests use the main thread).
+            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        Ok(cmd)
+    }
+
+    /// Spawns policy-server on these ports, with stdout and stderr in `log`.
+    fn spawn(&self, log: &Path, port: u16, readiness_port: u16) -> Result<ChildGuard> {
+        std::fs::create_dir_all(&self.dir)?;
+        let out = File::create(log).with_context(|| format!("cannot create {log:?}"))?;
+        let err = out.try_clone()?;
+        let child = self
+            .command(port, readiness_port)?
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot run {:?}", self.binary))?;
+        Ok(ChildGuard(child))
+    }
+}
+
+/// A child process, killed (and reaped) when dropped, also when a test fails half-way.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port nobody listens on now (the OS's choice for 127.0.0.1:0).
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// `$NAME` as a path, if set and not empty (`make` may pass `NAME=` for unset).
+pub fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The first line of `<binary> --version` (`policy-server 1.36.0-beta.1`).
+pub fn version(binary: &Path) -> Result<String> {
+    let out = Command::new(binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {binary:?}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("{binary:?} --version printed nothing"))
+}
+
+/// A running policy-server; killed (and reaped) when dropped.
+pub struct PolicyServer {
+    child: ChildGuard,
+    pub client: Client,
+    pub log: PathBuf,
+    /// How long it took to answer on its readiness port.
+    pub startup: Duration,
+}
+
+/// How long policy-server may take to load the module and validate every entry's settings.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl PolicyServer {
+    /// Starts policy-server and waits until `/readiness` answers 200. A port taken between
+    /// choosing it and binding it is retried on other ports.
+    pub fn start(config: &Config) -> Result<Self> {
+        let log = config.dir.join("policy-server.log");
+        for attempt in 1..=3 {
+            let (port, readiness_port) = (free_port()?, free_port()?);
+            let client = Client::new(port)?;
+            let started = Instant::now();
+            let mut server = PolicyServer {
+                child: config.spawn(&log, port, readiness_port)?,
+                client,
+                log: log.clone(),
+                startup: Duration::ZERO,
+            };
+            let ready = format!("http://127.0.0.1:{readiness_port}/readiness");
+            loop {
+                if let Some(status) = server.child.0.try_wait()? {
+                    let output = server.output();
+                    if output.contains("Address already in use") && attempt < 3 {
+                        break;
+                    }
+                    bail!("policy-server exited ({status}) before it was ready:\n{output}");
+                }
+                if server.client.get_status(&ready) == Some(200) {
+                    server.startup = started.elapsed();
+                    return Ok(server);
+                }
+                if started.elapsed() > STARTUP_TIMEOUT {
+                    bail!(
+                        "policy-server was not ready after {STARTUP_TIMEOUT:?}:\n{}",
+                        server.output()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        bail!(
+            "policy-server could not bind its ports:\n{}",
+            read_log(&log)
+        )
+    }
+
+    /// Starts policy-server expecting it to refuse its configuration: it must exit, with a
+    /// failure status, before `timeout`. Returns the status and everything it printed.
+    pub fn expect_refusal(config: &Config, timeout: Duration) -> Result<(ExitStatus, String)> {
+        let log = config.dir.join("policy-server.log");
+        let (port, readiness_port) = (free_port()?, free_port()?);
+        let client = Client::new(readiness_port)?;
+        let mut child = config.spawn(&log, port, readiness_port)?;
+        let ready = format!("http://127.0.0.1:{readiness_port}/readiness");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.0.try_wait()? {
+                return Ok((status, read_log(&log)));
+            }
+            if client.get_status(&ready) == Some(200) {
+                bail!(
+                    "policy-server started (readiness 200) instead of refusing the settings:\n{}",
+                    read_log(&log)
+                );
+            }
+            if started.elapsed() > timeout {
+                bail!(
+                    "policy-server neither started nor exited within {timeout:?}:\n{}",
+                    read_log(&log)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything policy-server printed so far (stdout and stderr).
+    pub fn output(&self) -> String {
+        read_log(&self.log)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.0.try_wait(), Ok(None))
+    }
+}
+
+fn read_log(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// The two endpoints an AdmissionReview can be sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// What the API server calls: the answer is processed for the policy's mode.
+    Validate,
+    /// What the audit scanner calls.
+    Audit,
+}
+
+impl Endpoint {
+    pub fn path(self, id: &str) -> String {
+        match self {
+            Endpoint::Validate => format!("/validate/{id}"),
+            Endpoint::Audit => format!("/audit/{id}"),
+        }
+    }
+}
+
+/// An HTTP client for one policy-server: plain HTTP on 127.0.0.1, never through a proxy.
+pub struct Client {
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    base: String,
+}
+
+/// How long one request may take before it counts as lost.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Client {
+    pub fn new(port: u16) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start a tokio runtime")?;
+        // reqwest is built with rustls but no crypto provider (see Cargo.toml); plain HTTP
+        // needs none, but the builder insists on one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(REQUEST_TIMEOUT)
+            .pool_max_idle_per_host(128)
+            .build()
+            .context("cannot build an HTTP client")?;
+        Ok(Self {
+            runtime,
+            http,
+            base: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The status of a GET, `None` when nothing answers.
+    fn get_status(&self, url: &str) -> Option<u16> {
+        self.runtime.block_on(async {
+            let response = self
+                .http
+                .get(url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .ok()?;
+            Some(response.status().as_u16())
+        })
+    }
+
+    /// POSTs a JSON body; the HTTP status and the whole answer.
+    pub fn post(&self, path: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>)> {
+        self.runtime
+            .block_on(post(&self.http, &self.url(path), body))
+    }
+
+    /// Sends `request` in an AdmissionReview and returns the AdmissionResponse.
+    pub fn review(
+        &self,
+        endpoint: Endpoint,
+        id: &str,
+        request: &AdmissionRequest,
+    ) -> Result<AdmissionResponse> {
+        let (status, body) = self.post(&endpoint.path(id), review_body(request)?)?;
+        if status != 200 {
+            bail!(
+                "policy-server answered HTTP {status} on {}: {}",
+                endpoint.path(id),
+                String::from_utf8_lossy(&body)
+            );
+        }
+        parse_review(&body)
+    }
+}
+
+/// POSTs a JSON body with `http`; the HTTP status and the whole answer.
+pub async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>)> {
+    let response = http
+        .post(url)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .bytes()
+        .await
+        .with_context(|| format!("POST {url}: reading the answer"))?;
+    Ok((status, bytes.to_vec()))
+}
+
+/// The body the API server sends: `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":…}`.
+pub fn review_body(request: &AdmissionRequest) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": request,
+    }))?)
+}
+
+/// The AdmissionResponse of an AdmissionReview answer, which must be one
+/// (`apiVersion: admission.k8s.io/v1`, `kind: AdmissionReview`, a `response`).
+pub fn parse_review(body: &[u8]) -> Result<AdmissionResponse> {
+    let review: Value = serde_json::from_slice(body).with_context(|| {
+        format!(
+            "policy-server's answer is not JSON: {}",
+            String::from_utf8_lossy(&body[..body.len().min(500)])
+        )
+    })?;
+    if review.get("apiVersion").and_then(Value::as_str) != Some("admission.k8s.io/v1")
+        || review.get("kind").and_then(Value::as_str) != Some("AdmissionReview")
+    {
+        bail!(
+            "policy-server's answer is not an admission.k8s.io/v1 AdmissionReview: {}",
+            truncated(&review)
+        );
+    }
+    let response = review.get("response").ok_or_else(|| {
+        anyhow!(
+            "policy-server's AdmissionReview has no response: {}",
+            truncated(&review)
+        )
+    })?;
+    serde_json::from_value(response.clone()).with_context(|| {
+        format!(
+            "policy-server's response is not an AdmissionResponse: {}",
+            truncated(response)
+        )
+    })
+}
+
+fn truncated(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(500) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+/// How a scenario runs under policy-server, which has no Kubernetes API here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// The policy makes no host call (webhook mode, or no session: not a Pod CREATE): the
+    /// scenario runs as it is.
+    AsIs,
+    /// Lookup mode, and stage A selected the Pod (the scenario's outcome is neither
+    /// `not-selected` nor a failed lookup): the API server's selectors of a webhook-mode
+    /// policy would send it as well, so it runs with `namespaceSelection: webhook` and must
+    /// give the same outcome, patch and warnings.
+    Webhook,
+    /// `validate_settings` refuses the settings: policy-server must refuse to start.
+    InvalidSettings,
+    /// Not run, and why.
+    Skip(&'static str),
+}
+
+impl Plan {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Plan::AsIs => "as is (no host call)",
+            Plan::Webhook => "in namespaceSelection: webhook (stage A selected the Pod)",
+            Plan::InvalidSettings => "invalid settings (policy-server must refuse to start)",
+            Plan::Skip(why) => why,
+        }
+    }
+}
+
+/// The rule that decides which scenarios run through policy-server; see [`Plan`].
+pub fn plan(scenario: &Scenario) -> Plan {
+    let expected = &scenario.expected;
+    if expected.settings_invalid.is_some() {
+        return Plan::InvalidSettings;
+    }
+    let webhook = scenario.settings.get("namespaceSelection") == Some(&json!("webhook"));
+    if webhook || scenario.session.is_none() {
+        return Plan::AsIs;
+    }
+    if expected
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.starts_with("namespace-lookup-failed"))
+    {
+        return Plan::Skip("skipped: the Namespace lookup fails (closed); needs a Kubernetes API");
+    }
+    match expected.outcome.as_deref() {
+        Some("not-selected") => Plan::Skip(
+            "skipped: stage A (the Namespace lookup) leaves the Pod out; in webhook mode the API server's selectors would not send it",
+        ),
+        Some(_) => Plan::Webhook,
+        None => Plan::Skip(
+            "skipped: expected.yml names no outcome to tell whether stage A selects the Pod",
+        ),
+    }
+}
+
+/// The scenario as policy-server runs it ([`Plan::AsIs`] / [`Plan::Webhook`]), `None` for
+/// the others.
+pub fn served_scenario(scenario: &Scenario) -> Option<Scenario> {
+    match plan(scenario) {
+        Plan::AsIs => Some(scenario.clone()),
+        Plan::Webhook => {
+            let mut served = scenario.clone();
+            served
+                .settings
+                .insert("namespaceSelection".into(), json!("webhook"));
+            served.session = None;
+            Some(served)
+        }
+        Plan::InvalidSettings | Plan::Skip(_) => None,
+    }
+}
+
+/// A key for a settings object (its compact JSON; maps are sorted).
+pub fn settings_key(settings: &Map<String, Value>) -> String {
+    Value::Object(settings.clone()).to_string()
+}
+
+/// One policy entry per distinct settings among `scenarios`, named after the first scenario
+/// that has them.
+pub fn entries_for(scenarios: &[Scenario]) -> Vec<PolicyEntry> {
+    let mut seen = BTreeMap::new();
+    let mut entries = Vec::new();
+    for scenario in scenarios {
+        let key = settings_key(&scenario.settings);
+        if seen.insert(key, ()).is_none() {
+            entries.push(PolicyEntry {
+                id: scenario.name.clone(),
+                settings: scenario.settings.clone(),
+                timeout_eval_seconds: None,
+            });
+        }
+    }
+    entries
+}
+
+/// Scenarios answered by a running policy-server: each request goes to the entry whose
+/// settings are the scenario's.
+pub struct Served<'a> {
+    pub client: &'a Client,
+    pub endpoint: Endpoint,
+    ids: BTreeMap<String, String>,
+}
+
+impl<'a> Served<'a> {
+    pub fn new(client: &'a Client, endpoint: Endpoint, entries: &[PolicyEntry]) -> Self {
+        let ids = entries
+            .iter()
+            .map(|e| (settings_key(&e.settings), e.id.clone()))
+            .collect();
+        Self {
+            client,
+            endpoint,
+            ids,
+        }
+    }
+
+    /// The id of the entry with the scenario's settings.
+    pub fn id(&self, scenario: &Scenario) -> Result<&str> {
+        self.ids
+            .get(&settings_key(&scenario.settings))
+            .map(String::as_str)
+            .ok_or_else(|| anyhow!("no policy entry has the settings of {}", scenario.name))
+    }
+}
+
+impl Evaluator for Served<'_> {
+    fn evaluate(&self, scenario: &Scenario, request: &AdmissionRequest) -> Result<Outcome> {
+        let response = self
+            .client
+            .review(self.endpoint, self.id(scenario)?, request)?;
+        if response.uid != request.uid {
+            bail!(
+                "policy-server answered uid {:?} to request {:?}",
+                response.uid,
+                request.uid
+            );
+        }
+        Ok(Outcome::Response(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Expected;
+
+    fn scenario(settings: Value, session: bool, expected: &str) -> Scenario {
+        let request = AdmissionRequest::from_value(&json!({
+            "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE", "userInfo": {},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                       "spec": {"containers": [{"name": "app"}]}}
+        }))
+        .unwrap();
+        Scenario {
+            name: "s".into(),
+            dir: PathBuf::from("/nonexistent"),
+            request,
+            settings: settings.as_object().unwrap().clone(),
+            session: session.then(|| crate::session::Session::namespace_lookup("demo", None)),
+            expected: serde_yaml::from_str::<Expected>(expected).unwrap(),
+        }
+    }
+
+    #[test]
+    fn plans() {
+        let injected = "allowed: true\noutcome: injected\n";
+        assert_eq!(plan(&scenario(json!({}), false, injected)), Plan::AsIs);
+        assert_eq!(
+            plan(&scenario(
+                json!({"namespaceSelection": "webhook"}),
+                true,
+                injected
+            )),
+            Plan::AsIs
+        );
+        assert_eq!(plan(&scenario(json!({}), true, injected)), Plan::Webhook);
+        assert_eq!(
+            plan(&scenario(
+                json!({}),
+                true,
+                "allowed: true\noutcome: skipped\n"
+            )),
+            Plan::Webhook
+        );
+        assert!(matches!(
+            plan(&scenario(
+                json!({}),
+                true,
+                "allowed: true\noutcome: not-selected\n"
+            )),
+            Plan::Skip(_)
+        ));
+        assert!(matches!(
+            plan(&scenario(
+                json!({}),
+                true,
+                "allowed: false\noutcome: rejected\nreason: namespace-lookup-failed\n"
+            )),
+            Plan::Skip(_)
+        ));
+        assert!(matches!(
+            plan(&scenario(json!({}), true, "allowed: true\n")),
+            Plan::Skip(_)
+        ));
+        assert_eq!(
+            plan(&scenario(
+                json!({"policy": "x"}),
+                false,
+                "settings_invalid: x\n"
+            )),
+            Plan::InvalidSettings
+        );
+
+        let served =
+            served_scenario(&scenario(json!({"policy": "disabled"}), true, injected)).unwrap();
+        assert_eq!(
+            Value::Object(served.settings),
+            json!({"policy": "disabled", "namespaceSelection": "webhook"})
+        );
+        assert!(served.session.is_none());
+    }
+
+    #[test]
+    fn one_entry_per_settings() {
+        let mut a = scenario(json!({"policy": "disabled"}), false, "allowed: true\n");
+        a.name = "a".into();
+        let mut b = a.clone();
+        b.name = "b".into();
+        let mut c = scenario(json!({}), false, "allowed: true\n");
+        c.name = "c".into();
+        let entries = entries_for(&[a, b.clone(), c]);
+        assert_eq!(
+            entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["a", "c"]
+        );
+        let client = Client::new(1).unwrap();
+        let served = Served::new(&client, Endpoint::Validate, &entries);
+        assert_eq!(served.id(&b).unwrap(), "a");
+    }
+
+    #[test]
+    fn policies_file() {
+        let config = Config {
+            binary: PathBuf::from("policy-server"),
+            module: PathBuf::from("/abs/annotated-policy.wasm"),
+            entries: vec![
+                PolicyEntry {
+                    id: "plain".into(),
+                    settings: Map::new(),
+                    timeout_eval_seconds: None,
+                },
+                PolicyEntry {
+                    id: "deadline".into(),
+                    settings: json!({"namespaceSelection": "webhook"})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                    timeout_eval_seconds: Some(2),
+                },
+            ],
+            dir: PathBuf::from("/nonexistent"),
+            workers: 2,
+            policy_timeout: None,
+        };
+        let yaml: Value = serde_yaml::from_str(&config.policies_yaml().unwrap()).unwrap();
+        assert_eq!(
+            yaml,
+            json!({
+                "deadline": {"module": "file:///abs/annotated-policy.wasm", "allowedToMutate": true,
+                             "settings": {"namespaceSelection": "webhook"}, "timeoutEvalSeconds": 2},
+                "plain": {"module": "file:///abs/annotated-policy.wasm", "allowedToMutate": true,
+                          "settings": {}}
+            })
+        );
+        let mut twice = config.clone();
+        twice.entries[1].id = "plain".into();
+        assert!(twice.policies_yaml().is_err());
+    }
+
+    #[test]
+    fn review_answers() {
+        let ok = br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"uid":"u","allowed":true,"auditAnnotations":{"outcome":"injected"},"warnings":null}}"#;
+        let resp = parse_review(ok).unwrap();
+        assert_eq!(resp.uid, "u");
+        assert!(resp.allowed);
+        for bad in [
+            &br#"{"message":"unknown policy: nope","status":404}"#[..],
+            br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1"}"#,
+            br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{"allowed":true}}"#,
+            b"not json",
+        ] {
+            assert!(parse_review(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        let request = AdmissionRequest::from_value(&json!({
+            "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE", "userInfo": {}
+        }))
+        .unwrap();
+        let body: Value = serde_json::from_slice(&review_body(&request).unwrap()).unwrap();
+        assert_eq!(body["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(body["kind"], "AdmissionReview");
+        assert_eq!(body["request"]["uid"], "u");
+    }
+
+    #[test]
+    fn env_paths() {
+        // SAFETY: this test alone uses these variables.
+        unsafe {
+            std::env::set_var("KWHOST_TEST_EMPTY_PATH", "");
+            std::env::set_var("KWHOST_TEST_SOME_PATH", "/x");
+        }
+        assert_eq!(env_path("KWHOST_TEST_EMPTY_PATH"), None);
+        assert_eq!(env_path("KWHOST_TEST_UNSET_PATH"), None);
+        assert_eq!(env_path("KWHOST_TEST_SOME_PATH"), Some(PathBuf::from("/x")));
+    }
+}
