@@ -277,17 +277,35 @@ fn annotation<'a>(pod: &'a Value, key: &str) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
+/// At most this many templates are chained (after aliases, repeats in a row counted once):
+/// each costs a rendering and a merge, and a Pod listing thousands must be refused with a
+/// message rather than time out in the webhook.
+const MAX_TEMPLATES: usize = 64;
+
 /// Template names from `inject.istio.io/templates` or the default, with aliases expanded.
+/// A template repeated in a row is applied once: merging the same partial Pod again
+/// changes nothing.
 fn selected_templates(pod: &Value, settings: &Settings) -> Result<Vec<String>, String> {
     let names: Vec<String> = match annotation(pod, ann::TEMPLATES) {
         Some(list) => list.split(',').map(|n| n.trim().to_string()).collect(),
         None => settings.default_templates.clone(),
     };
-    let mut out = Vec::with_capacity(names.len());
+    let mut out: Vec<String> = Vec::with_capacity(names.len().min(MAX_TEMPLATES));
     for name in names {
-        match settings.aliases.get(&name) {
-            Some(targets) => out.extend(targets.iter().cloned()),
-            None => out.push(name),
+        let expanded = match settings.aliases.get(&name) {
+            Some(targets) => targets.clone(),
+            None => vec![name],
+        };
+        for name in expanded {
+            if out.last() != Some(&name) {
+                out.push(name);
+            }
+        }
+        if out.len() > MAX_TEMPLATES {
+            return Err(format!(
+                "annotation '{}' asks for more than {MAX_TEMPLATES} templates",
+                ann::TEMPLATES
+            ));
         }
     }
     for name in &out {
@@ -1030,6 +1048,43 @@ mod tests {
         assert_eq!(
             status_annotation(&TemplateNames::of(&[t]), ""),
             r#"{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["a","b"],"imagePullSecrets":null,"revision":"default"}"#
+        );
+    }
+
+    fn pod_with_templates(list: &str) -> Value {
+        json!({"metadata": {"annotations": {ann::TEMPLATES: list}}})
+    }
+
+    #[test]
+    fn templates_repeated_in_a_row_are_applied_once() {
+        let s = Settings::default();
+        let t = selected_templates(&pod_with_templates("sidecar, sidecar,sidecar"), &s).unwrap();
+        assert_eq!(t, ["sidecar"]);
+        // Not in a row: each is applied in its place.
+        let t = selected_templates(&pod_with_templates("sidecar,gateway,sidecar"), &s).unwrap();
+        assert_eq!(t, ["sidecar", "gateway", "sidecar"]);
+        let long = vec!["sidecar"; 100_000].join(",");
+        assert_eq!(
+            selected_templates(&pod_with_templates(&long), &s).unwrap(),
+            ["sidecar"]
+        );
+    }
+
+    #[test]
+    fn more_than_sixty_four_templates_are_refused_naming_the_annotation() {
+        let s = Settings::default();
+        let alternating = vec!["sidecar,gateway"; 33].join(",");
+        let err = selected_templates(&pod_with_templates(&alternating), &s).unwrap_err();
+        assert_eq!(
+            err,
+            "annotation 'inject.istio.io/templates' asks for more than 64 templates"
+        );
+        let fine = vec!["sidecar,gateway"; 32].join(",");
+        assert_eq!(
+            selected_templates(&pod_with_templates(&fine), &s)
+                .unwrap()
+                .len(),
+            64
         );
     }
 

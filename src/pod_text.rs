@@ -358,7 +358,12 @@ fn volumes<'a>(
             Part::Whole(_) => None,
         })
         .collect();
-    let unique = |name: &str| names.iter().filter(|n| **n == Some(name)).count() == 1;
+    // Counted in a map: a hostile Pod may have thousands of volumes.
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for n in names.iter().flatten() {
+        *counts.entry(n).or_default() += 1;
+    }
+    let unique = |name: &str| counts.get(name) == Some(&1);
     let keep: Vec<Option<String>> = names
         .iter()
         .map(|n| n.filter(|n| split && unique(n)).map(str::to_string))
@@ -845,6 +850,15 @@ fn write_named(
     written: &mut usize,
 ) -> Result<(), Lost> {
     out.push(b'[');
+    // The first text of each name, found in a map when there are many (a hostile Pod's
+    // thousands of containers), by a scan when there are few.
+    let index: Option<std::collections::HashMap<&str, usize>> = (texts.len() > 16).then(|| {
+        let mut index = std::collections::HashMap::new();
+        for (i, (n, _)) in texts.iter().enumerate() {
+            index.entry(n.as_str()).or_insert(i);
+        }
+        index
+    });
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -862,7 +876,10 @@ fn write_named(
         let text = item
             .get("name")
             .and_then(Value::as_str)
-            .and_then(|name| texts.iter().position(|(n, _)| n == name));
+            .and_then(|name| match &index {
+                Some(index) => index.get(name).copied(),
+                None => texts.iter().position(|(n, _)| n == name),
+            });
         match (item, text) {
             (Value::Object(map), Some(at)) => {
                 spliced[at] = spliced[at].saturating_add(1);
