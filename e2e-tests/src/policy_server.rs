@@ -475,6 +475,15 @@ impl Plan {
     }
 }
 
+/// The reason codes of stage A leaving a Pod out (`decision::not_selected_reason`).
+const STAGE_A_REASONS: [&str; 5] = [
+    "pod-label-false",
+    "namespace-injection-disabled",
+    "namespace-other-revision",
+    "pod-other-revision",
+    "not-labelled",
+];
+
 /// The rule that decides which scenarios run through policy-server; see [`Plan`].
 pub fn plan(scenario: &Scenario) -> Plan {
     let expected = &scenario.expected;
@@ -492,8 +501,19 @@ pub fn plan(scenario: &Scenario) -> Plan {
     {
         return Plan::Skip("skipped: the Namespace lookup fails (closed); needs a Kubernetes API");
     }
+    // Check mode reports a Pod stage A leaves out with its own outcome (a sidecar there is
+    // unexpected); the reason is stage A's then. In lookup mode a pod label
+    // sidecar.istio.io/inject=false never passes stage A either.
+    let stage_a_reason = expected.reason.as_deref().is_some_and(|r| {
+        STAGE_A_REASONS
+            .iter()
+            .any(|code| r == *code || r.starts_with(&format!("{code}:")))
+    });
     match expected.outcome.as_deref() {
         Some("not-selected") => Plan::Skip(
+            "skipped: stage A (the Namespace lookup) leaves the Pod out; in webhook mode the API server's selectors would not send it",
+        ),
+        Some(_) if stage_a_reason => Plan::Skip(
             "skipped: stage A (the Namespace lookup) leaves the Pod out; in webhook mode the API server's selectors would not send it",
         ),
         Some(_) => Plan::Webhook,
@@ -654,6 +674,23 @@ mod tests {
             plan(&scenario(json!({}), true, "allowed: true\n")),
             Plan::Skip(_)
         ));
+        // Check mode: a Pod stage A leaves out has its own outcome, and stage A's reason.
+        assert!(matches!(
+            plan(&scenario(
+                json!({"action": "check"}),
+                true,
+                "allowed: false\noutcome: sidecar-unexpected\nreason: namespace-injection-disabled\n"
+            )),
+            Plan::Skip(_)
+        ));
+        assert_eq!(
+            plan(&scenario(
+                json!({"action": "check"}),
+                true,
+                "allowed: false\noutcome: sidecar-missing\nreason: policy-enabled\n"
+            )),
+            Plan::Webhook
+        );
         assert_eq!(
             plan(&scenario(
                 json!({"policy": "x"}),

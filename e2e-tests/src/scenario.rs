@@ -41,9 +41,13 @@ pub struct Expected {
     /// with this; a bare code must be followed by `:` or end the reason.
     #[serde(default)]
     pub reason: Option<String>,
-    /// `status.message` must contain this.
+    /// `status.message` must contain this (a string, or a list of strings that must
+    /// all be in it).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub message_contains: Vec<String>,
+    /// `status.code` must be this (400: the request cannot be read).
     #[serde(default)]
-    pub message_contains: Option<String>,
+    pub code: Option<u16>,
     /// Each string must be a substring of some warning.
     #[serde(default)]
     pub warnings_contain: Vec<String>,
@@ -64,6 +68,20 @@ pub struct Expected {
     /// Same for `spec.initContainers`.
     #[serde(default)]
     pub init_containers_named: BTreeMap<String, usize>,
+}
+
+/// A string, or a list of strings.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -363,12 +381,18 @@ pub fn check(scenario: &Scenario, evaluator: &dyn Evaluator) -> Result<Vec<Strin
             annotation("reason")
         ));
     }
-    if let Some(text) = &expected.message_contains {
+    for text in &expected.message_contains {
         let message = response.status.as_ref().and_then(|s| s.message.as_deref());
         if !message.is_some_and(|m| m.contains(text.as_str())) {
             failures.push(format!(
                 "status.message is {message:?}, expected it to contain {text:?}"
             ));
+        }
+    }
+    if let Some(code) = expected.code {
+        let got = response.status.as_ref().and_then(|s| s.code);
+        if got != Some(code) {
+            failures.push(format!("status.code is {got:?}, expected {code}"));
         }
     }
     let warnings = response.warnings.clone().unwrap_or_default();

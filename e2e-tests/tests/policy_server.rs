@@ -384,9 +384,19 @@ fn differences(
         short(&serde_json::to_string(&gp).unwrap_or_default(), 300),
         short(&serde_json::to_string(&wp).unwrap_or_default(), 300),
     );
+    // In lookup mode a reason (and a check-mode message naming it) also says which webhook
+    // entry selected the Pod; in webhook mode the API server's selectors did.
+    let status = |r: &AdmissionResponse| {
+        let mut status = r.status.clone();
+        if reason_code_only && let Some(message) = status.as_mut().and_then(|s| s.message.as_mut())
+        {
+            *message = without_selecting_entry(message);
+        }
+        status
+    };
     field(
         "status",
-        got.status == want.status,
+        status(got) == status(want),
         format!("{:?}", got.status),
         format!("{:?}", want.status),
     );
@@ -422,6 +432,26 @@ fn differences(
             format!("{:?}", want.audit_annotations),
         );
     }
+    out
+}
+
+/// `text` without the ` (selected by webhook rule <entry>)` a lookup-mode reason carries.
+fn without_selecting_entry(text: &str) -> String {
+    const MARK: &str = " (selected by webhook rule ";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + MARK.len()..];
+        match after.find(')') {
+            Some(end) => rest = &after[end + 1..],
+            None => {
+                rest = after;
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
     out
 }
 
