@@ -1,6 +1,8 @@
-//! Bytes and allocations per evaluation, counted by a global allocator, for the example Pods
-//! of `tests/data/`, plus a plain wall-clock mean per call. Writes a JSON summary to
-//! `target/bench-results/engine.json` and prints one line per measurement.
+//! Bytes and allocations per `validate` call, counted by a global allocator, for the example
+//! Pods of `tests/data/`, plus a plain wall-clock mean per call. policy-server runs every
+//! call in a fresh WebAssembly instance, whose memory starts empty: what a call allocates at
+//! its peak is memory the instance must grow and touch, every time. Writes a JSON summary to
+//! `target/bench-results/engine.json` and prints a Markdown table.
 //!
 //! `cargo bench --bench alloc` (`-- --iterations N` to change the timing loop, default 200).
 //! Run without `--bench` (as `cargo test --benches` does) it makes one quick pass and writes
@@ -21,8 +23,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use istio_sidecar_injector::engine::{self, AdmissionRequest};
-use istio_sidecar_injector::settings::Settings;
+use istio_sidecar_injector::{engine, protocol};
 use serde_json::{Value, json};
 
 struct Counting;
@@ -122,61 +123,58 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if full { 200 } else { 1 });
 
-    let settings = Settings::default();
-    let namespace = common::namespace();
     let namespace_bytes = common::NAMESPACE.as_bytes();
     let mut pods = Vec::new();
+    println!("| Pod | call | allocations | bytes | peak bytes | µs/call (native) |");
+    println!("|---|---|---:|---:|---:|---:|");
 
     for ex in common::examples() {
-        let request: AdmissionRequest =
-            serde_json::from_value(ex.request.clone()).expect("example parses");
-        let make = || (common::clone_request(&request), namespace.clone());
-
-        // evaluate: decide + render on a parsed request.
-        let (r, ns) = make();
-        let evaluate = count(|| engine::evaluate(r, &settings, |_| Ok(ns)));
-        let evaluate_ns = mean_ns(iterations, make, |(r, ns)| {
-            engine::evaluate(r, &settings, |_| Ok(ns))
-        });
-
-        // validate: the wasm entry from payload bytes to response bytes.
+        // validate: the wasm entry, from payload bytes to response bytes.
         let (response, verdict) = common::validate(&ex.payload, namespace_bytes);
         let verdict = verdict.expect("payload parses");
         assert_eq!(verdict.outcome.as_str(), "injected", "{}", ex.name);
-        let mut cache = engine::SettingsCache::default();
-        common::validate_entry(&ex.payload, namespace_bytes, &mut cache);
-        let validate = count(|| common::validate_entry(&ex.payload, namespace_bytes, &mut cache));
+        let validate = count(|| common::validate_entry(&ex.payload, namespace_bytes));
         let validate_ns = mean_ns(
             iterations,
             || (),
-            |()| common::validate_entry(&ex.payload, namespace_bytes, &mut cache),
+            |()| common::validate_entry(&ex.payload, namespace_bytes),
+        );
+
+        // evaluate: validate without writing the response.
+        let evaluate_call = || {
+            let (request, settings) = protocol::parse(&ex.payload).expect("payload parses");
+            let verdict = engine::evaluate(request, &settings, |_| Ok(common::namespace()));
+            verdict.mutated.is_some()
+        };
+        let evaluate = count(evaluate_call);
+        let evaluate_ns = mean_ns(iterations, || (), |()| evaluate_call());
+
+        // reinject: validate on the Pod the first injection produced.
+        let injected = common::mutated(&verdict);
+        let again = common::payload(&common::pod_request(injected, "shop"), &json!({}));
+        let reinject = count(|| common::validate_entry(&again, namespace_bytes));
+        let reinject_ns = mean_ns(
+            iterations,
+            || (),
+            |()| common::validate_entry(&again, namespace_bytes),
         );
 
         // baseline: parse and answer with the Pod unchanged.
         let baseline = count(|| common::baseline(&ex.payload));
         let baseline_ns = mean_ns(iterations, || (), |()| common::baseline(&ex.payload));
 
-        // reinject: evaluate the injected Pod again.
-        let reinjection = common::pod_request(verdict.mutated.clone().expect("injected"), "shop");
-        let remake = || (common::clone_request(&reinjection), namespace.clone());
-        let (r, ns) = remake();
-        let reinject = count(|| engine::evaluate(r, &settings, |_| Ok(ns)));
-        let reinject_ns = mean_ns(iterations, remake, |(r, ns)| {
-            engine::evaluate(r, &settings, |_| Ok(ns))
-        });
-
         let entry = |c: Counts, ns: f64| {
             json!({"allocations": c.allocations, "bytes": c.bytes, "peak_bytes": c.peak_bytes,
                    "mean_ns": ns.round()})
         };
         for (what, c, t) in [
-            ("evaluate", evaluate, evaluate_ns),
-            ("reinject", reinject, reinject_ns),
             ("validate", validate, validate_ns),
+            ("parse + evaluate", evaluate, evaluate_ns),
+            ("reinject", reinject, reinject_ns),
             ("baseline", baseline, baseline_ns),
         ] {
             println!(
-                "alloc/{what}/{:<14} {:>8} allocations {:>10} bytes {:>10} peak bytes {:>10.1} us/call",
+                "| {} | {what} | {} | {} | {} | {:.1} |",
                 ex.name,
                 c.allocations,
                 c.bytes,
@@ -189,9 +187,9 @@ fn main() {
             "containers": ex.containers,
             "payload_bytes": ex.payload.len(),
             "response_bytes": response.len(),
+            "validate": entry(validate, validate_ns),
             "evaluate": entry(evaluate, evaluate_ns),
             "reinject": entry(reinject, reinject_ns),
-            "validate": entry(validate, validate_ns),
             "baseline": entry(baseline, baseline_ns),
         }));
     }

@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use istio_sidecar_injector::engine::{self, AdmissionRequest};
+use istio_sidecar_injector::engine;
 use istio_sidecar_injector::settings::Settings;
 use serde_json::{Value, json};
 
@@ -32,14 +32,13 @@ fn main() -> Result<(), String> {
         Some(p) => read(p)?,
         None => json!({"metadata": {"name": "default", "labels": {"istio-injection": "enabled"}}}),
     };
-    let request: AdmissionRequest = serde_json::from_value(request).map_err(|e| e.to_string())?;
-    let verdict = engine::evaluate(request, &settings, |_| Ok(namespace));
+    let verdict = engine::evaluate_value(&request, &settings, |_| Ok(namespace))?;
     let out = json!({
         "outcome": verdict.outcome.as_str(),
         "reason": verdict.reason.to_string(),
         "warnings": verdict.warnings,
         "message": verdict.message,
-        "pod": verdict.mutated,
+        "pod": verdict.mutated.map(|pod| pod.to_serde()),
     });
     println!(
         "{}",

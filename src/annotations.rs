@@ -2,8 +2,7 @@
 //! of the value formats they use. A bad value rejects the Pod, but only when the Pod would
 //! be injected: the check runs in stage C.
 
-use serde_json::{Map, Value};
-
+use crate::json::Map;
 use crate::quantity::Quantity;
 
 pub const INJECT: &str = "sidecar.istio.io/inject";
@@ -72,39 +71,36 @@ const VALIDATED: &[(&str, Check)] = &[
 
 /// Checks every validated annotation present; the error lists each bad one with its value,
 /// in Istio's wording: `invalid value 'X' for annotation 'Y': reason`.
-pub fn validate(annotations: Option<&Map<String, Value>>) -> Result<(), String> {
+pub fn validate(annotations: Option<&Map>) -> Result<(), String> {
     validate_and_parse_proxy_config(annotations).map(|_| ())
 }
 
 /// `validate`, also returning the parsed `proxy.istio.io/config` (if present), so that
 /// injection does not parse it a second time.
 pub fn validate_and_parse_proxy_config(
-    annotations: Option<&Map<String, Value>>,
-) -> Result<Option<Map<String, Value>>, String> {
+    annotations: Option<&Map>,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, String> {
     let Some(annotations) = annotations else {
         return Ok(None);
     };
     let mut errors: Vec<String> = Vec::new();
     let mut proxy_config = None;
-    // The annotations and VALIDATED are both sorted by name: one pass over each, rather than
-    // a map lookup per validated name.
-    let mut present = annotations.iter().peekable();
     for (name, check) in VALIDATED {
-        while present.next_if(|(k, _)| k.as_str() < *name).is_some() {}
-        if let Some((_, value)) = present.next_if(|(k, _)| k == name) {
-            let value = value.as_str().unwrap_or_default();
-            let checked = if *name == PROXY_CONFIG {
-                crate::proxy_config::parse_annotation(value)
-                    .map(|parsed| proxy_config = Some(parsed))
-                    .map_err(proxy_config_error)
-            } else {
-                check(value)
-            };
-            if let Err(e) = checked {
-                errors.push(format!(
-                    "invalid value '{value}' for annotation '{name}': {e}"
-                ));
-            }
+        let Some(value) = annotations.get(name) else {
+            continue;
+        };
+        let value = value.as_str().unwrap_or_default();
+        let checked = if *name == PROXY_CONFIG {
+            crate::proxy_config::parse_annotation(value)
+                .map(|parsed| proxy_config = Some(parsed))
+                .map_err(proxy_config_error)
+        } else {
+            check(value)
+        };
+        if let Err(e) = checked {
+            errors.push(format!(
+                "invalid value '{value}' for annotation '{name}': {e}"
+            ));
         }
     }
     if errors.is_empty() {
@@ -294,13 +290,7 @@ pub fn parse_go_bool(s: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn validated_names_are_sorted_as_map_keys() {
-        // `validate` walks the annotations and this table side by side.
-        assert!(VALIDATED.windows(2).all(|w| w[0].0 < w[1].0));
-    }
-    use serde_json::json;
+    use crate::json::from_json as json;
 
     fn check(name: &str, value: &str) -> Result<(), String> {
         let v = json!({ name: value });

@@ -1,11 +1,9 @@
 //! Whether a Pod gets a sidecar: stage A (Istio's webhook selectors, normally applied by the
 //! API server) and stage B (Istio's `injectRequired`). Plain functions over plain data.
 
-use serde_json::{Map, Value};
-
 use crate::annotations::INJECT;
-use crate::selector::Selector;
-use crate::settings::Settings;
+use crate::json::{Map, Value};
+use crate::settings::{Policy, SelectorList, Settings};
 
 /// Namespaces Istio never injects (`IgnoredNamespaces`).
 pub const IGNORED_NAMESPACES: &[&str] = &[
@@ -84,17 +82,18 @@ impl std::fmt::Display for Reason {
     }
 }
 
-/// The labels and facts of a Pod that the decision reads.
+/// The labels and facts of a Pod that the decision reads (borrowed for `'a` from a Pod
+/// whose own lifetime is `'v`).
 #[derive(Debug, Clone, Copy)]
-pub struct PodFacts<'a> {
-    pub labels: Option<&'a Map<String, Value>>,
-    pub annotations: Option<&'a Map<String, Value>>,
+pub struct PodFacts<'a, 'v> {
+    pub labels: Option<&'a Map<'v>>,
+    pub annotations: Option<&'a Map<'v>>,
     pub host_network: bool,
     /// `metadata.namespace`, or the request's namespace when the Pod has none.
     pub namespace: &'a str,
 }
 
-impl PodFacts<'_> {
+impl PodFacts<'_, '_> {
     fn label(&self, key: &str) -> Option<&str> {
         str_entry(self.labels, key)
     }
@@ -105,18 +104,18 @@ impl PodFacts<'_> {
 
 /// The Namespace as the API server sees it when matching webhook selectors.
 #[derive(Debug, Clone, Copy)]
-pub struct NamespaceFacts<'a> {
+pub struct NamespaceFacts<'a, 'v> {
     pub name: &'a str,
-    pub labels: Option<&'a Map<String, Value>>,
+    pub labels: Option<&'a Map<'v>>,
 }
 
-impl NamespaceFacts<'_> {
+impl NamespaceFacts<'_, '_> {
     fn label(&self, key: &str) -> Option<&str> {
         str_entry(self.labels, key)
     }
 }
 
-fn str_entry<'a>(map: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a str> {
+fn str_entry<'a>(map: Option<&'a Map>, key: &str) -> Option<&'a str> {
     map.and_then(|m| m.get(key)).and_then(Value::as_str)
 }
 
@@ -564,15 +563,17 @@ pub fn inject_required(settings: &Settings, pod: &PodFacts) -> Requirement {
     }
 
     trail.step(b, "policy", settings.policy.as_str(), false);
-    match (settings.policy.as_str(), explicit) {
-        ("enabled" | "disabled", Some((inject, reason))) => done(inject, reason, warnings, trail),
-        ("enabled", None) => done(
+    match (&settings.policy, explicit) {
+        (Policy::Enabled | Policy::Disabled, Some((inject, reason))) => {
+            done(inject, reason, warnings, trail)
+        }
+        (Policy::Enabled, None) => done(
             true,
             Reason::new("policy-enabled", "injection policy is enabled"),
             warnings,
             trail,
         ),
-        ("disabled", None) => done(
+        (Policy::Disabled, None) => done(
             false,
             Reason::new(
                 "policy-disabled",
@@ -581,7 +582,7 @@ pub fn inject_required(settings: &Settings, pod: &PodFacts) -> Requirement {
             warnings,
             trail,
         ),
-        (other, _) => done(
+        (Policy::Invalid(other), _) => done(
             false,
             Reason::new(
                 "invalid-policy",
@@ -607,7 +608,7 @@ fn shown(value: Option<&str>) -> String {
     }
 }
 
-fn selector_result(found: Option<usize>, selectors: &[Value]) -> String {
+fn selector_result(found: Option<usize>, selectors: &SelectorList) -> String {
     match found {
         Some(i) => format!("match [{i}]"),
         None if selectors.is_empty() => "none set".to_string(),
@@ -632,12 +633,12 @@ fn rule_of(code: &str) -> &'static str {
 /// empty selectors are skipped with a warning, as Istio skips them with a log line.
 fn first_matching_selector(
     field: &str,
-    selectors: &[Value],
+    selectors: &SelectorList,
     pod: &PodFacts,
     warnings: &mut Vec<String>,
 ) -> Option<usize> {
-    for (i, raw) in selectors.iter().enumerate() {
-        match Selector::parse(raw) {
+    for (i, selector) in selectors.iter().enumerate() {
+        match selector {
             Err(e) => warnings.push(format!("ignored invalid selector {field}[{i}]: {e}")),
             Ok(sel) if sel.is_empty() => warnings.push(format!(
                 "ignored empty selector {field}[{i}]: it would match every pod, so Istio skips it"
@@ -655,19 +656,24 @@ fn first_matching_selector(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    use crate::json::from_json as json;
 
     fn settings(v: Value) -> Settings {
-        Settings::from_value(&v).unwrap()
+        Settings::from_value(&v.to_serde()).unwrap()
     }
 
     struct Case {
-        ns_labels: Value,
-        pod_labels: Value,
-        pod_annotations: Value,
+        ns_labels: Value<'static>,
+        pod_labels: Value<'static>,
+        pod_annotations: Value<'static>,
     }
 
-    fn case(ns_labels: Value, pod_labels: Value, pod_annotations: Value) -> Case {
+    fn case(
+        ns_labels: Value<'static>,
+        pod_labels: Value<'static>,
+        pod_annotations: Value<'static>,
+    ) -> Case {
         Case {
             ns_labels,
             pod_labels,
@@ -1142,11 +1148,11 @@ mod tests {
     }
 
     fn pod<'a>(
-        labels: &'a Value,
-        annotations: &'a Value,
+        labels: &'a Value<'static>,
+        annotations: &'a Value<'static>,
         ns: &'a str,
         host_network: bool,
-    ) -> PodFacts<'a> {
+    ) -> PodFacts<'a, 'static> {
         PodFacts {
             labels: labels.as_object(),
             annotations: annotations.as_object(),
@@ -1277,13 +1283,12 @@ mod tests {
 
     #[test]
     fn empty_and_malformed_selectors_are_ignored_with_a_warning() {
-        let s = settings(json!({"policy": "disabled"}));
-        let mut s2 = s.clone();
-        s2.always_inject_selector = vec![
-            json!({}),
-            json!({"matchExpressions": [{"key": "a", "operator": "Bad"}]}),
-            json!({"matchLabels": {}}),
-        ];
+        // Settings as they are read; `validate_settings` would refuse the malformed one.
+        let s2 = settings(json!({"policy": "disabled", "alwaysInjectSelector": [
+            {},
+            {"matchExpressions": [{"key": "a", "operator": "Bad"}]},
+            {"matchLabels": {}},
+        ]}));
         let r = inject_required(&s2, &pod(&json!({"a": "b"}), &json!({}), "d", false));
         assert!(!r.required, "empty selectors must not match everything");
         assert_eq!(r.warnings.len(), 3, "{:?}", r.warnings);
@@ -1304,7 +1309,7 @@ mod tests {
     #[test]
     fn not_selected_reasons_are_specific() {
         let s = settings(json!({}));
-        let reason = |ns: Value, labels: Value| {
+        let reason = |ns: Value<'static>, labels: Value<'static>| {
             let ns_facts = NamespaceFacts {
                 name: "demo",
                 labels: ns.as_object(),

@@ -3,28 +3,26 @@
 //! the only host call, the Namespace lookup, is made here and handed to the engine.
 
 pub mod annotations;
-pub mod call_arena;
 pub mod check;
 pub mod decision;
 pub mod engine;
 pub mod go_json;
 pub mod inject;
+pub mod json;
 pub mod json_text;
 pub mod merge;
 pub mod pod;
-pub mod pod_text;
-pub mod prerender;
 pub mod probes;
 pub mod prometheus;
+pub mod protocol;
 pub mod proxy_config;
 pub mod quantity;
-pub mod response;
 pub mod selector;
 pub mod settings;
 pub mod template;
 
-// The Kubewarden entry points and the per-call allocator exist only in the policy module
-// (WASI); the browser build of the engine (`web/`) has neither.
+// The Kubewarden entry points exist only in the policy module (WASI); the browser build of
+// the engine (`web/`) has none.
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod entry {
     use guest::prelude::*;
@@ -34,10 +32,8 @@ mod entry {
     use kubewarden::host_capabilities::kubernetes::{GetResourceRequest, get_resource};
     use kubewarden::protocol_version_guest;
     use kubewarden::settings::SettingsValidationResponse;
-    use std::cell::RefCell;
 
-    use crate::call_arena::CallArena;
-    use crate::engine;
+    use crate::protocol;
     use crate::settings::Settings;
 
     #[unsafe(no_mangle)]
@@ -47,29 +43,10 @@ mod entry {
         register_function("protocol_version", protocol_version_guest);
     }
 
-    #[global_allocator]
-    static ALLOCATOR: CallArena = CallArena::new();
-
-    thread_local! {
-        /// The policy's settings, parsed on the first request (they never change).
-        static SETTINGS: RefCell<engine::SettingsCache> = RefCell::default();
-    }
-
+    /// One AdmissionReview. policy-server runs each in a fresh instance, so nothing is kept
+    /// from one call to the next: the settings come with every payload.
     fn validate(payload: &[u8]) -> CallResult {
-        Ok(SETTINGS.with_borrow_mut(|cache| {
-            let fills = cache.fills();
-            let response = ALLOCATOR.run(|| {
-                engine::validate_in_arena(payload, cache, lookup_namespace, || {
-                    !ALLOCATOR.overflowed()
-                })
-            });
-            if cache.fills() != fills {
-                // Filled inside the call's arena, which the next call reuses: parse the
-                // settings again into memory that lasts.
-                cache.refresh();
-            }
-            response
-        }))
+        Ok(protocol::validate(payload, lookup_namespace))
     }
 
     fn lookup_namespace(name: &str) -> Result<serde_json::Value, String> {

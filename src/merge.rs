@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 /// The merge key of a list field of a Pod, by field name (Kubernetes' `patchMergeKey`).
 fn merge_key(field: &str) -> Option<&'static str> {
@@ -45,31 +45,31 @@ pub enum Order {
 }
 
 /// Merges `patch` onto `target` in place, ordering every list as Kubernetes does.
-pub fn merge(target: &mut Value, patch: Value) {
+pub fn merge<'a>(target: &mut Value<'a>, patch: Value<'a>) {
     merge_value(target, patch, Order::Istio);
 }
 
 /// Merges a partial Pod onto a Pod: the user's lists keep their order (new items are
 /// appended); inside Istio's own containers (istio-proxy, istio-init, istio-validation) lists
 /// are ordered as Kubernetes' strategic merge orders them.
-pub fn merge_onto_pod(pod: &mut Value, patch: Value) {
+pub fn merge_onto_pod<'a>(pod: &mut Value<'a>, patch: Value<'a>) {
     merge_value(pod, patch, Order::KeepOriginal);
 }
 
 /// Merges keeping the original's order everywhere, Istio's containers included: used when
 /// re-injecting, where the Pod's order is the previous injection's.
-pub fn merge_keeping_order(pod: &mut Value, patch: Value) {
+pub fn merge_keeping_order<'a>(pod: &mut Value<'a>, patch: Value<'a>) {
     merge_value(pod, patch, Order::KeepAll);
 }
 
-fn merge_value(target: &mut Value, patch: Value, order: Order) {
+fn merge_value<'a>(target: &mut Value<'a>, patch: Value<'a>, order: Order) {
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => merge_maps(t, p, order),
         (t, p) => *t = p,
     }
 }
 
-fn merge_maps(target: &mut Map<String, Value>, patch: Map<String, Value>, order: Order) {
+fn merge_maps<'a>(target: &mut Map<'a>, patch: Map<'a>, order: Order) {
     for (key, pv) in patch {
         if pv.is_null() {
             target.remove(&key);
@@ -93,17 +93,18 @@ fn merge_maps(target: &mut Map<String, Value>, patch: Map<String, Value>, order:
 /// orders it — the patch's items in patch order, with the original's other items
 /// interleaved where the original had them relative to the patch items it also had. With
 /// `Order::KeepOriginal` the original's items keep their positions and new ones follow.
-fn merge_lists(field: &str, target: &mut Vec<Value>, patch: Vec<Value>, order: Order) {
+fn merge_lists<'a>(field: &str, target: &mut Vec<Value<'a>>, patch: Vec<Value<'a>>, order: Order) {
     let Some(key) = merge_key(field) else {
         *target = patch;
         return;
     };
     let pairing = pair_by_key(key, target, &patch);
-    let mut original: Vec<Option<Value>> = std::mem::take(target).into_iter().map(Some).collect();
+    let mut original: Vec<Option<Value<'a>>> =
+        std::mem::take(target).into_iter().map(Some).collect();
 
     // Patch items in patch order, merged onto their original counterpart when there is one,
     // with that item's position.
-    let mut patch_items: Vec<(Value, Option<usize>)> = Vec::with_capacity(patch.len());
+    let mut patch_items: Vec<(Value<'a>, Option<usize>)> = Vec::with_capacity(patch.len());
     for (p, oi) in patch.into_iter().zip(pairing) {
         if p.get(key).is_none_or(Value::is_null) {
             // No merge key (the API server would have refused such an item): added once,
@@ -127,7 +128,7 @@ fn merge_lists(field: &str, target: &mut Vec<Value>, patch: Vec<Value>, order: O
 
     let mut out = Vec::with_capacity(original.len() + patch_items.len());
     if order != Order::Istio {
-        let mut by_position: Vec<Option<Value>> = original;
+        let mut by_position: Vec<Option<Value<'a>>> = original;
         let mut new_items = Vec::new();
         for (item, oi) in patch_items {
             match oi {
@@ -168,8 +169,8 @@ fn merge_lists(field: &str, target: &mut Vec<Value>, patch: Vec<Value>, order: O
 /// pairs with the n-th original item with that key (a template may repeat an env name;
 /// pairing by occurrence keeps re-injection stable). Short lists (the usual case) are
 /// searched; long ones, as hostile Pods may have, are indexed by the keys' JSON text.
-fn pair_by_key(key: &str, original: &[Value], patch: &[Value]) -> Vec<Option<usize>> {
-    fn merge_key_of<'v>(item: &'v Value, key: &str) -> Option<&'v Value> {
+fn pair_by_key<'a>(key: &str, original: &[Value<'a>], patch: &[Value<'a>]) -> Vec<Option<usize>> {
+    fn merge_key_of<'v, 'a>(item: &'v Value<'a>, key: &str) -> Option<&'v Value<'a>> {
         item.get(key).filter(|k| !k.is_null())
     }
     let key_of = |item| merge_key_of(item, key);
@@ -177,7 +178,7 @@ fn pair_by_key(key: &str, original: &[Value], patch: &[Value]) -> Vec<Option<usi
         let mut positions: HashMap<String, VecDeque<usize>> = HashMap::new();
         for (i, item) in original.iter().enumerate() {
             if let Some(k) = key_of(item) {
-                positions.entry(k.to_string()).or_default().push_back(i);
+                positions.entry(k.to_json()).or_default().push_back(i);
             }
         }
         return patch
@@ -185,13 +186,13 @@ fn pair_by_key(key: &str, original: &[Value], patch: &[Value]) -> Vec<Option<usi
             .map(|p| {
                 let k = key_of(p)?;
                 positions
-                    .get_mut(&k.to_string())
+                    .get_mut(&k.to_json())
                     .and_then(VecDeque::pop_front)
             })
             .collect();
     }
     // Unpaired originals' keys; a paired one's is taken out.
-    let mut keys: Vec<Option<&Value>> = original.iter().map(key_of).collect();
+    let mut keys: Vec<Option<&Value<'a>>> = original.iter().map(key_of).collect();
     patch
         .iter()
         .map(|p| {
@@ -211,11 +212,11 @@ fn same_key(a: &Value, b: &Value) -> bool {
         (Value::String(x), Value::String(y)) => x == y,
         (Value::Number(x), Value::Number(y)) if !x.is_f64() && !y.is_f64() => x == y,
         // Not `a == b`: floats compare equal when their text differs (0.0 and -0.0).
-        _ => serde_json::to_string(a).ok() == serde_json::to_string(b).ok(),
+        _ => a.to_json() == b.to_json(),
     }
 }
 
-fn merge_item(field: &str, existing: &mut Value, patch: Value, order: Order) {
+fn merge_item<'a>(field: &str, existing: &mut Value<'a>, patch: Value<'a>, order: Order) {
     if retains_keys(field)
         && let (Value::Object(e), Value::Object(pm)) = (&mut *existing, &patch)
     {
@@ -271,7 +272,8 @@ pub(crate) fn strip_nulls_in_place(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    use crate::json::from_json as json;
 
     #[test]
     fn containers_merge_by_name_and_append() {

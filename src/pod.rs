@@ -1,7 +1,8 @@
-//! Reading a Pod kept as JSON: shape checks with messages that name the field, and the few
-//! derived facts injection needs (Istio's `GetDeployMetaFromPod`).
+//! The Pod, as the engine holds it ([`crate::json`]): shape checks with messages that name
+//! the field, the accessors every step of the decision, the injection and the check reads it
+//! with, and the few derived facts injection needs (Istio's `GetDeployMetaFromPod`).
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 use crate::template::DeployMeta;
 
@@ -83,7 +84,7 @@ pub const CONTAINER_LIST_FIELDS: [&str; 3] = ["env", "ports", "volumeMounts"];
 /// Container fields the shape check requires to be objects (or null).
 pub const CONTAINER_OBJECT_FIELDS: [&str; 3] = ["securityContext", "resources", "lifecycle"];
 
-fn check_container(path: &str, c: &Map<String, Value>) -> Result<(), String> {
+fn check_container(path: &str, c: &Map) -> Result<(), String> {
     for field in CONTAINER_LIST_FIELDS {
         match c.get(field) {
             None | Some(Value::Null) => {}
@@ -105,11 +106,11 @@ fn check_container(path: &str, c: &Map<String, Value>) -> Result<(), String> {
     Ok(())
 }
 
-pub fn metadata_map<'a>(pod: &'a Value, field: &str) -> Option<&'a Map<String, Value>> {
+pub fn metadata_map<'p, 'a>(pod: &'p Value<'a>, field: &str) -> Option<&'p Map<'a>> {
     pod.get("metadata")?.get(field)?.as_object()
 }
 
-pub fn metadata_str<'a>(pod: &'a Value, field: &str) -> &'a str {
+pub fn metadata_str<'p>(pod: &'p Value, field: &str) -> &'p str {
     pod.get("metadata")
         .and_then(|m| m.get(field))
         .and_then(Value::as_str)
@@ -124,18 +125,14 @@ pub fn host_network(pod: &Value) -> bool {
 }
 
 /// Mutable access to `metadata.<field>` as a map, created when missing.
-pub fn metadata_map_mut<'a>(pod: &'a mut Value, field: &str) -> &'a mut Map<String, Value> {
-    let meta = ensure_object(pod)
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let entry = ensure_object(meta)
-        .entry(field.to_string())
-        .or_insert_with(|| Value::Object(Map::new()));
+pub fn metadata_map_mut<'p, 'a>(pod: &'p mut Value<'a>, field: &str) -> &'p mut Map<'a> {
+    let meta = ensure_object(pod).get_or_insert_with("metadata", || Value::Object(Map::new()));
+    let entry = ensure_object(meta).get_or_insert_with(field, || Value::Object(Map::new()));
     ensure_object(entry)
 }
 
 /// The value as an object, replacing it with an empty one if it is not.
-pub fn ensure_object(v: &mut Value) -> &mut Map<String, Value> {
+pub fn ensure_object<'p, 'a>(v: &'p mut Value<'a>) -> &'p mut Map<'a> {
     if !v.is_object() {
         *v = Value::Object(Map::new());
     }
@@ -147,13 +144,9 @@ pub fn ensure_object(v: &mut Value) -> &mut Map<String, Value> {
 }
 
 /// `spec.<field>` as a mutable list, created when missing.
-pub fn list_mut<'a>(pod: &'a mut Value, field: &str) -> &'a mut Vec<Value> {
-    let spec = ensure_object(pod)
-        .entry("spec")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let entry = ensure_object(spec)
-        .entry(field.to_string())
-        .or_insert_with(|| Value::Array(Vec::new()));
+pub fn list_mut<'p, 'a>(pod: &'p mut Value<'a>, field: &str) -> &'p mut Vec<Value<'a>> {
+    let spec = ensure_object(pod).get_or_insert_with("spec", || Value::Object(Map::new()));
+    let entry = ensure_object(spec).get_or_insert_with(field, || Value::Array(Vec::new()));
     if !entry.is_array() {
         *entry = Value::Array(Vec::new());
     }
@@ -165,7 +158,7 @@ pub fn list_mut<'a>(pod: &'a mut Value, field: &str) -> &'a mut Vec<Value> {
 }
 
 /// `spec.<field>` as a list of containers (empty when missing).
-pub fn containers<'a>(pod: &'a Value, field: &str) -> &'a [Value] {
+pub fn containers<'p, 'a>(pod: &'p Value<'a>, field: &str) -> &'p [Value<'a>] {
     pod.get("spec")
         .and_then(|s| s.get(field))
         .and_then(Value::as_array)
@@ -173,16 +166,86 @@ pub fn containers<'a>(pod: &'a Value, field: &str) -> &'a [Value] {
         .unwrap_or_default()
 }
 
-pub fn containers_mut<'a>(pod: &'a mut Value, field: &str) -> Option<&'a mut Vec<Value>> {
+pub fn containers_mut<'p, 'a>(
+    pod: &'p mut Value<'a>,
+    field: &str,
+) -> Option<&'p mut Vec<Value<'a>>> {
     pod.get_mut("spec")?.get_mut(field)?.as_array_mut()
 }
 
-pub fn name_of(c: &Value) -> &str {
+pub fn name_of<'p>(c: &'p Value) -> &'p str {
     c.get("name").and_then(Value::as_str).unwrap_or_default()
 }
 
+/// `metadata.annotations[key]`, when it is a string.
+pub fn annotation<'p>(pod: &'p Value, key: &str) -> Option<&'p str> {
+    metadata_map(pod, "annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+}
+
+/// `metadata.labels[key]`, when it is a string.
+pub fn label<'p>(pod: &'p Value, key: &str) -> Option<&'p str> {
+    metadata_map(pod, "labels")
+        .and_then(|l| l.get(key))
+        .and_then(Value::as_str)
+}
+
+/// Whether `spec.<field>` has a container named `name`.
+pub fn has_container(pod: &Value, field: &str, name: &str) -> bool {
+    containers(pod, field).iter().any(|c| name_of(c) == name)
+}
+
+/// The container `name` of `spec.<field>`.
+pub fn container_mut<'p, 'a>(
+    pod: &'p mut Value<'a>,
+    field: &str,
+    name: &str,
+) -> Option<&'p mut Value<'a>> {
+    containers_mut(pod, field)?
+        .iter_mut()
+        .find(|c| name_of(c) == name)
+}
+
+/// Istio's `FindSidecar`-style lookup: the container `name`, among the containers first,
+/// then among the init containers (where a native sidecar is).
+pub fn find_container_mut<'p, 'a>(pod: &'p mut Value<'a>, name: &str) -> Option<&'p mut Value<'a>> {
+    let field = if has_container(pod, "containers", name) {
+        "containers"
+    } else {
+        "initContainers"
+    };
+    container_mut(pod, field, name)
+}
+
+/// Moves the container `name` from the containers to the end of the init containers.
+pub fn move_container_to_init(pod: &mut Value, name: &str) {
+    let Some(list) = containers_mut(pod, "containers") else {
+        return;
+    };
+    let Some(i) = list.iter().position(|c| name_of(c) == name) else {
+        return;
+    };
+    let c = list.remove(i);
+    list_mut(pod, "initContainers").push(c);
+}
+
+/// The `env` list of the container `name` (found as [`find_container_mut`] finds it),
+/// created when missing.
+pub fn container_env_mut<'p, 'a>(
+    pod: &'p mut Value<'a>,
+    name: &str,
+) -> Option<&'p mut Vec<Value<'a>>> {
+    let container = ensure_object(find_container_mut(pod, name)?);
+    let env = container.get_or_insert_with("env", || Value::Array(Vec::new()));
+    if !env.is_array() {
+        *env = Value::Array(Vec::new());
+    }
+    env.as_array_mut()
+}
+
 /// Istio's `GetDeployMetaFromPod`: name, namespace and owner kind of the workload.
-pub fn deploy_meta(pod: &Value, namespace: &str) -> DeployMeta {
+pub fn deploy_meta(pod: &Value<'_>, namespace: &str) -> DeployMeta {
     let name = metadata_str(pod, "name");
     let mut meta = DeployMeta {
         name: name.to_string(),
@@ -261,7 +324,8 @@ fn cron_job_name(job: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    use crate::json::from_json as json;
 
     #[test]
     fn shape_errors_name_the_field() {

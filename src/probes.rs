@@ -5,18 +5,16 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
-
 use crate::annotations::{REWRITE_PROBERS, STATUS_PORT, parse_go_bool};
+use crate::json::{Map, Value, object};
 use crate::json_text::{Object, plain, push_string, write_ordered};
 use crate::pod;
-use crate::template::object;
 
 const PROXY: &str = "istio-proxy";
 pub const ENV: &str = "ISTIO_KUBE_APP_PROBERS";
 
 /// Istio's `ShouldRewriteAppHTTPProbers`: a parseable annotation wins over the setting.
-pub fn enabled(annotations: Option<&Map<String, Value>>, setting: bool) -> bool {
+pub fn enabled(annotations: Option<&Map>, setting: bool) -> bool {
     annotations
         .and_then(|a| a.get(REWRITE_PROBERS))
         .and_then(Value::as_str)
@@ -125,7 +123,7 @@ fn named_port(container: &Value, name: &str) -> Option<i64> {
 }
 
 /// `ISTIO_KUBE_APP_PROBERS` text: keys sorted (a Go map), each prober in Go's field order.
-pub fn probers_text(probers: &BTreeMap<String, Value>) -> String {
+pub fn probers_text(probers: &BTreeMap<String, serde_json::Value>) -> String {
     let mut out = String::with_capacity(128 * probers.len());
     out.push('{');
     for (i, (url, p)) in probers.iter().enumerate() {
@@ -142,7 +140,7 @@ pub fn probers_text(probers: &BTreeMap<String, Value>) -> String {
 
 /// A `Prober` as Go writes it: the action (`HTTPGetAction`: path, port, host, scheme,
 /// httpHeaders; `TCPSocketAction`: port, host; `GRPCAction`: port, service), then the timeout.
-fn write_prober(out: &mut String, p: &Value) {
+fn write_prober(out: &mut String, p: &serde_json::Value) {
     write_ordered(
         out,
         p,
@@ -158,9 +156,10 @@ fn write_prober(out: &mut String, p: &Value) {
                 "tcpSocket" => write_ordered(out, v, &["port", "host"], &plain),
                 // GRPCAction.service is a pointer without omitempty: null is written.
                 "grpc" => {
+                    let null = serde_json::Value::Null;
                     let text = Object::append_to(std::mem::take(out))
-                        .value("port", v.get("port").unwrap_or(&Value::Null))
-                        .value("service", v.get("service").unwrap_or(&Value::Null))
+                        .value("port", v.get("port").unwrap_or(&null))
+                        .value("service", v.get("service").unwrap_or(&null))
                         .finish();
                     *out = text;
                 }
@@ -197,20 +196,26 @@ fn prober_text(
     out.push_str("{\"");
     out.push_str(action);
     out.push_str("\":");
-    let zero = Value::from(0);
+    // The text is Go's: what is not a string or a number is written with sorted keys, as
+    // serde_json's values are.
+    let serde = |v: Option<&Value>| v.map_or(serde_json::Value::Null, Value::to_serde);
     // A missing port is Go's zero.
-    let port = a.get("port").unwrap_or(&zero);
+    let port = a
+        .get("port")
+        .map_or(serde_json::Value::from(0), Value::to_serde);
     if action == "grpc" {
         // Ports are not resolved; GRPCAction.service is a pointer without omitempty.
         let grpc = Object::append_to(out)
-            .value("port", port)
-            .value("service", a.get("service").unwrap_or(&Value::Null));
+            .value("port", &port)
+            .value("service", &serde(a.get("service")));
         out = grpc.finish();
     } else {
         let port = match port {
-            Value::String(name) => Value::from(port_named(name)?),
-            Value::Number(n) if n.as_i64() == Some(target_port as i64) => return None,
-            other => other.clone(),
+            serde_json::Value::String(name) => serde_json::Value::from(port_named(&name)?),
+            serde_json::Value::Number(n) if n.as_i64() == Some(target_port as i64) => {
+                return None;
+            }
+            other => other,
         };
         if port.as_i64() == Some(own_port) {
             return None;
@@ -237,7 +242,7 @@ fn prober_text(
                 .get("httpHeaders")
                 .filter(|v| v.as_array().is_some_and(|a| !a.is_empty()))
             {
-                o = o.value("httpHeaders", headers);
+                o = o.value("httpHeaders", &serde(Some(headers)));
             }
         }
         out = o.finish();
@@ -272,20 +277,10 @@ pub fn rewrite(pod_value: &mut Value, mesh_status_port: u16) {
     take_over(pod_value, mesh_status_port);
 }
 
-/// Sets a field, reusing the key of an existing one.
-fn set(m: &mut Map<String, Value>, key: &str, value: Value) {
-    match m.get_mut(key) {
-        Some(slot) => *slot = value,
-        None => {
-            m.insert(key.into(), value);
-        }
-    }
-}
-
-fn convert(handler: &mut Map<String, Value>, url: &str, port: i64, is_probe: bool) {
+fn convert(handler: &mut Map, url: &str, port: i64, is_probe: bool) {
     if let Some(Value::Object(http)) = handler.get_mut("httpGet") {
-        set(http, "path", url.into());
-        set(http, "port", port.into());
+        http.insert("path", url.to_owned().into());
+        http.insert("port", port.into());
         if let Some(scheme) = http.get_mut("scheme")
             && scheme.as_str() == Some("HTTPS")
         {
@@ -302,8 +297,8 @@ fn convert(handler: &mut Map<String, Value>, url: &str, port: i64, is_probe: boo
     };
     handler.remove(replaced);
     handler.insert(
-        "httpGet".into(),
-        object([("path", url.into()), ("port", port.into())]),
+        "httpGet",
+        object([("path", url.to_owned().into()), ("port", port.into())]),
     );
 }
 
@@ -312,10 +307,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn value(v: &serde_json::Value) -> Value<'static> {
+        Value::from_serde(v)
+    }
+
     /// The former implementation, through an intermediate `Prober` value: `prober_text`
     /// must write what this gives.
     mod reference {
-        use super::*;
+        use serde_json::{Map, Value, json};
 
         /// A probe or lifecycle handler as the agent's `Prober`: one action plus the timeout.
         pub(super) fn internal_prober(handler: &Value, is_probe: bool) -> Option<Value> {
@@ -429,8 +428,8 @@ mod tests {
         }
     }
 
-    fn pod_with(containers: Value) -> Value {
-        json!({"metadata": {}, "spec": {"containers": containers}})
+    fn pod_with(containers: serde_json::Value) -> Value<'static> {
+        value(&json!({"metadata": {}, "spec": {"containers": containers}}))
     }
 
     #[test]
@@ -449,6 +448,7 @@ mod tests {
             r#"{"/app-health/app/livez":{"tcpSocket":{"port":81}},"/app-health/app/readyz":{"httpGet":{"path":"/ready","port":80,"scheme":"HTTPS"},"timeoutSeconds":5},"/app-health/app/startupz":{"grpc":{"port":82,"service":null}},"/app-lifecycle/app/prestopz":{"httpGet":{"port":83}}}"#
         );
         rewrite(&mut p, 15020);
+        let p = p.to_serde();
         let c = &p["spec"]["containers"][0];
         assert_eq!(
             c["readinessProbe"],
@@ -476,7 +476,7 @@ mod tests {
             15021
         );
         // Rewritten probes point at the status port, so a second dump has nothing left.
-        assert_eq!(dump(&p, 15020), None);
+        assert_eq!(dump(&value(&p), 15020), None);
     }
 
     #[test]
@@ -489,19 +489,21 @@ mod tests {
 
     #[test]
     fn status_port_annotation_is_the_target() {
-        let mut p = json!({"metadata": {"annotations": {STATUS_PORT: "15999"}}, "spec": {"containers": [{"name": "a", "livenessProbe": {"httpGet": {"port": 8080}}}]}});
+        let mut p = value(
+            &json!({"metadata": {"annotations": {STATUS_PORT: "15999"}}, "spec": {"containers": [{"name": "a", "livenessProbe": {"httpGet": {"port": 8080}}}]}}),
+        );
         rewrite(&mut p, 15020);
         assert_eq!(
-            p["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"],
+            p.to_serde()["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"],
             15999
         );
     }
 
     #[test]
     fn annotation_overrides_setting() {
-        let a = json!({REWRITE_PROBERS: "false"});
+        let a = value(&json!({REWRITE_PROBERS: "false"}));
         assert!(!enabled(a.as_object(), true));
-        let a = json!({REWRITE_PROBERS: "maybe"});
+        let a = value(&json!({REWRITE_PROBERS: "maybe"}));
         assert!(enabled(a.as_object(), true));
         assert!(!enabled(None, false));
     }
@@ -518,8 +520,12 @@ mod tests {
             ports
                 .as_array()?
                 .iter()
-                .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
-                .map(|p| p.get("containerPort").and_then(Value::as_i64).unwrap_or(0))
+                .find(|p| p.get("name").and_then(serde_json::Value::as_str) == Some(name))
+                .map(|p| {
+                    p.get("containerPort")
+                        .and_then(serde_json::Value::as_i64)
+                        .unwrap_or(0)
+                })
         };
         let handlers = [
             json!({"httpGet": {"path": "/ready", "port": "http", "scheme": "HTTPS", "host": "h", "httpHeaders": [{"name": "a", "value": "b"}]}, "timeoutSeconds": 5}),
@@ -556,7 +562,7 @@ mod tests {
                             s
                         });
                     assert_eq!(
-                        prober_text(h, is_probe, &port_named, target, own),
+                        prober_text(&value(h), is_probe, &port_named, target, own),
                         expected,
                         "{h} probe={is_probe} target={target} own={own}"
                     );

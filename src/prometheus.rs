@@ -2,9 +2,8 @@
 //! proxy's `ISTIO_PROMETHEUS_ANNOTATIONS` env and the pod is pointed at the agent's merged
 //! endpoint.
 
-use serde_json::{Map, Value};
-
 use crate::annotations::{PROMETHEUS_MERGE_METRICS, parse_go_bool};
+use crate::json::{Map, Value};
 use crate::json_text::{Object, array};
 
 const SCRAPE: &str = "prometheus_io_scrape";
@@ -52,32 +51,44 @@ fn kind(key: &str) -> Option<&'static str> {
         .find(|s| is(key, s))
 }
 
-fn find<'a>(annotations: &'a Map<String, Value>, sanitized: &str) -> Option<&'a str> {
-    annotations
+/// The merge's annotations (every spelling) as `(kind, key, value)`, by key: where two
+/// spellings of one setting are present, their order decides, and it must not depend on
+/// the order the Pod lists them in.
+fn merge_annotations<'m>(annotations: &'m Map) -> Vec<(&'static str, &'m str, &'m str)> {
+    let mut found: Vec<_> = annotations
         .iter()
-        .find(|(k, _)| is(k, sanitized))
-        .map(|(_, v)| v.as_str().unwrap_or_default())
+        .filter_map(|(k, v)| kind(k).map(|kind| (kind, k, v.as_str().unwrap_or_default())))
+        .collect();
+    found.sort_by(|a, b| a.1.cmp(b.1));
+    found
+}
+
+fn find<'m>(annotations: &'m Map, sanitized: &str) -> Option<&'m str> {
+    merge_annotations(annotations)
+        .into_iter()
+        .find(|(kind, _, _)| *kind == sanitized)
+        .map(|(_, _, v)| v)
 }
 
 /// `prometheus.io/port` (any spelling), if present.
-pub fn current_port(annotations: &Map<String, Value>) -> Option<&str> {
+pub fn current_port<'m>(annotations: &'m Map) -> Option<&'m str> {
     find(annotations, PORT)
 }
 
 /// Removes every spelling of the scrape, port, path and scrape-targets annotations.
-pub fn clear(annotations: &mut Map<String, Value>) {
+pub fn clear(annotations: &mut Map) {
     annotations.retain(|k, _| !matches!(kind(k), Some(SCRAPE | PORT | PATH | SCRAPE_TARGETS)));
 }
 
-fn scrape_enabled(annotations: &Map<String, Value>) -> bool {
-    annotations
-        .iter()
-        .filter(|(k, _)| is(k, SCRAPE))
-        .find_map(|(_, v)| v.as_str().and_then(parse_go_bool))
+fn scrape_enabled(annotations: &Map) -> bool {
+    merge_annotations(annotations)
+        .into_iter()
+        .filter(|(kind, _, _)| *kind == SCRAPE)
+        .find_map(|(_, _, v)| parse_go_bool(v))
         .unwrap_or(true)
 }
 
-fn merge_enabled(annotations: &Map<String, Value>, mesh_default: bool) -> bool {
+fn merge_enabled(annotations: &Map, mesh_default: bool) -> bool {
     annotations
         .get(PROMETHEUS_MERGE_METRICS)
         .and_then(Value::as_str)
@@ -107,11 +118,11 @@ fn check_port(port: &str, target: &str, what: &str) -> Result<(), String> {
 
 /// Applies the merge to the Pod's annotations, returning the env var to add to the proxy
 /// (if any). `status_port` is the mesh ProxyConfig status port.
-pub fn apply(
-    annotations: &mut Map<String, Value>,
+pub fn apply<'a>(
+    annotations: &mut Map<'a>,
     mesh_merge_default: bool,
     status_port: u16,
-) -> Result<Option<Value>, String> {
+) -> Result<Option<Value<'a>>, String> {
     if !scrape_enabled(annotations) || !merge_enabled(annotations, mesh_merge_default) {
         return Ok(None);
     }
@@ -124,9 +135,8 @@ pub fn apply(
     let mut path = String::new();
     let mut port = String::new();
     let mut targets: Vec<(String, String)> = Vec::new();
-    for (k, v) in annotations.iter() {
-        let v = v.as_str().unwrap_or_default();
-        match kind(k).unwrap_or_default() {
+    for (kind, _, v) in merge_annotations(annotations) {
+        match kind {
             PORT => port = v.to_string(),
             SCRAPE => scrape = v.to_string(),
             PATH => path = v.to_string(),
@@ -169,9 +179,9 @@ pub fn apply(
         ))
     };
     clear(annotations);
-    annotations.insert("prometheus.io/port".into(), target.into());
-    annotations.insert("prometheus.io/path".into(), "/stats/prometheus".into());
-    annotations.insert("prometheus.io/scrape".into(), "true".into());
+    annotations.insert("prometheus.io/port", target.into());
+    annotations.insert("prometheus.io/path", "/stats/prometheus".into());
+    annotations.insert("prometheus.io/scrape", "true".into());
     Ok(env)
 }
 
@@ -198,7 +208,7 @@ fn parse_targets(raw: &str) -> Option<Vec<(String, String)>> {
 
 /// The proxy's secure merged-metrics port (`ENVOY_SECURE_MERGED_METRICS_PORT`), if set and
 /// not 0.
-pub fn secure_port(proxy_env: &[Value]) -> Option<&str> {
+pub fn secure_port<'e>(proxy_env: &'e [Value]) -> Option<&'e str> {
     proxy_env.iter().find_map(|e| {
         (e.get("name").and_then(Value::as_str) == Some("ENVOY_SECURE_MERGED_METRICS_PORT"))
             .then(|| e.get("value").and_then(Value::as_str))
@@ -209,12 +219,12 @@ pub fn secure_port(proxy_env: &[Value]) -> Option<&str> {
 
 /// Istio's `applySecurePrometheusAnnotation`: advertise the proxy's secure merged-metrics
 /// port (see `secure_port`) unless the user already set the annotation.
-pub fn apply_secure_port(annotations: &mut Map<String, Value>, port: Option<&str>) {
+pub fn apply_secure_port(annotations: &mut Map, port: Option<&str>) {
     if annotations.keys().any(|k| is(k, SECURE_PORT)) {
         return;
     }
     if let Some(port) = port {
-        annotations.insert("prometheus.istio.io/secure-port".into(), port.into());
+        annotations.insert("prometheus.istio.io/secure-port", port.to_owned().into());
     }
 }
 
@@ -223,8 +233,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn annos(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap_or_default()
+    fn annos(v: serde_json::Value) -> Map<'static> {
+        Value::from_serde(&v)
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
     }
 
     #[test]

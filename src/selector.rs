@@ -135,10 +135,10 @@ impl Requirement {
     }
 
     /// `labels.Requirement.Matches`.
-    pub fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
+    pub fn matches(&self, labels: Option<&crate::json::Map>) -> bool {
         let value = labels
             .and_then(|l| l.get(self.key.as_str()))
-            .and_then(Value::as_str);
+            .and_then(crate::json::Value::as_str);
         match self.operator {
             Operator::In => value.is_some_and(|v| self.has_value(v)),
             Operator::NotIn => value.is_none_or(|v| !self.has_value(v)),
@@ -200,7 +200,7 @@ impl Selector {
     /// absent. `labels` is the pod's `metadata.labels`; a missing map has no
     /// labels and a non-string label value counts as absent.
     /// An empty selector matches everything.
-    pub fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
+    pub fn matches(&self, labels: Option<&crate::json::Map>) -> bool {
         self.requirements.iter().all(|r| r.matches(labels))
     }
 }
@@ -630,9 +630,9 @@ mod tests {
         }
     }
 
-    fn labels(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
+    fn labels(v: Value) -> crate::json::Map<'static> {
+        match crate::json::Value::from_serde(&v) {
+            crate::json::Value::Object(m) => m,
             _ => panic!("labels must be an object"),
         }
     }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::quantity::Quantity;
-use crate::selector::Selector;
+use crate::selector::{Selector, SelectorError};
 
 /// Templates shipped with the policy, as Istio's Helm chart ships them.
 pub const BUILTIN_TEMPLATES: &[&str] = &["sidecar", "gateway", "grpc-simple", "grpc-agent"];
@@ -41,17 +41,77 @@ pub enum Action {
     Check,
 }
 
+/// Istio's injection policy (the injector ConfigMap's `policy`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Every selected Pod is injected unless it opts out.
+    #[default]
+    Enabled,
+    /// Only the Pods that opt in are injected.
+    Disabled,
+    /// Anything else: Istio turns injection off (and `validate_settings` refuses it).
+    Invalid(String),
+}
+
+impl Policy {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Policy::Enabled => "enabled",
+            Policy::Disabled => "disabled",
+            Policy::Invalid(other) => other,
+        }
+    }
+}
+
+impl From<&str> for Policy {
+    fn from(policy: &str) -> Self {
+        match policy {
+            "enabled" => Policy::Enabled,
+            "disabled" => Policy::Disabled,
+            other => Policy::Invalid(other.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Policy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Policy::from(String::deserialize(d)?.as_str()))
+    }
+}
+
+/// Label selectors, compiled when the settings are read: a Pod is matched against them, not
+/// against their JSON. One that does not compile is kept with its error (Istio skips it with
+/// a warning; `validate_settings` refuses it).
+#[derive(Debug, Clone, Default)]
+pub struct SelectorList(Vec<Result<Selector, SelectorError>>);
+
+impl SelectorList {
+    pub fn iter(&self) -> std::slice::Iter<'_, Result<Selector, SelectorError>> {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de> Deserialize<'de> for SelectorList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Vec::<Value>::deserialize(d)?;
+        Ok(SelectorList(raw.iter().map(Selector::parse).collect()))
+    }
+}
+
 #[derive(Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Settings {
     pub action: Action,
-    /// `enabled` or `disabled`; anything else disables injection (as Istio does).
-    pub policy: String,
+    pub policy: Policy,
     pub revision: String,
     pub namespace_selection: NamespaceSelection,
     pub enable_namespaces_by_default: bool,
-    pub never_inject_selector: Vec<Value>,
-    pub always_inject_selector: Vec<Value>,
+    pub never_inject_selector: SelectorList,
+    pub always_inject_selector: SelectorList,
     pub default_templates: Vec<String>,
     pub templates: Map<String, Value>,
     pub aliases: BTreeMap<String, Vec<String>>,
@@ -65,12 +125,12 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             action: Action::Inject,
-            policy: "enabled".into(),
+            policy: Policy::Enabled,
             revision: String::new(),
             namespace_selection: NamespaceSelection::Lookup,
             enable_namespaces_by_default: false,
-            never_inject_selector: Vec::new(),
-            always_inject_selector: Vec::new(),
+            never_inject_selector: SelectorList::default(),
+            always_inject_selector: SelectorList::default(),
             default_templates: vec!["sidecar".into()],
             templates: Map::new(),
             aliases: BTreeMap::new(),
@@ -410,10 +470,9 @@ impl Settings {
             errors.push_str(&msg);
         };
 
-        if self.policy != "enabled" && self.policy != "disabled" {
+        if let Policy::Invalid(other) = &self.policy {
             fail(format!(
-                "policy: {:?} is not valid, use \"enabled\" or \"disabled\"",
-                self.policy
+                "policy: {other:?} is not valid, use \"enabled\" or \"disabled\""
             ));
         }
         if !self.revision.is_empty() && !is_label_value(&self.revision) {
@@ -427,7 +486,7 @@ impl Settings {
             ("alwaysInjectSelector", &self.always_inject_selector),
         ] {
             for (i, sel) in list.iter().enumerate() {
-                if let Err(e) = Selector::parse(sel) {
+                if let Err(e) = sel {
                     fail(format!("{field}[{i}]: {e}"));
                 }
             }
@@ -724,7 +783,7 @@ mod tests {
     #[test]
     fn empty_settings_give_istio_defaults() {
         let s = Settings::from_slice(b"{}").unwrap();
-        assert_eq!(s.policy, "enabled");
+        assert_eq!(s.policy, Policy::Enabled);
         assert_eq!(s.namespace_selection, NamespaceSelection::Lookup);
         assert_eq!(s.default_templates, vec!["sidecar"]);
         assert_eq!(s.values.global.proxy.status_port, 15020);

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use istio_sidecar_injector::decision::Outcome;
-use istio_sidecar_injector::engine::{self, AdmissionRequest, Verdict};
+use istio_sidecar_injector::engine::{self, Verdict};
 use istio_sidecar_injector::settings::Settings;
 use serde_json::{Value, json};
 
@@ -27,12 +27,21 @@ fn checking(v: &Value) -> Settings {
     settings(&v)
 }
 
-fn request(pod: &Value, namespace: &str) -> AdmissionRequest {
-    serde_json::from_value(json!({
+fn request(pod: &Value, namespace: &str) -> Value {
+    json!({
         "uid": "audit", "kind": {"group": "", "version": "v1", "kind": "Pod"},
         "operation": "CREATE", "namespace": namespace, "object": pod,
-    }))
-    .expect("request")
+    })
+}
+
+/// The verdict on a CREATE of `pod`, the Namespace lookup answering `lookup`.
+fn evaluate_with(
+    pod: &Value,
+    ns: &str,
+    settings: &Settings,
+    lookup: impl FnOnce(&str) -> Result<Value, String>,
+) -> Verdict<'static> {
+    engine::evaluate_value(&request(pod, ns), settings, lookup).expect("a request")
 }
 
 fn namespace(name: &str, labels: &Value) -> Value {
@@ -40,19 +49,19 @@ fn namespace(name: &str, labels: &Value) -> Value {
            "metadata": {"name": name, "labels": labels}})
 }
 
-fn evaluate(pod: &Value, ns: &str, labels: &Value, settings: &Settings) -> Verdict {
+fn evaluate(pod: &Value, ns: &str, labels: &Value, settings: &Settings) -> Verdict<'static> {
     let ns_object = namespace(ns, labels);
-    engine::evaluate(request(pod, ns), settings, |_| Ok(ns_object))
+    evaluate_with(pod, ns, settings, |_| Ok(ns_object))
 }
 
 /// The injected Pod as the API server stores it.
 fn injected_and_stored(pod: &Value, ns: &str, labels: &Value, settings_json: &Value) -> Value {
     let verdict = evaluate(pod, ns, labels, &settings(settings_json));
     assert_eq!(verdict.outcome, Outcome::Injected, "{}", verdict.reason);
-    api_server::store(verdict.mutated.as_ref().expect("injected"), ns, 7)
+    api_server::store(&verdict.mutated.expect("injected").to_serde(), ns, 7)
 }
 
-fn message(v: &Verdict) -> &str {
+fn message<'v>(v: &'v Verdict) -> &'v str {
     v.message.as_deref().unwrap_or_default()
 }
 
@@ -345,7 +354,7 @@ fn canary_revision_pod_checked_by_the_default_revision_is_not_its_business() {
 fn webhook_selection_mode_checks_without_a_namespace_lookup() {
     let webhook = json!({"namespaceSelection": "webhook"});
     let stored = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &webhook);
-    let verdict = engine::evaluate(request(&stored, "bookinfo"), &checking(&webhook), |_| {
+    let verdict = evaluate_with(&stored, "bookinfo", &checking(&webhook), |_| {
         Err("no lookup in webhook mode".to_string())
     });
     assert_eq!(
@@ -355,7 +364,7 @@ fn webhook_selection_mode_checks_without_a_namespace_lookup() {
         message(&verdict)
     );
     let bare = api_server::store(&reviews_pod(), "bookinfo", 5);
-    let verdict = engine::evaluate(request(&bare, "bookinfo"), &checking(&webhook), |_| {
+    let verdict = evaluate_with(&bare, "bookinfo", &checking(&webhook), |_| {
         Err("no lookup in webhook mode".to_string())
     });
     assert_eq!(verdict.outcome, Outcome::SidecarMissing);
@@ -417,7 +426,7 @@ fn pod_as_istiod_injects_it_is_current_in_shadow_mode() {
     let mut pod = reviews_pod();
     pod["spec"]["volumes"] = json!([{"name": "reviews-config", "configMap": {"name": "reviews"}}]);
     let verdict = evaluate(&pod, "bookinfo", &enabled(), &settings(&json!({})));
-    let istiod = as_istiod_writes_it(verdict.mutated.as_ref().unwrap());
+    let istiod = as_istiod_writes_it(&verdict.mutated.unwrap().to_serde());
     for stored in [istiod.clone(), api_server::store(&istiod, "bookinfo", 9)] {
         let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&json!({})));
         assert_eq!(

@@ -14,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use istio_sidecar_injector::decision::Outcome;
-use istio_sidecar_injector::engine::{self, AdmissionRequest};
+use istio_sidecar_injector::engine::Verdict;
 use istio_sidecar_injector::settings::Settings;
 use serde_json::{Value, json};
 
@@ -29,37 +29,26 @@ fn cases() -> Vec<PathBuf> {
     dirs
 }
 
-/// Evaluates the Pod with parsed settings, and checks that the wasm entry's path
-/// (`engine::validate` on the payload, with the settings as JSON) answers the same Pod.
-fn inject(pod: &Value, settings_json: &Value, ns_labels: &Value) -> engine::Verdict {
+/// Evaluates the Pod with parsed settings, and checks that the wasm entry's path (the
+/// payload, with the settings as JSON, through `protocol::validate`) answers the same Pod.
+fn inject(pod: &Value, settings_json: &Value, ns_labels: &Value) -> Verdict<'static> {
     let settings = Settings::from_value(settings_json).expect("settings");
     let verdict = evaluate(pod, &settings, ns_labels);
     let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default");
     let ns = json!({"metadata": {"name": namespace, "labels": ns_labels}});
     assert_eq!(
         common::validate_mutated(pod, namespace, settings_json, ns),
-        verdict.mutated.clone().unwrap_or(Value::Null),
-        "engine::validate and evaluate disagree on {}",
+        common::mutated(&verdict),
+        "the module's answer and evaluate disagree on {}",
         pod["metadata"]["name"]
     );
     verdict
 }
 
-fn evaluate(pod: &Value, settings: &Settings, ns_labels: &Value) -> engine::Verdict {
-    let namespace = pod["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or("default")
-        .to_string();
-    let request: AdmissionRequest = serde_json::from_value(json!({
-        "uid": "golden",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "operation": "CREATE",
-        "namespace": namespace,
-        "object": pod,
-    }))
-    .expect("request");
+fn evaluate(pod: &Value, settings: &Settings, ns_labels: &Value) -> Verdict<'static> {
+    let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default");
     let ns = json!({"metadata": {"name": namespace, "labels": ns_labels}});
-    engine::evaluate(request, settings, |_| Ok(ns))
+    common::evaluate(pod, namespace, settings, ns)
 }
 
 #[test]
@@ -84,7 +73,7 @@ fn golden_pods() {
             "{name}: {}",
             verdict.reason
         );
-        let injected = verdict.mutated.expect("an injected pod");
+        let injected = common::mutated(&verdict);
 
         let expected_path = dir.join("expected.json");
         if update {
@@ -106,11 +95,11 @@ fn golden_pods() {
 
         let again = inject(&injected, &case["settings"], &case["namespaceLabels"]);
         assert_eq!(again.outcome, Outcome::Injected, "{name}: re-injection");
-        if again.mutated.as_ref() != Some(&injected) {
+        let again = common::mutated(&again);
+        if again != injected {
             failures.push(format!(
                 "{name}: re-injection changed the Pod\n{}",
-                first_difference(again.mutated.as_ref().unwrap(), &injected, String::new())
-                    .unwrap_or_default()
+                first_difference(&again, &injected, String::new()).unwrap_or_default()
             ));
         }
     }
@@ -153,13 +142,9 @@ fn classic_sidecar_reinjected_as_native_moves_to_the_init_containers() {
         "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
         "spec": {"containers": [{"name": "app", "image": "app:1"}]}});
     let labels = json!({"istio-injection": "enabled"});
-    let classic = evaluate(&pod, &Settings::default(), &labels)
-        .mutated
-        .expect("injected");
+    let classic = common::mutated(&evaluate(&pod, &Settings::default(), &labels));
     let native = Settings::from_value(&json!({"nativeSidecars": true})).unwrap();
-    let again = evaluate(&classic, &native, &labels)
-        .mutated
-        .expect("injected");
+    let again = common::mutated(&evaluate(&classic, &native, &labels));
     let names = |field: &str| -> Vec<&str> {
         again["spec"][field]
             .as_array()

@@ -62,7 +62,7 @@ use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use istio_sidecar_injector::decision::Outcome;
-use istio_sidecar_injector::engine::{self, Verdict};
+use istio_sidecar_injector::engine::Verdict;
 use istio_sidecar_injector::probes;
 use istio_sidecar_injector::settings::Settings;
 use proptest::collection::{btree_map, vec};
@@ -749,19 +749,18 @@ impl Case {
                "metadata": {"name": self.namespace, "labels": to_map(all)}})
     }
 
-    fn evaluate(&self, pod: Value) -> Verdict {
+    fn evaluate(&self, pod: Value) -> Verdict<'static> {
         self.evaluate_with(pod, &self.namespace_labels)
     }
 
-    fn evaluate_with(&self, pod: Value, ns_labels: &[(String, String)]) -> Verdict {
+    fn evaluate_with(&self, pod: Value, ns_labels: &[(String, String)]) -> Verdict<'static> {
         let ns = self.namespace_object(ns_labels);
-        let request = common::pod_request(pod.clone(), &self.namespace);
-        let verdict = engine::evaluate(request, &self.settings, |_| Ok(ns.clone()));
-        // The wasm entry's path (Pod split into parsed fields and text) answers the same.
+        let verdict = common::evaluate(&pod, &self.namespace, &self.settings, ns.clone());
+        // The module's answer (the payload, the settings as JSON) carries the same Pod.
         assert_eq!(
             common::validate_mutated(&pod, &self.namespace, &self.settings_json, ns),
-            verdict.mutated.clone().unwrap_or(Value::Null),
-            "engine::validate and evaluate disagree"
+            common::mutated(&verdict),
+            "the module's answer and evaluate disagree"
         );
         verdict
     }
@@ -865,8 +864,10 @@ fn expected_input(case: &Case, input: &Value, output: &Value) -> Value {
         .union(&injected_names("initContainers"))
         .cloned()
         .collect();
+    let annotations =
+        istio_sidecar_injector::json::Value::from_serde(&input["metadata"]["annotations"]);
     let rewrite = probes::enabled(
-        input["metadata"]["annotations"].as_object(),
+        annotations.as_object(),
         case.settings
             .values
             .sidecar_injector_webhook
@@ -1016,7 +1017,7 @@ proptest! {
     fn injection_preserves_the_input(case in case()) {
         prop_assume!(!declares_reserved_init_names(&case.pod));
         let verdict = case.evaluate(case.pod.clone());
-        if let Some(output) = &verdict.mutated {
+        if let Some(output) = &verdict.mutated.as_ref().map(|pod| pod.to_serde()) {
             prop_assert_eq!(verdict.outcome, Outcome::Injected);
             let expected = expected_input(&case, &case.pod, output);
             let mut errors = Vec::new();
@@ -1045,7 +1046,7 @@ proptest! {
         // outputs tested here.
         prop_assume!(case.pod["metadata"]["annotations"]["sidecar.istio.io/status"].is_null());
         let first = case.evaluate(case.pod.clone());
-        if let Some(output) = first.mutated {
+        if let Some(output) = first.mutated.map(|pod| pod.to_serde()) {
             // A Pod with the same name in containers and initContainers is refused by the
             // API server, so it is never re-injected. Istio produces one too when the user
             // declares an init container named istio-proxy without native sidecars, or a
@@ -1059,7 +1060,7 @@ proptest! {
                 second.reason,
                 second.message
             );
-            let again = second.mutated.unwrap();
+            let again = common::mutated(&second);
             prop_assert!(
                 again == output,
                 "re-injection changed the Pod: {}\npod: {}\nsettings: {}\nnamespace labels: {:?}",
@@ -1093,7 +1094,8 @@ proptest! {
         prop_assert_eq!(first.outcome, second.outcome, "{}", context);
         prop_assert_eq!(first.reason.code, second.reason.code, "{}", context);
         prop_assert_eq!(&first.warnings, &second.warnings, "{}", context);
-        match (&first.mutated, &second.mutated) {
+        let serde = |v: &Verdict| v.mutated.as_ref().map(|pod| pod.to_serde());
+        match (&serde(&first), &serde(&second)) {
             (Some(a), Some(b)) => prop_assert!(
                 a == b,
                 "the injected Pod depends on map order: {}",
@@ -1223,11 +1225,9 @@ fn webhook_settings(extra: Value) -> Settings {
 /// Injects `pod`, then injects the result again; returns both Pods.
 fn inject_twice(pod: Value, settings: &Settings) -> (Value, Value) {
     let run = |pod: Value| {
-        let v = engine::evaluate(common::pod_request(pod, "shop"), settings, |_| {
-            Err("not used".to_string())
-        });
+        let v = common::evaluate(&pod, "shop", settings, Value::Null);
         assert_eq!(v.outcome, Outcome::Injected, "{} {:?}", v.reason, v.message);
-        v.mutated.unwrap()
+        common::mutated(&v)
     };
     let first = run(pod);
     let second = run(first.clone());
@@ -1345,11 +1345,7 @@ fn decision_ignores_order_of_prometheus_spellings() {
     let settings = webhook_settings(json!({"meshConfig": {"enablePrometheusMerge": true}}));
     let a = ("prometheus.io/port", "15020");
     let b = ("prometheus-io/port", "9091");
-    let evaluate = |pod: Value| {
-        engine::evaluate(common::pod_request(pod, "shop"), &settings, |_| {
-            Err("not used".to_string())
-        })
-    };
+    let evaluate = |pod: Value| common::evaluate(&pod, "shop", &settings, Value::Null);
     let one = evaluate(pod(a, b));
     let other = evaluate(pod(b, a));
     assert_eq!(
@@ -1414,10 +1410,8 @@ fn bug_forged_overrides_annotation_adds_container_with_non_string_name() {
             "annotations": {"proxy.istio.io/overrides": "{\"containers\":[{\"name\":1}]}"}},
         "spec": {"containers": [{"name": "app", "image": "app"}]}});
     let settings = webhook_settings(json!({"defaultTemplates": ["grpc-simple"]}));
-    let v = engine::evaluate(common::pod_request(pod, "shop"), &settings, |_| {
-        Err("not used".to_string())
-    });
-    if let Some(injected) = v.mutated {
+    let v = common::evaluate(&pod, "shop", &settings, Value::Null);
+    if let Some(injected) = v.mutated.map(|pod| pod.to_serde()) {
         let names: Vec<&Value> = injected["spec"]["containers"]
             .as_array()
             .unwrap()

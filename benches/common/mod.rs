@@ -1,10 +1,13 @@
 //! Shared by the benchmarks (`benches/`), the robustness tests (`tests/hostile.rs`,
-//! `tests/fuzz_corpus.rs`, `tests/proptest_injection.rs`) and the fuzz targets (`fuzz/`):
-//! the example Pods of `tests/data/` and a native copy of the wasm `validate` entry point
-//! (`src/lib.rs`: parse the payload, evaluate, serialize Kubewarden's ValidationResponse).
+//! `tests/fuzz_corpus.rs`, `tests/proptest_injection.rs`), the golden and check tests and the
+//! fuzz targets (`fuzz/`): the example Pods of `tests/data/`, and the policy's `validate`
+//! natively, exactly as the wasm entry point runs it (`protocol::validate`: parse the
+//! payload, evaluate, write Kubewarden's ValidationResponse).
 #![allow(dead_code)]
 
-use istio_sidecar_injector::engine::{self, AdmissionRequest, GroupVersionKind, Verdict};
+use istio_sidecar_injector::engine::{self, Verdict};
+use istio_sidecar_injector::protocol;
+use istio_sidecar_injector::settings::Settings;
 use kubewarden_policy_sdk::response::ValidationResponse;
 use serde_json::{Value, json};
 
@@ -54,126 +57,90 @@ pub fn namespace() -> Value {
     serde_json::from_str(NAMESPACE).expect("namespace fixture is JSON")
 }
 
-/// `AdmissionRequest` has no `Clone`; benches need fresh copies outside the timed part.
-pub fn clone_request(r: &AdmissionRequest) -> AdmissionRequest {
-    AdmissionRequest {
-        uid: r.uid.clone(),
-        kind: GroupVersionKind {
-            group: r.kind.group.clone(),
-            version: r.kind.version.clone(),
-            kind: r.kind.kind.clone(),
-        },
-        operation: r.operation.clone(),
-        namespace: r.namespace.clone(),
-        name: r.name.clone(),
-        object: r.object.clone(),
-    }
-}
-
 /// A CREATE request of `pod` in `namespace`, as the API server sends it.
-pub fn pod_request(pod: Value, namespace: &str) -> AdmissionRequest {
-    AdmissionRequest {
-        uid: "00000000-0000-4000-8000-000000000000".into(),
-        kind: GroupVersionKind {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "Pod".into(),
-        },
-        operation: "CREATE".into(),
-        namespace: namespace.into(),
-        name: String::new(),
-        object: pod,
-    }
-}
-
-/// What `src/lib.rs`'s `validate` does with a payload, natively: parse, evaluate (the
-/// Namespace lookup answers with `namespace_json`, deserialized as the SDK does with the
-/// host's answer), and serialize the ValidationResponse. Returns the response bytes and the
-/// verdict (None when the payload was rejected before evaluation).
-pub fn validate(payload: &[u8], namespace_json: &[u8]) -> (Vec<u8>, Option<Verdict>) {
-    let (reference, verdict) = validate_reference(payload, namespace_json);
-    // The wasm entry point answers with `engine::validate`, which keeps the Pod's untouched
-    // fields as text; it must answer exactly as the reference path does.
-    let fast = engine::validate(payload, &mut engine::SettingsCache::default(), |_| {
-        serde_json::from_slice::<Value>(namespace_json).map_err(|e| e.to_string())
-    });
-    let parse = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).expect("response is JSON");
-    assert_eq!(
-        parse(&fast),
-        parse(&reference),
-        "engine::validate differs from parse_payload + evaluate"
-    );
-    (fast, verdict)
-}
-
-/// What the wasm `validate` entry runs (but with the system allocator, so with
-/// `engine::validate`, which frees what it built): the settings cache kept across calls as
-/// the module keeps it.
-pub fn validate_entry(
-    payload: &[u8],
-    namespace_json: &[u8],
-    cache: &mut engine::SettingsCache,
-) -> Vec<u8> {
-    engine::validate(payload, cache, |_| {
-        serde_json::from_slice::<Value>(namespace_json).map_err(|e| e.to_string())
+pub fn pod_request(pod: Value, namespace: &str) -> Value {
+    json!({
+        "uid": "00000000-0000-4000-8000-000000000000",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "operation": "CREATE",
+        "namespace": namespace,
+        "object": pod,
     })
 }
 
-/// The Pod `engine::validate` answers for a CREATE of `pod` in `namespace` with these
-/// settings (JSON, as Kubewarden sends them), the Namespace lookup answering
-/// `namespace_object`: what tests compare with `engine::evaluate`'s Pod.
+/// The Namespace lookup answering `namespace_json`, deserialized as the SDK deserializes
+/// the host's answer.
+fn lookup(namespace_json: &[u8]) -> impl FnOnce(&str) -> Result<Value, String> + '_ {
+    |_| serde_json::from_slice::<Value>(namespace_json).map_err(|e| e.to_string())
+}
+
+/// What the wasm module's `validate` answers for a payload (`protocol::validate`'s steps),
+/// the Namespace lookup answering `namespace_json`: the response bytes, and the verdict
+/// they were written from (None when the payload was rejected before evaluation).
+pub fn validate(payload: &[u8], namespace_json: &[u8]) -> (Vec<u8>, Option<Verdict<'static>>) {
+    let mut seen = None;
+    let response = protocol::validate_seeing(payload, lookup(namespace_json), |verdict| {
+        seen = Some(verdict.clone().into_owned());
+    });
+    (response, seen)
+}
+
+/// The response of the wasm module's `validate` (`protocol::validate`) to a payload.
+pub fn validate_entry(payload: &[u8], namespace_json: &[u8]) -> Vec<u8> {
+    protocol::validate(payload, lookup(namespace_json))
+}
+
+/// The Pod `validate` answers for a CREATE of `pod` in `namespace` with these settings (JSON,
+/// as Kubewarden sends them), the Namespace lookup answering `namespace_object`.
 pub fn validate_mutated(
     pod: &Value,
     namespace: &str,
     settings: &Value,
     namespace_object: Value,
 ) -> Value {
-    let payload = json!({
-        "request": {"uid": "test", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-                    "operation": "CREATE", "namespace": namespace, "object": pod},
-        "settings": settings,
-    });
-    let response = engine::validate(
-        payload.to_string().as_bytes(),
-        &mut engine::SettingsCache::default(),
-        |_| Ok(namespace_object),
-    );
+    let payload = payload(&pod_request(pod.clone(), namespace), settings);
+    let response = protocol::validate(&payload, |_| Ok(namespace_object));
     let mut response: Value = serde_json::from_slice(&response).expect("response JSON");
     response["mutated_object"].take()
 }
 
-/// The reference path: `parse_payload` + `evaluate` + the SDK's response serialized.
-pub fn validate_reference(payload: &[u8], namespace_json: &[u8]) -> (Vec<u8>, Option<Verdict>) {
-    let (request, settings) = match engine::parse_payload(payload) {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            // kubewarden::reject_request(Some(message), Some(400), None, None)
-            let response = ValidationResponse {
-                accepted: false,
-                message: Some(message),
-                code: Some(400),
-                mutated_object: None,
-                audit_annotations: None,
-                warnings: None,
-            };
-            return (serde_json::to_vec(&response).expect("serializable"), None);
+/// The verdict on a CREATE of `pod` in `namespace`, the lookup answering `namespace_object`.
+pub fn evaluate(
+    pod: &Value,
+    namespace: &str,
+    settings: &Settings,
+    namespace_object: Value,
+) -> Verdict<'static> {
+    engine::evaluate_value(&pod_request(pod.clone(), namespace), settings, |_| {
+        Ok(namespace_object)
+    })
+    .expect("a CREATE request")
+}
+
+/// The injected Pod of a verdict, as serde_json's value (Null when not injected).
+pub fn mutated(verdict: &Verdict) -> Value {
+    verdict
+        .mutated
+        .as_ref()
+        .map_or(Value::Null, |pod| pod.to_serde())
+}
+
+/// The response as JSON. The host only ever sends payloads serde_json reads (it builds
+/// them with serde_json); what the policy does not read is copied through as it came, so
+/// the response is JSON serde_json reads whenever the payload is. For a payload it does not
+/// read (nesting past its limit, a lone surrogate escape) the response is `None` when it
+/// carries that text through: still an answer, never a panic.
+pub fn response_json(payload: &[u8], response: &[u8]) -> Option<Value> {
+    match serde_json::from_slice::<Value>(response) {
+        Ok(response) => Some(response),
+        Err(e) => {
+            assert!(
+                serde_json::from_slice::<Value>(payload).is_err(),
+                "the response to a payload serde_json reads is not JSON: {e}"
+            );
+            None
         }
-    };
-    let verdict = engine::evaluate(request, &settings, |_| {
-        serde_json::from_slice::<Value>(namespace_json).map_err(|e| e.to_string())
-    });
-    let response = ValidationResponse {
-        accepted: verdict.accepted(),
-        message: verdict.message.clone(),
-        code: verdict.code,
-        audit_annotations: Some(verdict.audit_annotations().into_iter().collect()),
-        warnings: (!verdict.warnings.is_empty()).then(|| verdict.warnings.clone()),
-        mutated_object: verdict.mutated.clone(),
-    };
-    (
-        serde_json::to_vec(&response).expect("serializable"),
-        Some(verdict),
-    )
+    }
 }
 
 /// The baseline of issue 5: parse the same payload and answer with the Pod unchanged (the

@@ -1,5 +1,5 @@
-//! Arbitrary bytes as the `validate` payload: `parse_payload` + `evaluate` + serializing the
-//! response, exactly as the wasm entry point does. Must never panic.
+//! Arbitrary bytes as the `validate` payload, through `protocol` exactly as the wasm entry
+//! point runs it. Must never panic.
 //!
 //! libFuzzer (nightly): `cargo +nightly fuzz run validate_payload`
 //! Stable: `cargo run --release --no-default-features --bin validate_payload -- [--mutate SECONDS]`

@@ -2,9 +2,7 @@
 //! short lines a person reads in a PolicyReport: the most telling first (the proxy image,
 //! the revision, then resources, args, env, ports, volumes, then the rest).
 
-use std::collections::BTreeSet;
-
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 use super::meaning;
 use crate::annotations::{REVISION, STATUS};
@@ -34,7 +32,7 @@ struct Difference {
 /// The differences between the stored Pod and what injecting it again gives, most telling
 /// first; empty when the two mean the same. Parts that are equal as they are need no
 /// normalizing: most of a Pod comes back from re-injection untouched.
-pub fn differences(stored: &Value, reinjected: &Value) -> Vec<String> {
+pub fn differences<'a>(stored: &Value<'a>, reinjected: &Value<'a>) -> Vec<String> {
     let mut found = Vec::new();
     let (old_rev, new_rev) = (revision(stored), revision(reinjected));
     if old_rev != new_rev {
@@ -56,55 +54,59 @@ pub fn differences(stored: &Value, reinjected: &Value) -> Vec<String> {
 }
 
 /// The two Pods being compared.
-struct Pair<'a> {
-    old: &'a Value,
-    new: &'a Value,
+struct Pair<'p, 'a> {
+    old: &'p Value<'a>,
+    new: &'p Value<'a>,
     old_context: meaning::PodContext,
     new_context: meaning::PodContext,
 }
 
 /// The revision a Pod was injected by: `sidecar.istio.io/status`'s, else `istio.io/rev`'s.
-fn revision(pod: &Value) -> Option<String> {
+fn revision<'a>(pod: &Value<'a>) -> Option<String> {
     let annotations = pod.pointer("/metadata/annotations")?;
     annotations
         .get(STATUS)
         .and_then(Value::as_str)
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
         .and_then(|s| {
             s.get("revision")
-                .and_then(Value::as_str)
+                .and_then(serde_json::Value::as_str)
                 .map(str::to_string)
         })
         .or_else(|| annotations.get(REVISION)?.as_str().map(str::to_string))
 }
 
-impl Pair<'_> {
+impl<'a> Pair<'_, 'a> {
     fn compare(&self, out: &mut Vec<Difference>) {
-        for key in keys(self.old, self.new) {
-            let (a, b) = (self.old.get(&key), self.new.get(&key));
+        for (key, a, b) in fields(self.old, self.new) {
             if a == b {
                 continue;
             }
-            match key.as_str() {
+            match key {
                 "metadata" => compare_metadata(a, b, out),
                 "spec" => self.compare_spec(a, b, out),
                 _ => {
-                    let norm = |v: Option<&Value>| v.and_then(|v| meaning::pod_field(&key, v));
-                    other(out, &key, norm(a).as_ref(), norm(b).as_ref())
+                    let x = a.and_then(|v| meaning::pod_field(key, v));
+                    let y = b.and_then(|v| meaning::pod_field(key, v));
+                    other(out, key, x.as_ref(), y.as_ref())
                 }
             }
         }
     }
 
-    fn compare_spec(&self, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Difference>) {
+    fn compare_spec(
+        &self,
+        old: Option<&Value<'a>>,
+        new: Option<&Value<'a>>,
+        out: &mut Vec<Difference>,
+    ) {
         let empty = Value::Object(Map::new());
         let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
-        for key in keys(old, new) {
-            let (a, b) = (old.get(&key), new.get(&key));
+        for (key, a, b) in fields(old, new) {
             if a == b {
                 continue;
             }
-            match key.as_str() {
+            match key {
                 "containers" | "initContainers" => {
                     let init = key == "initContainers";
                     for (name, x, y) in pair_by(a, b, "name") {
@@ -141,8 +143,8 @@ impl Pair<'_> {
                     }
                 }
                 _ => {
-                    let x = a.and_then(|v| meaning::spec_field(old, &key, v));
-                    let y = b.and_then(|v| meaning::spec_field(new, &key, v));
+                    let x = a.and_then(|v| meaning::spec_field(old, key, v));
+                    let y = b.and_then(|v| meaning::spec_field(new, key, v));
                     other(out, &format!("spec.{key}"), x.as_ref(), y.as_ref())
                 }
             }
@@ -150,36 +152,34 @@ impl Pair<'_> {
     }
 }
 
-fn compare_metadata(old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Difference>) {
+fn compare_metadata<'a>(
+    old: Option<&Value<'a>>,
+    new: Option<&Value<'a>>,
+    out: &mut Vec<Difference>,
+) {
     let empty = Value::Object(Map::new());
     let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
-    for key in keys(old, new) {
-        let (a, b) = (old.get(&key), new.get(&key));
+    for (key, a, b) in fields(old, new) {
         if a == b {
             continue;
         }
-        let word = match key.as_str() {
+        let word = match key {
             "labels" => "label",
             "annotations" => "annotation",
             _ => {
-                let norm = |v: Option<&Value>| v.and_then(|v| meaning::metadata_field(&key, v));
-                other(
-                    out,
-                    &format!("metadata.{key}"),
-                    norm(a).as_ref(),
-                    norm(b).as_ref(),
-                );
+                let x = a.and_then(|v| meaning::metadata_field(key, v));
+                let y = b.and_then(|v| meaning::metadata_field(key, v));
+                other(out, &format!("metadata.{key}"), x.as_ref(), y.as_ref());
                 continue;
             }
         };
         let (a, b) = (a.unwrap_or(&empty), b.unwrap_or(&empty));
-        for name in keys(a, b) {
+        for (name, x, y) in fields(a, b) {
             // Bookkeeping: what it says that matters (the revision) is compared apart, the
             // rest is what the Pod itself shows.
             if word == "annotation" && (name == STATUS || name == REVISION) {
                 continue;
             }
-            let (x, y) = (a.get(&name), b.get(&name));
             if x != y {
                 push(
                     out,
@@ -192,15 +192,20 @@ fn compare_metadata(old: Option<&Value>, new: Option<&Value>, out: &mut Vec<Diff
     }
 }
 
-fn compare_container(name: &str, who: &str, old: &Value, new: &Value, out: &mut Vec<Difference>) {
+fn compare_container<'a>(
+    name: &str,
+    who: &str,
+    old: &Value<'a>,
+    new: &Value<'a>,
+    out: &mut Vec<Difference>,
+) {
     let place = (istio_rank(name), who.to_string());
-    for key in keys(old, new) {
-        let (a, b) = (old.get(&key), new.get(&key));
+    for (key, a, b) in fields(old, new) {
         if a == b {
             continue;
         }
         let mut add = |rank, text| push(out, rank, place.clone(), text);
-        match key.as_str() {
+        match key {
             "image" => add(
                 if name == "istio-proxy" {
                     Rank::ProxyImage
@@ -259,7 +264,7 @@ fn push(out: &mut Vec<Difference>, rank: Rank, place: (u8, String), text: String
 }
 
 /// A field compared as a whole, outside the parts above.
-fn other(out: &mut Vec<Difference>, path: &str, a: Option<&Value>, b: Option<&Value>) {
+fn other<'a>(out: &mut Vec<Difference>, path: &str, a: Option<&Value<'a>>, b: Option<&Value<'a>>) {
     if a != b {
         push(
             out,
@@ -270,31 +275,66 @@ fn other(out: &mut Vec<Difference>, path: &str, a: Option<&Value>, b: Option<&Va
     }
 }
 
-/// The keys of two objects, sorted and unique.
-fn keys(a: &Value, b: &Value) -> BTreeSet<String> {
-    [a, b]
-        .into_iter()
-        .filter_map(Value::as_object)
-        .flat_map(|m| m.keys().cloned())
-        .collect()
+/// The fields of two objects side by side, by key: `(key, a's value, b's value)`. Sorted
+/// and merged, not looked up key by key: a Pod may have tens of thousands of annotations.
+#[allow(clippy::type_complexity)]
+fn fields<'v, 'a>(
+    a: &'v Value<'a>,
+    b: &'v Value<'a>,
+) -> Vec<(&'v str, Option<&'v Value<'a>>, Option<&'v Value<'a>>)> {
+    let sorted = |v: &'v Value<'a>| {
+        let mut fields: Vec<(&'v str, &'v Value<'a>)> = v
+            .as_object()
+            .map(|m| m.iter().collect())
+            .unwrap_or_default();
+        fields.sort_unstable_by(|x, y| x.0.cmp(y.0));
+        fields
+    };
+    let (a, b) = (sorted(a), sorted(b));
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let order = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => x.0.cmp(y.0),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                out.push((a[i].0, Some(a[i].1), None));
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push((b[j].0, None, Some(b[j].1)));
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((a[i].0, Some(a[i].1), Some(b[j].1)));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
 }
 
 /// The items of two lists paired by a key field, those that differ only; items without the
 /// key are paired by position.
-fn pair_by<'a>(
-    a: Option<&'a Value>,
-    b: Option<&'a Value>,
+#[allow(clippy::type_complexity)]
+fn pair_by<'v, 'a>(
+    a: Option<&'v Value<'a>>,
+    b: Option<&'v Value<'a>>,
     key: &str,
-) -> Vec<(String, Option<&'a Value>, Option<&'a Value>)> {
-    let items = |v: Option<&'a Value>| -> Vec<(String, &'a Value)> {
+) -> Vec<(String, Option<&'v Value<'a>>, Option<&'v Value<'a>>)> {
+    let items = |v: Option<&'v Value<'a>>| -> Vec<(String, &'v Value<'a>)> {
         v.and_then(Value::as_array)
             .map(|l| {
                 l.iter()
                     .enumerate()
                     .map(|(i, item)| {
                         let k = match item.get(key) {
-                            Some(Value::String(s)) => s.clone(),
-                            Some(other) => other.to_string(),
+                            Some(Value::String(s)) => s.to_string(),
+                            Some(other) => other.to_json(),
                             None => format!("#{i}"),
                         };
                         (k, item)
@@ -310,8 +350,9 @@ fn pair_by<'a>(
             names.push(k.clone());
         }
     }
-    let find =
-        |list: &[(String, &'a Value)], k: &str| list.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    let find = |list: &[(String, &'v Value<'a>)], k: &str| {
+        list.iter().find(|(n, _)| n == k).map(|(_, v)| *v)
+    };
     names
         .into_iter()
         .map(|k| {
@@ -322,7 +363,7 @@ fn pair_by<'a>(
         .collect()
 }
 
-fn presence(a: Option<&Value>, b: Option<&Value>) -> &'static str {
+fn presence<'a>(a: Option<&Value<'a>>, b: Option<&Value<'a>>) -> &'static str {
     match (a, b) {
         (None, Some(_)) => "would be added",
         (Some(_), None) => "would be removed",
@@ -331,26 +372,31 @@ fn presence(a: Option<&Value>, b: Option<&Value>) -> &'static str {
 }
 
 /// An item added, removed, or its fields that differ.
-fn change(a: Option<&Value>, b: Option<&Value>) -> String {
+fn change<'a>(a: Option<&Value<'a>>, b: Option<&Value<'a>>) -> String {
     match (a, b) {
         (Some(a), Some(b)) => leaves(a, b),
         _ => presence(a, b).to_string(),
     }
 }
 
-fn leaves_opt(a: Option<&Value>, b: Option<&Value>) -> String {
+fn leaves_opt<'a>(a: Option<&Value<'a>>, b: Option<&Value<'a>>) -> String {
     let null = Value::Null;
     leaves(a.unwrap_or(&null), b.unwrap_or(&null))
 }
 
 /// The leaves that differ, as `path old → new`, comma-separated.
-fn leaves(a: &Value, b: &Value) -> String {
+fn leaves<'a>(a: &Value<'a>, b: &Value<'a>) -> String {
     let mut changes = Vec::new();
     collect_leaves(Some(a), Some(b), String::new(), &mut changes);
     changes.join(", ")
 }
 
-fn collect_leaves(a: Option<&Value>, b: Option<&Value>, path: String, out: &mut Vec<String>) {
+fn collect_leaves<'a>(
+    a: Option<&Value<'a>>,
+    b: Option<&Value<'a>>,
+    path: String,
+    out: &mut Vec<String>,
+) {
     // An object on one side only is shown by its leaves too.
     let empty = Value::Object(Map::new());
     let (a, b) = match (a, b) {
@@ -359,16 +405,15 @@ fn collect_leaves(a: Option<&Value>, b: Option<&Value>, path: String, out: &mut 
         other => other,
     };
     match (a, b) {
-        (Some(Value::Object(x)), Some(Value::Object(y))) => {
-            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                if x.get(k) != y.get(k) {
+        (Some(x @ Value::Object(_)), Some(y @ Value::Object(_))) => {
+            for (k, xv, yv) in fields(x, y) {
+                if xv != yv {
                     let p = if path.is_empty() {
-                        k.clone()
+                        k.to_string()
                     } else {
                         format!("{path}.{k}")
                     };
-                    collect_leaves(x.get(k), y.get(k), p, out);
+                    collect_leaves(xv, yv, p, out);
                 }
             }
         }
@@ -386,7 +431,7 @@ fn collect_leaves(a: Option<&Value>, b: Option<&Value>, path: String, out: &mut 
 }
 
 /// A list of strings that changed: what goes and what comes.
-fn list_change(a: Option<&Value>, b: Option<&Value>) -> String {
+fn list_change<'a>(a: Option<&Value<'a>>, b: Option<&Value<'a>>) -> String {
     let words = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
             .map(|l| l.iter().map(|x| show(Some(x))).collect())
@@ -416,7 +461,7 @@ fn list_change(a: Option<&Value>, b: Option<&Value>) -> String {
     format!("{} → {}", side(&gone), side(&come))
 }
 
-fn env_value(e: Option<&Value>) -> String {
+fn env_value<'a>(e: Option<&Value<'a>>) -> String {
     match e {
         None => "(none)".to_string(),
         Some(e) => match (e.get("value"), e.get("valueFrom")) {
@@ -432,12 +477,12 @@ fn show_opt(s: Option<String>) -> String {
 }
 
 /// A value as a person reads it: strings as they are, the rest as compact JSON.
-fn show(v: Option<&Value>) -> String {
+fn show<'a>(v: Option<&Value<'a>>) -> String {
     let text = match v {
         None => "(none)".to_string(),
         Some(Value::String(s)) if s.is_empty() => "\"\"".to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        Some(Value::String(s)) => s.to_string(),
+        Some(other) => other.to_json(),
     };
     shorten(&text, 100)
 }
@@ -455,7 +500,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn injected(image: &str, rev: &str) -> Value {
+    fn differences(old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
+        super::differences(&Value::from_serde(old), &Value::from_serde(new))
+    }
+
+    fn injected(image: &str, rev: &str) -> serde_json::Value {
         json!({"metadata": {"name": "p", "annotations": {
             STATUS: format!("{{\"initContainers\":[\"istio-init\"],\"containers\":[\"istio-proxy\"],\"volumes\":[],\"imagePullSecrets\":null,\"revision\":\"{rev}\"}}"),
             REVISION: rev}},

@@ -9,7 +9,7 @@
 //! The rules are Kubernetes' own (`pkg/apis/core/v1/defaults.go`, the ServiceAccount,
 //! DefaultTolerationSeconds and Priority admission plugins, and `omitempty` in the Go types).
 
-use serde_json::{Map, Value};
+use crate::json::{Map, Value};
 
 use crate::quantity::Quantity;
 
@@ -28,7 +28,7 @@ const SERVER_SET_METADATA: [&str; 9] = [
 
 /// PodSpec fields and the value the API server (or an admission plugin) gives them when
 /// absent.
-fn pod_spec_default(key: &str) -> Option<Value> {
+fn pod_spec_default(key: &str) -> Option<Value<'static>> {
     Some(match key {
         "dnsPolicy" => "ClusterFirst".into(),
         "restartPolicy" => "Always".into(),
@@ -118,7 +118,7 @@ pub fn normalize(pod: &mut Value) {
     };
     let fields = std::mem::take(obj);
     for (key, value) in fields {
-        let normalized = match key.as_str() {
+        let normalized = match key.as_ref() {
             "metadata" => Some(object_of(&value, metadata_field)),
             "spec" => Some(object_of(&value, |k, v| match k {
                 "containers" | "initContainers" | "ephemeralContainers" => {
@@ -136,10 +136,13 @@ pub fn normalize(pod: &mut Value) {
 }
 
 /// An object with each field through `field` (`None` drops the field).
-fn object_of(v: &Value, field: impl Fn(&str, &Value) -> Option<Value>) -> Value {
+fn object_of<'a>(
+    v: &Value<'a>,
+    field: impl Fn(&str, &Value<'a>) -> Option<Value<'a>>,
+) -> Value<'a> {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter()
+            m.entries()
                 .filter_map(|(k, v)| field(k, v).filter(|v| !is_zero(v)).map(|v| (k.clone(), v)))
                 .collect(),
         ),
@@ -148,7 +151,7 @@ fn object_of(v: &Value, field: impl Fn(&str, &Value) -> Option<Value>) -> Value 
 }
 
 /// A list with each item through `item` (`None` drops the item).
-fn list_of(v: &Value, item: impl Fn(&Value) -> Option<Value>) -> Value {
+fn list_of<'a>(v: &Value<'a>, item: impl Fn(&Value<'a>) -> Option<Value<'a>>) -> Value<'a> {
     match v {
         Value::Array(items) => Value::Array(items.iter().filter_map(item).collect()),
         other => other.clone(),
@@ -156,13 +159,13 @@ fn list_of(v: &Value, item: impl Fn(&Value) -> Option<Value>) -> Value {
 }
 
 /// A top-level field of the Pod; `status` is the node's, not the Pod's meaning.
-pub fn pod_field(key: &str, value: &Value) -> Option<Value> {
+pub fn pod_field<'a>(key: &str, value: &Value<'a>) -> Option<Value<'a>> {
     (key != "status").then(|| zeros_dropped(value.clone()))
 }
 
 /// A field of `metadata`; what the server sets means nothing. Labels and annotations are
 /// data, kept as they are.
-pub fn metadata_field(key: &str, value: &Value) -> Option<Value> {
+pub fn metadata_field<'a>(key: &str, value: &Value<'a>) -> Option<Value<'a>> {
     if SERVER_SET_METADATA.contains(&key) {
         return None;
     }
@@ -174,8 +177,8 @@ pub fn metadata_field(key: &str, value: &Value) -> Option<Value> {
 
 /// A field of the PodSpec other than its containers and volumes (`spec` is the whole
 /// PodSpec, for the fields that mirror others); `None` when it means nothing.
-pub fn spec_field(spec: &Value, key: &str, value: &Value) -> Option<Value> {
-    if key == "nodeName" || pod_spec_default(key).as_ref() == Some(value) {
+pub fn spec_field<'a>(spec: &Value<'a>, key: &str, value: &Value<'a>) -> Option<Value<'a>> {
+    if key == "nodeName" || pod_spec_default(key).is_some_and(|d| d == *value) {
         return None;
     }
     // The deprecated `serviceAccount` mirrors `serviceAccountName`.
@@ -196,7 +199,7 @@ pub fn spec_field(spec: &Value, key: &str, value: &Value) -> Option<Value> {
 }
 
 /// A container or init container.
-pub fn container(c: &Value, context: &PodContext) -> Value {
+pub fn container<'a>(c: &Value<'a>, context: &PodContext) -> Value<'a> {
     let mut c = c.clone();
     if let Some(map) = c.as_object_mut() {
         normalize_container(map, &context.token_volumes);
@@ -205,7 +208,7 @@ pub fn container(c: &Value, context: &PodContext) -> Value {
 }
 
 /// A volume; `None` for the service-account token volume.
-pub fn volume(v: &Value) -> Option<Value> {
+pub fn volume<'a>(v: &Value<'a>) -> Option<Value<'a>> {
     if is_service_account_token_volume(v) {
         return None;
     }
@@ -241,7 +244,7 @@ fn is_service_account_token_volume(v: &Value) -> bool {
             .is_some_and(|s| s.iter().any(|s| s.get("serviceAccountToken").is_some()))
 }
 
-fn normalize_container(c: &mut Map<String, Value>, token_volumes: &[String]) {
+fn normalize_container(c: &mut Map, token_volumes: &[String]) {
     if c.get("terminationMessagePath").and_then(Value::as_str) == Some("/dev/termination-log") {
         c.remove("terminationMessagePath");
     }
@@ -309,14 +312,14 @@ fn normalize_port(port: &mut Value) {
     }
 }
 
-fn normalize_probe(p: &mut Map<String, Value>) {
+fn normalize_probe(p: &mut Map) {
     p.retain(|key, value| probe_default(key).is_none_or(|d| value.as_i64() != Some(d)));
     normalize_handler(p);
 }
 
 /// The action of a probe or lifecycle handler: `httpGet` defaults to path `/` and scheme
 /// `HTTP`.
-fn normalize_handler(h: &mut Map<String, Value>) {
+fn normalize_handler(h: &mut Map) {
     if let Some(get) = h.get_mut("httpGet").and_then(Value::as_object_mut) {
         if get.get("path").and_then(Value::as_str) == Some("/") {
             get.remove("path");
@@ -335,19 +338,20 @@ fn normalize_env_var(e: &mut Value) {
     // (protocol TCP) mean the same as the ones it had not yet.
     if e.get("name").and_then(Value::as_str) == Some(POD_PORTS_ENV)
         && let Some(value) = e.get_mut("value")
-        && let Some(Value::Array(mut ports)) =
+        && let Some(serde_json::Value::Array(ports)) =
             value.as_str().and_then(|s| serde_json::from_str(s).ok())
     {
+        let mut ports: Vec<Value> = ports.iter().map(Value::from_serde).collect();
         for port in &mut ports {
             normalize_port(port);
             drop_zeros(port);
         }
-        *value = Value::String(Value::Array(ports).to_string());
+        *value = Value::Array(ports).to_json().into();
     }
 }
 
 /// `fieldRef.apiVersion` defaults to `v1`, `resourceFieldRef.divisor` to `0` (which means 1).
-fn normalize_value_from(from: &mut Map<String, Value>) {
+fn normalize_value_from(from: &mut Map) {
     if let Some(field) = from.get_mut("fieldRef").and_then(Value::as_object_mut)
         && field.get("apiVersion").and_then(Value::as_str) == Some("v1")
     {
@@ -368,7 +372,7 @@ fn normalize_value_from(from: &mut Map<String, Value>) {
 
 /// Quantities canonical; a request equal to its limit is what the API server defaults a
 /// missing request to.
-fn normalize_resources(resources: &mut Map<String, Value>) {
+fn normalize_resources(resources: &mut Map) {
     for section in ["requests", "limits"] {
         if let Some(list) = resources.get_mut(section) {
             canonical_quantities(list);
@@ -379,7 +383,7 @@ fn normalize_resources(resources: &mut Map<String, Value>) {
         limits,
         resources.get_mut("requests").and_then(Value::as_object_mut),
     ) {
-        requests.retain(|name, value| limits.get(name) != Some(value));
+        requests.retain(|name, value| limits.get(name) != Some(&*value));
     }
 }
 
@@ -444,7 +448,7 @@ fn quantity(v: &Value) -> Option<Quantity> {
 
 fn canonical_quantity(v: &mut Value) {
     if let Some(q) = quantity(v) {
-        *v = Value::String(q.canonical());
+        *v = Value::String(q.canonical().into());
     }
 }
 
@@ -461,11 +465,11 @@ fn drop_zeros(v: &mut Value) {
     match v {
         Value::Object(map) => {
             for (key, value) in map.iter_mut() {
-                if !DATA_MAPS.contains(&key.as_str()) {
+                if !DATA_MAPS.contains(&key) {
                     drop_zeros(value);
                 }
             }
-            map.retain(|key, value| MEANINGFUL_ZEROS.contains(&key.as_str()) || !is_zero(value));
+            map.retain(|key, value| MEANINGFUL_ZEROS.contains(&key) || !is_zero(value));
         }
         Value::Array(items) => items.iter_mut().for_each(drop_zeros),
         _ => {}
@@ -488,14 +492,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn same_meaning(a: Value, b: Value) -> bool {
-        let (mut a, mut b) = (a, b);
+    fn same_meaning(a: serde_json::Value, b: serde_json::Value) -> bool {
+        let (mut a, mut b) = (Value::from_serde(&a), Value::from_serde(&b));
         normalize(&mut a);
         normalize(&mut b);
         a == b
     }
 
-    fn pod(container: Value) -> Value {
+    fn pod(container: serde_json::Value) -> serde_json::Value {
         json!({"metadata": {"name": "p"}, "spec": {"containers": [container]}})
     }
 

@@ -18,12 +18,11 @@ mod difference;
 mod meaning;
 mod workload;
 
-use serde_json::{Map, Value};
-
 use crate::annotations::STATUS;
 use crate::decision::{Decision, Outcome, Reason};
 use crate::engine::Verdict;
 use crate::inject;
+use crate::json::{Map, Value};
 use crate::pod;
 use crate::settings::Settings;
 
@@ -35,13 +34,13 @@ const NAMED_DIFFERENCES: usize = 5;
 
 /// Checks the stored `pod` against the injector's `decision` (stages A and B, made with the
 /// same settings).
-pub fn check(
-    pod: &Value,
+pub fn check<'a>(
+    pod: &Value<'a>,
     namespace: &str,
-    namespace_annotations: Option<&Map<String, Value>>,
+    namespace_annotations: Option<&Map>,
     decision: Decision,
-    settings: &Settings,
-) -> Verdict {
+    settings: &'a Settings,
+) -> Verdict<'a> {
     let injected = match injected_by(pod) {
         Ok(injected) => injected,
         Err(reason) => return Verdict::bad_input(reason),
@@ -109,8 +108,8 @@ fn injected_by(pod: &Value) -> Result<bool, Reason> {
         return Ok(false);
     };
     let text = status.as_str().unwrap_or_default();
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(_)) => Ok(true),
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(_)) => Ok(true),
         Ok(_) => Err(Reason::new(
             "invalid-pod",
             format!("the Pod cannot be read: metadata.annotations.{STATUS}: must be a JSON object"),
@@ -130,7 +129,7 @@ fn has_proxy(pod: &Value) -> bool {
 }
 
 /// A rejection whose message starts with its code, which is what a PolicyReport shows.
-fn rejected(outcome: Outcome, decision: Decision, text: String) -> Verdict {
+fn rejected<'a>(outcome: Outcome, decision: Decision, text: String) -> Verdict<'a> {
     Verdict {
         message: Some(format!("{}: {text}", outcome.as_str())),
         ..Verdict::of_decision(outcome, decision)

@@ -2,8 +2,7 @@
 //! it is created again, so the advice names the workload that re-creates it, found through
 //! the Pod's `ownerReferences`.
 
-use serde_json::Value;
-
+use crate::json::Value;
 use crate::pod;
 
 /// The label a Deployment's ReplicaSets carry, and whose value ends their names.
@@ -37,7 +36,7 @@ enum Owner<'a> {
 /// The Pod's controller (the owner reference marked `controller`, else the first), and for a
 /// ReplicaSet created by a Deployment, the Deployment: its name is the ReplicaSet's without
 /// the `-<pod-template-hash>` suffix.
-fn owner(pod: &Value) -> Option<Owner<'_>> {
+fn owner<'p>(pod: &'p Value) -> Option<Owner<'p>> {
     let refs = pod.get("metadata")?.get("ownerReferences")?.as_array()?;
     let reference = refs
         .iter()
@@ -76,11 +75,14 @@ fn owner(pod: &Value) -> Option<Owner<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::from_json as json;
 
-    fn pod(owner: Value, labels: Value) -> Value {
-        json!({"metadata": {"name": "reviews-v1-5f7b9c-abcde", "labels": labels,
-               "ownerReferences": [owner]}})
+    fn pod(owner: Value<'static>, labels: Value<'static>) -> Value<'static> {
+        let mut metadata = crate::json::Map::new();
+        metadata.insert("name", "reviews-v1-5f7b9c-abcde".into());
+        metadata.insert("labels", labels);
+        metadata.insert("ownerReferences", Value::Array(vec![owner]));
+        crate::json::object([("metadata", Value::Object(metadata))])
     }
 
     #[test]

@@ -1,47 +1,27 @@
 //! Pieces shared by the built-in templates: the env entries, probes, resources and volume
 //! helpers that Istio's templates spell out identically.
 
-use serde_json::Value;
+use super::{TemplateInput, env_var, string_array};
+use crate::json::{Map, Value, json, object};
 
-use super::TemplateInput;
-use super::node::{Node, NodeMap, env_var, lit, object, raw_json, string_array};
-
-/// `{"name": NAME, "valueFrom": {"fieldRef": {"fieldPath": PATH}}}`, a constant.
+/// `{"name": NAME, "valueFrom": {"fieldRef": {"fieldPath": PATH}}}`.
 macro_rules! field_ref {
     ($name:literal, $path:literal) => {
-        $crate::template::node::raw_json!(
-            r#"{"name":""#,
-            $name,
-            r#"","valueFrom":{"fieldRef":{"fieldPath":""#,
-            $path,
-            r#""}}}"#
-        )
+        $crate::json::json!({"name": $name, "valueFrom": {"fieldRef": {"fieldPath": $path}}})
     };
 }
 
 /// `{"name": NAME, "valueFrom": {"resourceFieldRef": {"divisor": "1", "resource": R}}}`.
 macro_rules! resource_field_ref {
     ($name:literal, $resource:literal) => {
-        $crate::template::node::raw_json!(
-            r#"{"name":""#,
-            $name,
-            r#"","valueFrom":{"resourceFieldRef":{"divisor":"1","resource":""#,
-            $resource,
-            r#""}}}"#
-        )
+        $crate::json::json!({"name": $name, "valueFrom": {"resourceFieldRef": {"divisor": "1", "resource": $resource}}})
     };
 }
 
-/// A volume mount `{"mountPath": PATH, "name": NAME}`, a constant.
+/// A volume mount `{"mountPath": PATH, "name": NAME}`.
 macro_rules! mount {
     ($name:literal, $path:literal) => {
-        $crate::template::node::raw_json!(
-            r#"{"mountPath":""#,
-            $path,
-            r#"","name":""#,
-            $name,
-            r#""}"#
-        )
+        $crate::json::json!({"mountPath": $path, "name": $name})
     };
 }
 use crate::annotations as ann;
@@ -97,8 +77,7 @@ fn append_container_port(out: String, p: &Value) -> String {
 /// The template's `resources` block: the proxy resource annotations if any is set (then only
 /// those), else `values.global.proxy.resources`. Quantities are written in canonical form, as
 /// Kubernetes serialises them.
-pub(super) fn resources(input: &TemplateInput) -> Value {
-    use serde_json::Map;
+pub(super) fn resources<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
     let keys = [
         (ann::PROXY_CPU, "requests", "cpu"),
         (ann::PROXY_MEMORY, "requests", "memory"),
@@ -109,11 +88,9 @@ pub(super) fn resources(input: &TemplateInput) -> Value {
     if keys.iter().any(|(k, _, _)| input.annotation(k).is_some()) {
         for (key, section, resource) in keys {
             if let Some(v) = input.annotation(key) {
-                let entry = out
-                    .entry(section)
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let entry = out.get_or_insert_with(section, || Value::Object(Map::new()));
                 if let Some(m) = entry.as_object_mut() {
-                    m.insert(resource.into(), canonical_quantity(v).into());
+                    m.insert(resource, canonical_quantity(v).into());
                 }
             }
         }
@@ -127,14 +104,14 @@ pub(super) fn resources(input: &TemplateInput) -> Value {
             let mut m = Map::new();
             for (resource, q) in entries {
                 let text = match q {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(n) => n.to_string(),
                     _ => continue,
                 };
-                m.insert(resource.clone(), canonical_quantity(&text).into());
+                m.insert(resource.as_str(), canonical_quantity(&text).into());
             }
             if !m.is_empty() {
-                out.insert(section.clone(), Value::Object(m));
+                out.insert(section.as_str(), Value::Object(m));
             }
         }
     }
@@ -149,49 +126,46 @@ pub(super) fn canonical_quantity(text: &str) -> String {
 
 /// Entries of a `userVolume`/`userVolumeMount` annotation (a JSON object name -> spec), in
 /// key order as Go's template `range` over a map yields them. Unparsable values add nothing.
-pub(super) fn user_entries(input: &TemplateInput, key: &str) -> Vec<(String, Value)> {
+pub(super) fn user_entries(input: &TemplateInput, key: &str) -> Vec<(String, serde_json::Value)> {
     let Some(raw) = input.annotation(key) else {
         return Vec::new();
     };
-    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(raw) else {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(raw) else {
         return Vec::new();
     };
-    let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    entries
+    // serde_json's maps are sorted by key.
+    map.into_iter().collect()
 }
 
-pub(super) fn named(name: String, spec: Value) -> Node {
-    let mut m = NodeMap::new();
-    m.insert("name".into(), name.into());
-    if let Value::Object(fields) = spec {
+/// A user volume or mount: its name, then the fields of its spec.
+pub(super) fn named<'s>(name: String, spec: serde_json::Value) -> Value<'s> {
+    let mut m = Map::new();
+    m.insert("name", name.into());
+    if let serde_json::Value::Object(fields) = spec {
         for (k, v) in fields {
             if k != "name" {
-                m.insert(k.into(), v.into());
+                m.insert(k, Value::from_serde(&v));
             }
         }
     }
-    Node::Obj(m)
+    Value::Object(m)
 }
 
-pub(super) fn probe(initial_delay: u64, period: u64, failure_threshold: u64) -> Node {
-    let mut p = NodeMap::new();
-    p.insert(
-        "httpGet".into(),
-        raw_json!(r#"{"path":"/healthz/ready","port":15021}"#),
-    );
+pub(super) fn probe<'s>(initial_delay: u64, period: u64, failure_threshold: u64) -> Value<'s> {
+    let mut p = Map::new();
+    p.insert("httpGet", json!({"path": "/healthz/ready", "port": 15021}));
     // Go omits zero int32 fields (omitempty).
     if initial_delay != 0 {
-        p.insert("initialDelaySeconds".into(), initial_delay.into());
+        p.insert("initialDelaySeconds", initial_delay.into());
     }
     if period != 0 {
-        p.insert("periodSeconds".into(), period.into());
+        p.insert("periodSeconds", period.into());
     }
-    p.insert("timeoutSeconds".into(), 3.into());
+    p.insert("timeoutSeconds", 3.into());
     if failure_threshold != 0 {
-        p.insert("failureThreshold".into(), failure_threshold.into());
+        p.insert("failureThreshold", failure_threshold.into());
     }
-    Node::Obj(p)
+    Value::Object(p)
 }
 
 pub(super) fn annotation_number(input: &TemplateInput, key: &str, default: u32) -> u64 {
@@ -201,8 +175,8 @@ pub(super) fn annotation_number(input: &TemplateInput, key: &str, default: u32) 
         .unwrap_or(default as u64)
 }
 
-pub(super) fn plain_env(entries: Vec<(&str, String)>) -> Node {
-    Node::Arr(
+pub(super) fn plain_env<'s>(entries: Vec<(&str, String)>) -> Value<'s> {
+    Value::Array(
         entries
             .into_iter()
             .map(|(k, v)| env_var(k.to_string(), v))
@@ -210,13 +184,13 @@ pub(super) fn plain_env(entries: Vec<(&str, String)>) -> Node {
     )
 }
 
-/// Helm's truthiness for maps: present and non-empty.
-pub(super) fn is_set(v: &Value) -> bool {
+/// Helm's truthiness for a value of the settings: present and non-empty.
+pub(super) fn is_set(v: &serde_json::Value) -> bool {
     match v {
-        Value::Null => false,
-        Value::Object(m) => !m.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::String(s) => !s.is_empty(),
+        serde_json::Value::Null => false,
+        serde_json::Value::Object(m) => !m.is_empty(),
+        serde_json::Value::Array(a) => !a.is_empty(),
+        serde_json::Value::String(s) => !s.is_empty(),
         _ => true,
     }
 }
@@ -236,7 +210,7 @@ pub(super) fn ca_addr(input: &TemplateInput) -> String {
 
 /// The env every template starts with: cert provider, CA address and the downward-API
 /// identity of the pod.
-pub(super) fn identity_env(input: &TemplateInput, env: &mut Vec<Node>) {
+pub(super) fn identity_env<'s>(input: &TemplateInput<'_, 's>, env: &mut Vec<Value<'s>>) {
     let v = &input.settings.values.global;
     env.push(env_var(
         "PILOT_CERT_PROVIDER",
@@ -250,19 +224,23 @@ pub(super) fn identity_env(input: &TemplateInput, env: &mut Vec<Node>) {
     env.push(field_ref!("HOST_IP", "status.hostIP"));
 }
 
-pub(super) fn cluster_id<'a>(input: &TemplateInput<'a>) -> &'a str {
+pub(super) fn cluster_id<'s>(input: &TemplateInput<'_, 's>) -> &'s str {
     let name = &input.settings.values.global.multi_cluster.cluster_name;
     if name.is_empty() { "Kubernetes" } else { name }
 }
 
 /// `ISTIO_META_NETWORK` (when a network is set in values), then the workload name and owner.
-pub(super) fn network_and_workload_env(input: &TemplateInput, workload: &str, env: &mut Vec<Node>) {
+pub(super) fn network_and_workload_env<'s>(
+    input: &TemplateInput<'_, 's>,
+    workload: &str,
+    env: &mut Vec<Value<'s>>,
+) {
     let v = &input.settings.values.global;
     if !v.network.is_empty() {
         env.push(env_var("ISTIO_META_NETWORK", v.network.as_str()));
     }
     if !workload.is_empty() {
-        env.push(env_var("ISTIO_META_WORKLOAD_NAME", workload));
+        env.push(env_var("ISTIO_META_WORKLOAD_NAME", workload.to_owned()));
     }
     let d = input.deploy;
     if !d.api_version.is_empty() && !d.name.is_empty() {
@@ -284,7 +262,7 @@ pub(super) fn network_and_workload_env(input: &TemplateInput, workload: &str, en
 }
 
 /// `ISTIO_META_MESH_ID` and `TRUST_DOMAIN`.
-pub(super) fn mesh_env(input: &TemplateInput, env: &mut Vec<Node>) {
+pub(super) fn mesh_env<'s>(input: &TemplateInput<'_, 's>, env: &mut Vec<Value<'s>>) {
     let s = input.settings;
     let v = &s.values.global;
     let trust_domain = if s.mesh_config.trust_domain.is_empty() {
@@ -302,7 +280,7 @@ pub(super) fn mesh_env(input: &TemplateInput, env: &mut Vec<Node>) {
     }
 }
 
-pub(super) fn bootstrap_override_env(input: &TemplateInput, env: &mut Vec<Node>) {
+pub(super) fn bootstrap_override_env<'s>(input: &TemplateInput<'_, 's>, env: &mut Vec<Value<'s>>) {
     if input.annotation(ann::BOOTSTRAP_OVERRIDE).is_some() {
         env.push(env_var(
             "ISTIO_BOOTSTRAP_OVERRIDE",
@@ -312,7 +290,7 @@ pub(super) fn bootstrap_override_env(input: &TemplateInput, env: &mut Vec<Node>)
 }
 
 /// Names of the app containers (all but istio-proxy), in order.
-pub(super) fn app_containers<'a>(input: &TemplateInput<'a>) -> Vec<&'a str> {
+pub(super) fn app_containers<'p>(input: &TemplateInput<'p, '_>) -> Vec<&'p str> {
     input
         .containers()
         .iter()
@@ -322,7 +300,7 @@ pub(super) fn app_containers<'a>(input: &TemplateInput<'a>) -> Vec<&'a str> {
 }
 
 /// The canonical service name: label, `app.kubernetes.io/name`, `app`, workload name.
-pub(super) fn canonical_name<'a>(input: &TemplateInput<'a>) -> &'a str {
+pub(super) fn canonical_name<'p>(input: &TemplateInput<'p, '_>) -> &'p str {
     input
         .label_nonempty("service.istio.io/canonical-name")
         .or_else(|| input.label_nonempty("app.kubernetes.io/name"))
@@ -330,7 +308,7 @@ pub(super) fn canonical_name<'a>(input: &TemplateInput<'a>) -> &'a str {
         .unwrap_or(input.deploy_name())
 }
 
-pub(super) fn canonical_revision<'a>(input: &TemplateInput<'a>) -> &'a str {
+pub(super) fn canonical_revision<'p>(input: &TemplateInput<'p, '_>) -> &'p str {
     input
         .label_nonempty("service.istio.io/canonical-revision")
         .or_else(|| input.label_nonempty("app.kubernetes.io/version"))
@@ -340,7 +318,7 @@ pub(super) fn canonical_revision<'a>(input: &TemplateInput<'a>) -> &'a str {
 
 /// The proxy's readiness probe on the agent, with the `readiness.status.sidecar.istio.io/*`
 /// annotations over the values.
-pub(super) fn readiness_probe(input: &TemplateInput) -> Node {
+pub(super) fn readiness_probe<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
     let proxy = &input.settings.values.global.proxy;
     probe(
         annotation_number(
@@ -359,28 +337,34 @@ pub(super) fn readiness_probe(input: &TemplateInput) -> Node {
 
 /// The metadata of the gateway and proxyless templates: the canonical labels (untruncated,
 /// unlike the sidecar template's), `istio.io/rev` and the default-container annotations.
-pub(super) fn canonical_metadata(
-    input: &TemplateInput,
+pub(super) fn canonical_metadata<'s>(
+    input: &TemplateInput<'_, 's>,
     app_containers: &[&str],
-    mut annotations: NodeMap,
-) -> Node {
+    mut annotations: Map<'s>,
+) -> Value<'s> {
     revision_and_default_container(input, app_containers, &mut annotations);
     let labels = object([
         (
             "service.istio.io/canonical-name",
-            canonical_name(input).into(),
+            canonical_name(input).to_owned().into(),
         ),
         (
             "service.istio.io/canonical-revision",
-            canonical_revision(input).into(),
+            canonical_revision(input).to_owned().into(),
         ),
     ]);
-    object([("labels", labels), ("annotations", Node::Obj(annotations))])
+    object([
+        ("labels", labels),
+        ("annotations", Value::Object(annotations)),
+    ])
 }
 
 /// The agent's volume mounts shared by the sidecar and gateway templates; the sidecar adds
 /// the CRL mount and the user's mounts.
-pub(super) fn proxy_volume_mounts(input: &TemplateInput, sidecar: bool) -> Vec<Node> {
+pub(super) fn proxy_volume_mounts<'s>(
+    input: &TemplateInput<'_, 's>,
+    sidecar: bool,
+) -> Vec<Value<'s>> {
     let v = &input.settings.values.global;
     let mut mounts = Vec::with_capacity(12);
     mounts.push(mount!(
@@ -424,55 +408,55 @@ pub(super) fn proxy_volume_mounts(input: &TemplateInput, sidecar: bool) -> Vec<N
 }
 
 /// Capabilities dropping ALL, adding `add` (the `add` list only when not empty).
-pub(super) fn capabilities(add: &[&str]) -> Node {
-    let mut caps = NodeMap::new();
+pub(super) fn capabilities<'s>(add: &[&'static str]) -> Value<'s> {
+    let mut caps = Map::new();
     if !add.is_empty() {
-        caps.insert("add".into(), string_array(add.iter().copied()));
+        caps.insert("add", string_array(add.iter().copied()));
     }
-    caps.insert("drop".into(), raw_json!(r#"["ALL"]"#));
-    Node::Obj(caps)
+    caps.insert("drop", json!(["ALL"]));
+    Value::Object(caps)
 }
 
 /// The agent's Envoy Prometheus port list.
-pub(super) fn envoy_prom_ports() -> Node {
-    raw_json!(r#"[{"containerPort":15090,"name":"http-envoy-prom","protocol":"TCP"}]"#)
+pub(super) fn envoy_prom_ports<'s>() -> Value<'s> {
+    json!([{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}])
 }
 
 /// A lifecycle with one exec hook: `{hook: {"exec": {"command": command}}}`.
-pub(super) fn exec_hook(hook: &'static str, command: Vec<String>) -> Node {
+pub(super) fn exec_hook<'s>(hook: &'static str, command: Vec<String>) -> Value<'s> {
     let exec = object([("command", string_array(command))]);
     object([(hook, object([("exec", exec)]))])
 }
 
 /// `{"name": name, "emptyDir": {}}`.
-pub(super) fn empty_dir_volume(name: &'static str) -> Node {
-    object([("name", lit(name)), ("emptyDir", raw_json!("{}"))])
+pub(super) fn empty_dir_volume<'s>(name: &'static str) -> Value<'s> {
+    object([
+        ("name", name.into()),
+        ("emptyDir", Value::Object(Map::new())),
+    ])
 }
 
 /// `{"name": name, "emptyDir": {"medium": "Memory"}}`.
-pub(super) fn memory_volume(name: &'static str) -> Node {
+pub(super) fn memory_volume<'s>(name: &'static str) -> Value<'s> {
     object([
-        ("name", lit(name)),
-        ("emptyDir", raw_json!(r#"{"medium":"Memory"}"#)),
+        ("name", name.into()),
+        ("emptyDir", json!({"medium": "Memory"})),
     ])
 }
 
 /// `istio.io/rev` and the kubectl default-container annotations (only if absent).
-pub(super) fn revision_and_default_container(
-    input: &TemplateInput,
+pub(super) fn revision_and_default_container<'s>(
+    input: &TemplateInput<'_, 's>,
     app_containers: &[&str],
-    annotations: &mut NodeMap,
+    annotations: &mut Map<'s>,
 ) {
-    annotations.insert(
-        "istio.io/rev".into(),
-        input.settings.revision_or_default().into(),
-    );
+    annotations.insert("istio.io/rev", input.settings.revision_or_default().into());
     if let Some(first) = app_containers.first() {
         if input.annotation(ann::DEFAULT_LOGS_CONTAINER).is_none() {
-            annotations.insert(ann::DEFAULT_LOGS_CONTAINER.into(), (*first).into());
+            annotations.insert(ann::DEFAULT_LOGS_CONTAINER, (*first).to_owned().into());
         }
         if input.annotation(ann::DEFAULT_CONTAINER).is_none() {
-            annotations.insert(ann::DEFAULT_CONTAINER.into(), (*first).into());
+            annotations.insert(ann::DEFAULT_CONTAINER, (*first).to_owned().into());
         }
     }
 }
@@ -489,7 +473,7 @@ pub(super) fn proxy_image_ref(input: &TemplateInput) -> String {
 }
 
 /// The projected istio-token, the istiod CA certificate and downward-API volumes.
-pub(super) fn istio_token_volume(input: &TemplateInput) -> Node {
+pub(super) fn istio_token_volume<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
     let token = object([
         ("path", "istio-token".into()),
         ("expirationSeconds", 43200.into()),
@@ -499,25 +483,25 @@ pub(super) fn istio_token_volume(input: &TemplateInput) -> Node {
         ),
     ]);
     let source = object([("serviceAccountToken", token)]);
-    let projected = object([("sources", Node::Arr(vec![source]))]);
+    let projected = object([("sources", Value::Array(vec![source]))]);
     object([("name", "istio-token".into()), ("projected", projected)])
 }
 
-pub(super) fn podinfo_volume() -> Node {
+pub(super) fn podinfo_volume<'s>() -> Value<'s> {
     object([
-        ("name", lit("istio-podinfo")),
+        ("name", "istio-podinfo".into()),
         (
             "downwardAPI",
-            raw_json!(
-                r#"{"items":[{"fieldRef":{"fieldPath":"metadata.labels"},"path":"labels"},"#,
-                r#"{"fieldRef":{"fieldPath":"metadata.annotations"},"path":"annotations"}]}"#
-            ),
+            json!({"items": [
+                {"fieldRef": {"fieldPath": "metadata.labels"}, "path": "labels"},
+                {"fieldRef": {"fieldPath": "metadata.annotations"}, "path": "annotations"}
+            ]}),
         ),
     ])
 }
 
 /// `istiod-ca-cert` when istiod is the cert provider.
-pub(super) fn istiod_ca_volume(input: &TemplateInput) -> Option<Node> {
+pub(super) fn istiod_ca_volume<'s>(input: &TemplateInput<'_, 's>) -> Option<Value<'s>> {
     let s = input.settings;
     let v = &s.values.global;
     if v.pilot_cert_provider != "istiod" {
@@ -540,7 +524,7 @@ pub(super) fn istiod_ca_volume(input: &TemplateInput) -> Option<Node> {
             ("path", "root-cert.pem".into()),
         ]);
         let source = object([("clusterTrustBundle", bundle)]);
-        let projected = object([("sources", Node::Arr(vec![source]))]);
+        let projected = object([("sources", Value::Array(vec![source]))]);
         object([("name", "istiod-ca-cert".into()), ("projected", projected)])
     } else {
         let name = if v.trust_bundle_name.is_empty() {
@@ -556,7 +540,7 @@ pub(super) fn istiod_ca_volume(input: &TemplateInput) -> Option<Node> {
 }
 
 /// `istio-certs` (values.global.mountMtlsCerts), named after the service account.
-pub(super) fn mtls_certs_volume(input: &TemplateInput) -> Option<Node> {
+pub(super) fn mtls_certs_volume<'s>(input: &TemplateInput<'_, 's>) -> Option<Value<'s>> {
     if !input.settings.values.global.mount_mtls_certs {
         return None;
     }
@@ -574,7 +558,10 @@ pub(super) fn mtls_certs_volume(input: &TemplateInput) -> Option<Node> {
     Some(object([("name", "istio-certs".into()), ("secret", secret)]))
 }
 
-pub(super) fn workload_certs_volume(input: &TemplateInput, empty_dir: bool) -> Node {
+pub(super) fn workload_certs_volume<'s>(
+    input: &TemplateInput<'_, 's>,
+    empty_dir: bool,
+) -> Value<'s> {
     if input.settings.values.global.ca_name == "GkeWorkloadCertificate" {
         let csi = object([(
             "driver",
@@ -583,7 +570,7 @@ pub(super) fn workload_certs_volume(input: &TemplateInput, empty_dir: bool) -> N
         object([("name", "gke-workload-certificate".into()), ("csi", csi)])
     } else if empty_dir {
         object([
-            ("emptyDir", Node::Obj(NodeMap::new())),
+            ("emptyDir", Value::Object(Map::new())),
             ("name", "workload-certs".into()),
         ])
     } else {
@@ -591,12 +578,13 @@ pub(super) fn workload_certs_volume(input: &TemplateInput, empty_dir: bool) -> N
     }
 }
 
-pub(super) fn workload_certs_mount(input: &TemplateInput) -> Node {
+pub(super) fn workload_certs_mount<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
     if input.settings.values.global.ca_name == "GkeWorkloadCertificate" {
-        raw_json!(
-            r#"{"mountPath":"/var/run/secrets/workload-spiffe-credentials","#,
-            r#""name":"gke-workload-certificate","readOnly":true}"#
-        )
+        json!({
+            "mountPath": "/var/run/secrets/workload-spiffe-credentials",
+            "name": "gke-workload-certificate",
+            "readOnly": true
+        })
     } else {
         mount!(
             "workload-certs",
@@ -605,23 +593,23 @@ pub(super) fn workload_certs_mount(input: &TemplateInput) -> Node {
     }
 }
 
-pub(super) fn bootstrap_override_volume(input: &TemplateInput) -> Option<Node> {
+pub(super) fn bootstrap_override_volume<'s>(input: &TemplateInput<'_, 's>) -> Option<Value<'s>> {
     input.annotation(ann::BOOTSTRAP_OVERRIDE).map(|cm| {
         object([
             ("name", "custom-bootstrap-volume".into()),
-            ("configMap", object([("name", cm.into())])),
+            ("configMap", object([("name", cm.to_owned().into())])),
         ])
     })
 }
 
-pub(super) fn image_pull_secrets(input: &TemplateInput) -> Option<Node> {
+pub(super) fn image_pull_secrets<'s>(input: &TemplateInput<'_, 's>) -> Option<Value<'s>> {
     let secrets = &input.settings.values.global.image_pull_secrets;
     (!secrets.is_empty()).then(|| {
         let list = secrets
             .iter()
             .map(|n| object([("name", n.as_str().into())]))
             .collect();
-        Node::Arr(list)
+        Value::Array(list)
     })
 }
 
@@ -658,14 +646,14 @@ pub(super) fn proxy_args(input: &TemplateInput, mode: &str) -> Vec<String> {
 
 /// `COMPLIANCE_POLICY` (istiod's env, given as `values.pilot.env.COMPLIANCE_POLICY`) and,
 /// for FIPS 140-3, Go's `GODEBUG=fips140=only`.
-pub(super) fn compliance_env(input: &TemplateInput, env: &mut Vec<Node>) {
+pub(super) fn compliance_env<'s>(input: &TemplateInput<'_, 's>, env: &mut Vec<Value<'s>>) {
     let Some(policy) = input
         .settings
         .values
         .pilot
         .env
         .get("COMPLIANCE_POLICY")
-        .and_then(Value::as_str)
+        .and_then(serde_json::Value::as_str)
         .filter(|p| !p.is_empty())
     else {
         return;
@@ -688,7 +676,7 @@ pub(super) fn otel_resource_attributes(input: &TemplateInput) -> Option<String> 
         .any(|p| {
             p.get("opentelemetry")
                 .and_then(|o| o.get("serviceAttributeEnrichment"))
-                .and_then(Value::as_str)
+                .and_then(serde_json::Value::as_str)
                 == Some("OTEL_SEMANTIC_CONVENTIONS")
         });
     if !wanted {

@@ -1,39 +1,39 @@
 //! Istio's `gateway` template (`files/gateway-injection-template.yaml`), used by the
 //! istio/gateway chart: a router proxy, no init container, no traffic capture.
 
-use super::TemplateInput;
 use super::common::*;
-use super::node::{Node, NodeMap, env_var, object, string_array};
+use super::{TemplateInput, env_var, string_array};
+use crate::json::{Map, Value, object};
 
-pub fn render(input: &TemplateInput) -> Node {
+pub fn render<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
     let s = input.settings;
     let v = &s.values.global;
     let proxy = &v.proxy;
     let app_containers = app_containers(input);
 
-    let metadata = canonical_metadata(input, &app_containers, NodeMap::new());
+    let metadata = canonical_metadata(input, &app_containers, Map::new());
 
-    let mut c = NodeMap::new();
-    c.insert("name".into(), "istio-proxy".into());
-    c.insert("image".into(), proxy_image_ref(input).into());
-    c.insert("ports".into(), envoy_prom_ports());
-    c.insert("args".into(), string_array(proxy_args(input, "router")));
+    let mut c = Map::new();
+    c.insert("name", "istio-proxy".into());
+    c.insert("image", proxy_image_ref(input).into());
+    c.insert("ports", envoy_prom_ports());
+    c.insert("args", string_array(proxy_args(input, "router")));
     if is_set(&proxy.lifecycle) {
-        c.insert("lifecycle".into(), proxy.lifecycle.clone().into());
+        c.insert("lifecycle", Value::borrow_serde(&proxy.lifecycle));
     }
     c.insert(
-        "securityContext".into(),
+        "securityContext",
         object([
             ("runAsUser", input.proxy_uid.into()),
             ("runAsGroup", input.proxy_gid.into()),
         ]),
     );
-    c.insert("env".into(), Node::Arr(env(input, &app_containers)));
+    c.insert("env", Value::Array(env(input, &app_containers)));
     if !v.image_pull_policy.is_empty() {
-        c.insert("imagePullPolicy".into(), v.image_pull_policy.clone().into());
+        c.insert("imagePullPolicy", v.image_pull_policy.clone().into());
     }
     c.insert(
-        "readinessProbe".into(),
+        "readinessProbe",
         probe(
             proxy.readiness_initial_delay_seconds.into(),
             proxy.readiness_period_seconds.into(),
@@ -41,27 +41,27 @@ pub fn render(input: &TemplateInput) -> Node {
         ),
     );
     c.insert(
-        "volumeMounts".into(),
-        Node::Arr(proxy_volume_mounts(input, false)),
+        "volumeMounts",
+        Value::Array(proxy_volume_mounts(input, false)),
     );
 
     let pod_security_context = if is_set(&s.values.gateways.security_context) {
-        s.values.gateways.security_context.clone().into()
+        Value::borrow_serde(&s.values.gateways.security_context)
     } else {
         let sysctl = env_var("net.ipv4.ip_unprivileged_port_start", "0");
-        object([("sysctls", Node::Arr(vec![sysctl]))])
+        object([("sysctls", Value::Array(vec![sysctl]))])
     };
-    let mut spec = NodeMap::new();
-    spec.insert("securityContext".into(), pod_security_context);
-    spec.insert("containers".into(), Node::Arr(vec![Node::Obj(c)]));
-    spec.insert("volumes".into(), Node::Arr(volumes(input)));
+    let mut spec = Map::new();
+    spec.insert("securityContext", pod_security_context);
+    spec.insert("containers", Value::Array(vec![Value::Object(c)]));
+    spec.insert("volumes", Value::Array(volumes(input)));
     if let Some(secrets) = image_pull_secrets(input) {
-        spec.insert("imagePullSecrets".into(), secrets);
+        spec.insert("imagePullSecrets", secrets);
     }
-    object([("metadata", metadata), ("spec", Node::Obj(spec))])
+    object([("metadata", metadata), ("spec", Value::Object(spec))])
 }
 
-fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Node> {
+fn env<'s>(input: &TemplateInput<'_, 's>, app_containers: &[&str]) -> Vec<Value<'s>> {
     let mut env = Vec::with_capacity(24);
     identity_env(input, &mut env);
     env.push(resource_field_ref!("ISTIO_CPU_LIMIT", "limits.cpu"));
@@ -78,7 +78,7 @@ fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Node> {
     // Gateways take the interception mode from ProxyConfig only.
     env.push(env_var(
         "ISTIO_META_INTERCEPTION_MODE",
-        input.proxy_config.interception_mode(),
+        input.proxy_config.interception_mode().to_owned(),
     ));
     network_and_workload_env(input, input.deploy_name(), &mut env);
     bootstrap_override_env(input, &mut env);
@@ -89,7 +89,7 @@ fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Node> {
     env
 }
 
-fn volumes(input: &TemplateInput) -> Vec<Node> {
+fn volumes<'s>(input: &TemplateInput<'_, 's>) -> Vec<Value<'s>> {
     let mut vols = vec![
         object([("name", "workload-socket".into())]),
         empty_dir_volume("credential-socket"),

@@ -1,12 +1,10 @@
 //! Istio's proxyless gRPC templates: `grpc-simple` (a bootstrap init container, no agent) and
 //! `grpc-agent` (the agent without Envoy, serving xDS and certificates to the app over UDS).
 
-use serde_json::{Map, Value, json};
-
 use super::common::*;
-use super::node::{self, Node, NodeMap};
-use super::{TemplateInput, object, string_array};
+use super::{TemplateInput, env_var, string_array};
 use crate::annotations as ann;
+use crate::json::{Map, Value, json, object};
 
 const BOOTSTRAP_SCRIPT: &str = r#"NODE_ID="sidecar~${INSTANCE_IP}~${POD_NAME}.${POD_NAMESPACE}~cluster.local"
 SERVER_URI="dns:///istiod.${ISTIO_NAMESPACE}.svc:15010"
@@ -27,115 +25,117 @@ echo '
   }
 }' > /var/lib/grpc/data/bootstrap.json"#;
 
-pub fn render_simple(input: &TemplateInput) -> Value {
+pub fn render_simple<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
     let bootstrap_mount =
-        json!({"mountPath": "/var/lib/grpc/data/", "name": "grpc-io-proxyless-bootstrap"});
+        || json!({"mountPath": "/var/lib/grpc/data/", "name": "grpc-io-proxyless-bootstrap"});
+    let istio_namespace = format!("{}\n", input.settings.values.global.istio_namespace);
     let init = json!({
         "name": "grpc-bootstrap-init",
         "image": "busybox:1.28",
-        "volumeMounts": [bootstrap_mount],
+        "volumeMounts": [(bootstrap_mount())],
         "env": [
-            Value::from(field_ref!("INSTANCE_IP", "status.podIP")),
-            Value::from(field_ref!("POD_NAME", "metadata.name")),
-            Value::from(field_ref!("POD_NAMESPACE", "metadata.namespace")),
-            {"name": "ISTIO_NAMESPACE", "value": format!("{}\n", input.settings.values.global.istio_namespace)},
+            (field_ref!("INSTANCE_IP", "status.podIP")),
+            (field_ref!("POD_NAME", "metadata.name")),
+            (field_ref!("POD_NAMESPACE", "metadata.namespace")),
+            {"name": "ISTIO_NAMESPACE", "value": istio_namespace}
         ],
-        "command": ["sh", "-c", BOOTSTRAP_SCRIPT],
+        "command": ["sh", "-c", BOOTSTRAP_SCRIPT]
     });
-    let containers: Vec<Value> = input
+    let containers: Vec<Value<'s>> = input
         .containers()
         .iter()
         .map(|c| {
             json!({
-                "name": c.get("name").cloned().unwrap_or(Value::Null),
+                "name": (c.get("name").cloned().unwrap_or_default().into_owned()),
                 "env": [
                     {"name": "GRPC_XDS_BOOTSTRAP", "value": "/var/lib/grpc/data/bootstrap.json"},
                     {"name": "GRPC_GO_LOG_VERBOSITY_LEVEL", "value": "99"},
-                    {"name": "GRPC_GO_LOG_SEVERITY_LEVEL", "value": "info"},
+                    {"name": "GRPC_GO_LOG_SEVERITY_LEVEL", "value": "info"}
                 ],
-                "volumeMounts": [bootstrap_mount],
+                "volumeMounts": [(bootstrap_mount())]
             })
         })
         .collect();
+    let mut annotations = Map::new();
+    annotations.insert(ann::REWRITE_PROBERS, "false".into());
     json!({
-        "metadata": {"annotations": {ann::REWRITE_PROBERS: "false"}},
+        "metadata": {"annotations": (annotations)},
         "spec": {
             "initContainers": [init],
             "containers": containers,
-            "volumes": [{"name": "grpc-io-proxyless-bootstrap", "emptyDir": {}}],
-        },
+            "volumes": [{"name": "grpc-io-proxyless-bootstrap", "emptyDir": {}}]
+        }
     })
 }
 
-pub fn render_agent(input: &TemplateInput) -> Value {
+pub fn render_agent<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
     let s = input.settings;
     let v = &s.values.global;
     let app_containers = app_containers(input);
 
-    let mut annotations = NodeMap::new();
-    annotations.insert(ann::REWRITE_PROBERS.into(), "false".into());
-    let metadata = Value::from(canonical_metadata(input, &app_containers, annotations));
+    let mut annotations = Map::new();
+    annotations.insert(ann::REWRITE_PROBERS, "false".into());
+    let metadata = canonical_metadata(input, &app_containers, annotations);
 
     let mut c = Map::new();
-    c.insert("name".into(), "istio-proxy".into());
-    c.insert("image".into(), proxy_image_ref(input).into());
+    c.insert("name", "istio-proxy".into());
+    c.insert("image", proxy_image_ref(input).into());
     c.insert(
-        "ports".into(),
+        "ports",
         json!([{"containerPort": 15020, "protocol": "TCP", "name": "mesh-metrics"}]),
     );
-    c.insert("args".into(), string_array(proxy_args(input, "sidecar")));
+    c.insert("args", string_array(proxy_args(input, "sidecar")));
     c.insert(
-        "lifecycle".into(),
+        "lifecycle",
         json!({"postStart": {"exec": {"command": ["pilot-agent", "wait", "--url=http://localhost:15020/healthz/ready"]}}}),
     );
-    c.insert("env".into(), Value::Array(env(input, &app_containers)));
+    c.insert("env", Value::Array(env(input, &app_containers)));
     if !v.image_pull_policy.is_empty() {
-        c.insert("imagePullPolicy".into(), v.image_pull_policy.clone().into());
+        c.insert("imagePullPolicy", v.image_pull_policy.clone().into());
     }
     // In Istio's template the status-port condition also encloses resources and mounts.
     if input.status_port() != "0" {
-        let mut readiness = Value::from(readiness_probe(input));
-        readiness["httpGet"]["port"] = json!(15020);
-        c.insert("readinessProbe".into(), readiness);
-        c.insert("resources".into(), resources(input));
-        c.insert("volumeMounts".into(), Value::Array(agent_mounts(input)));
+        let mut readiness = readiness_probe(input);
+        if let Some(get) = readiness.get_mut("httpGet") {
+            crate::pod::ensure_object(get).insert("port", 15020.into());
+        }
+        c.insert("readinessProbe", readiness);
+        c.insert("resources", resources(input));
+        c.insert("volumeMounts", Value::Array(agent_mounts(input)));
     }
     for (name, spec) in user_entries(input, ann::USER_VOLUME_MOUNT) {
-        let mounts = c
-            .entry("volumeMounts")
-            .or_insert_with(|| Value::Array(Vec::new()));
+        let mounts = c.get_or_insert_with("volumeMounts", || Value::Array(Vec::new()));
         if let Some(list) = mounts.as_array_mut() {
-            list.push(named(name, spec).into());
+            list.push(named(name, spec));
         }
     }
 
     let mut containers = vec![Value::Object(c)];
     for name in &app_containers {
         containers.push(json!({
-            "name": name,
+            "name": ((*name).to_owned()),
             "env": [
                 {"name": "GRPC_XDS_EXPERIMENTAL_SECURITY_SUPPORT", "value": "true"},
-                {"name": "GRPC_XDS_BOOTSTRAP", "value": "/etc/istio/proxy/grpc-bootstrap.json"},
+                {"name": "GRPC_XDS_BOOTSTRAP", "value": "/etc/istio/proxy/grpc-bootstrap.json"}
             ],
             "volumeMounts": [
                 {"mountPath": "/var/lib/istio/data", "name": "istio-data"},
                 {"mountPath": "/etc/istio/proxy", "name": "istio-xds"},
-                Value::from(workload_certs_mount(input)),
-            ],
+                (workload_certs_mount(input))
+            ]
         }));
     }
 
     let mut spec = Map::new();
-    spec.insert("containers".into(), Value::Array(containers));
-    spec.insert("volumes".into(), Value::Array(agent_volumes(input)));
+    spec.insert("containers", Value::Array(containers));
+    spec.insert("volumes", Value::Array(agent_volumes(input)));
     if let Some(secrets) = image_pull_secrets(input) {
-        spec.insert("imagePullSecrets".into(), secrets.into());
+        spec.insert("imagePullSecrets", secrets);
     }
     object([("metadata", metadata), ("spec", Value::Object(spec))])
 }
 
-fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
-    use node::env_var;
+fn env<'s>(input: &TemplateInput<'_, 's>, app_containers: &[&str]) -> Vec<Value<'s>> {
     let s = input.settings;
     let mut env = vec![
         env_var("ISTIO_META_GENERATOR", "grpc"),
@@ -167,14 +167,14 @@ fn env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Value> {
     }
     env.push(env_var("ISTIO_META_DNS_CAPTURE", "false"));
     env.push(env_var("DISABLE_ENVOY", "true"));
-    env.into_iter().map(Node::into_value).collect()
+    env
 }
 
-fn agent_mounts(input: &TemplateInput) -> Vec<Value> {
+fn agent_mounts<'s>(input: &TemplateInput<'_, 's>) -> Vec<Value<'s>> {
     let v = &input.settings.values.global;
     let mut mounts = vec![
         json!({"name": "workload-socket", "mountPath": "/var/run/secrets/workload-spiffe-uds"}),
-        workload_certs_mount(input).into(),
+        workload_certs_mount(input),
     ];
     if v.pilot_cert_provider == "istiod" {
         mounts.push(json!({"mountPath": "/var/run/secrets/istio", "name": "istiod-ca-cert"}));
@@ -189,20 +189,20 @@ fn agent_mounts(input: &TemplateInput) -> Vec<Value> {
     mounts
 }
 
-fn agent_volumes(input: &TemplateInput) -> Vec<Value> {
+fn agent_volumes<'s>(input: &TemplateInput<'_, 's>) -> Vec<Value<'s>> {
     let mut vols = vec![
         json!({"name": "workload-socket"}),
-        workload_certs_volume(input, false).into(),
+        workload_certs_volume(input, false),
     ];
-    vols.extend(bootstrap_override_volume(input).map(Value::from));
+    vols.extend(bootstrap_override_volume(input));
     vols.push(json!({"emptyDir": {"medium": "Memory"}, "name": "istio-xds"}));
     vols.push(json!({"name": "istio-data", "emptyDir": {}}));
-    vols.push(podinfo_volume().into());
-    vols.push(istio_token_volume(input).into());
-    vols.extend(istiod_ca_volume(input).map(Value::from));
-    vols.extend(mtls_certs_volume(input).map(Value::from));
+    vols.push(podinfo_volume());
+    vols.push(istio_token_volume(input));
+    vols.extend(istiod_ca_volume(input));
+    vols.extend(mtls_certs_volume(input));
     for (name, spec) in user_entries(input, ann::USER_VOLUME) {
-        vols.push(named(name, spec).into());
+        vols.push(named(name, spec));
     }
     vols
 }

@@ -2,14 +2,15 @@
 //! into a partial Pod. Field by field it follows the Helm chart's template; values that Go
 //! would omit when empty (zero probe delays, absent optional env) are omitted here too.
 
-use serde_json::Value;
-
 use super::common::*;
-use super::node::{Node, NodeMap, env_var, lit, object, raw_json, string_array};
-use super::{TemplateInput, exclude_inbound_port, proxy_init_image, truncate_canonical_name};
+use super::{
+    TemplateInput, env_var, exclude_inbound_port, proxy_init_image, string_array,
+    truncate_canonical_name,
+};
 use crate::annotations as ann;
+use crate::json::{Map, Value, json, object};
 
-pub fn render(input: &TemplateInput) -> Node {
+pub fn render<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
     let s = input.settings;
     let v = &s.values.global;
     let mode = input.interception_mode();
@@ -45,28 +46,29 @@ pub fn render(input: &TemplateInput) -> Node {
         (tproxy, cap_net_bind, hold_proxy),
         resources,
     );
-    let mut spec = NodeMap::new();
+    let mut spec = Map::new();
     if native {
         init_containers.push(proxy);
-        spec.insert("initContainers".into(), Node::Arr(init_containers));
+        spec.insert("initContainers", Value::Array(init_containers));
     } else {
-        spec.insert("initContainers".into(), Node::Arr(init_containers));
-        spec.insert("containers".into(), Node::Arr(vec![proxy]));
+        spec.insert("initContainers", Value::Array(init_containers));
+        spec.insert("containers", Value::Array(vec![proxy]));
     }
-    spec.insert("volumes".into(), Node::Arr(volumes(input)));
+    spec.insert("volumes", Value::Array(volumes(input)));
     if let Some(secrets) = image_pull_secrets(input) {
-        spec.insert("imagePullSecrets".into(), secrets);
+        spec.insert("imagePullSecrets", secrets);
     }
-    object([("metadata", metadata), ("spec", Node::Obj(spec))])
+    object([("metadata", metadata), ("spec", Value::Object(spec))])
 }
 
-fn labels(input: &TemplateInput) -> Node {
-    let mut labels = NodeMap::new();
+fn labels<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
+    let mut labels = Map::new();
     labels.insert(
-        "security.istio.io/tlsMode".into(),
+        "security.istio.io/tlsMode",
         input
             .label_nonempty("security.istio.io/tlsMode")
             .unwrap_or("istio")
+            .to_owned()
             .into(),
     );
     if input
@@ -76,28 +78,33 @@ fn labels(input: &TemplateInput) -> Node {
         == Some("true")
     {
         labels.insert(
-            "networking.istio.io/tunnel".into(),
+            "networking.istio.io/tunnel",
             input
                 .label_nonempty("networking.istio.io/tunnel")
                 .unwrap_or("http")
+                .to_owned()
                 .into(),
         );
     }
     labels.insert(
-        "service.istio.io/canonical-name".into(),
+        "service.istio.io/canonical-name",
         truncate_canonical_name(canonical_name(input)).into(),
     );
     labels.insert(
-        "service.istio.io/canonical-revision".into(),
-        canonical_revision(input).into(),
+        "service.istio.io/canonical-revision",
+        canonical_revision(input).to_owned().into(),
     );
-    Node::Obj(labels)
+    Value::Object(labels)
 }
 
-fn annotations(input: &TemplateInput, app_containers: &[&str], mode: &str) -> Node {
+fn annotations<'s>(
+    input: &TemplateInput<'_, 's>,
+    app_containers: &[&str],
+    mode: &str,
+) -> Value<'s> {
     let s = input.settings;
     let proxy = &s.values.global.proxy;
-    let mut a = NodeMap::new();
+    let mut a = Map::new();
     revision_and_default_container(input, app_containers, &mut a);
     if s.values.pilot.cni.enabled {
         // The CNI plugin reads the effective traffic settings from the pod's annotations.
@@ -106,29 +113,30 @@ fn annotations(input: &TemplateInput, app_containers: &[&str], mode: &str) -> No
                 .annotation("k8s.v1.cni.cncf.io/networks")
                 .unwrap_or("");
             a.insert(
-                "k8s.v1.cni.cncf.io/networks".into(),
+                "k8s.v1.cni.cncf.io/networks",
                 append_multus_network(existing, "default/istio-cni").into(),
             );
         }
-        a.insert(ann::INTERCEPTION_MODE.into(), mode.into());
+        a.insert(ann::INTERCEPTION_MODE, mode.to_owned().into());
         let include =
             input.annotation_or(ann::INCLUDE_OUTBOUND_IP_RANGES, &proxy.include_ip_ranges);
         if !include.is_empty() {
-            a.insert(ann::INCLUDE_OUTBOUND_IP_RANGES.into(), include.into());
+            a.insert(ann::INCLUDE_OUTBOUND_IP_RANGES, include.to_owned().into());
         }
         let exclude =
             input.annotation_or(ann::EXCLUDE_OUTBOUND_IP_RANGES, &proxy.exclude_ip_ranges);
         if !exclude.is_empty() {
-            a.insert(ann::EXCLUDE_OUTBOUND_IP_RANGES.into(), exclude.into());
+            a.insert(ann::EXCLUDE_OUTBOUND_IP_RANGES, exclude.to_owned().into());
         }
         a.insert(
-            ann::INCLUDE_INBOUND_PORTS.into(),
+            ann::INCLUDE_INBOUND_PORTS,
             input
                 .annotation_or(ann::INCLUDE_INBOUND_PORTS, &proxy.include_inbound_ports)
+                .to_owned()
                 .into(),
         );
         a.insert(
-            ann::EXCLUDE_INBOUND_PORTS.into(),
+            ann::EXCLUDE_INBOUND_PORTS,
             exclude_inbound_port(
                 &input.status_port(),
                 input.annotation_or(ann::EXCLUDE_INBOUND_PORTS, &proxy.exclude_inbound_ports),
@@ -139,9 +147,10 @@ fn annotations(input: &TemplateInput, app_containers: &[&str], mode: &str) -> No
             || !proxy.include_outbound_ports.is_empty()
         {
             a.insert(
-                ann::INCLUDE_OUTBOUND_PORTS.into(),
+                ann::INCLUDE_OUTBOUND_PORTS,
                 input
                     .annotation_or(ann::INCLUDE_OUTBOUND_PORTS, &proxy.include_outbound_ports)
+                    .to_owned()
                     .into(),
             );
         }
@@ -149,9 +158,10 @@ fn annotations(input: &TemplateInput, app_containers: &[&str], mode: &str) -> No
             || !proxy.exclude_outbound_ports.is_empty()
         {
             a.insert(
-                ann::EXCLUDE_OUTBOUND_PORTS.into(),
+                ann::EXCLUDE_OUTBOUND_PORTS,
                 input
                     .annotation_or(ann::EXCLUDE_OUTBOUND_PORTS, &proxy.exclude_outbound_ports)
+                    .to_owned()
                     .into(),
             );
         }
@@ -161,11 +171,11 @@ fn annotations(input: &TemplateInput, app_containers: &[&str], mode: &str) -> No
             ann::EXCLUDE_INTERFACES,
         ] {
             if let Some(v) = input.annotation(key).filter(|v| !v.is_empty()) {
-                a.insert(key.into(), v.into());
+                a.insert(key, v.to_owned().into());
             }
         }
     }
-    Node::Obj(a)
+    Value::Object(a)
 }
 
 /// Istio's `appendMultusNetwork` for the flat (comma-separated) and JSON-list forms.
@@ -174,14 +184,18 @@ fn append_multus_network(existing: &str, network: &str) -> String {
         return network.to_string();
     }
     if let Some(i) = existing.rfind(']') {
-        let Ok(networks) = serde_json::from_str::<Vec<serde_json::Map<String, Value>>>(existing)
+        let Ok(networks) =
+            serde_json::from_str::<Vec<serde_json::Map<String, serde_json::Value>>>(existing)
         else {
             return existing.to_string();
         };
         let (ns, name) = network.split_once('/').unwrap_or(("", network));
         let present = networks.iter().any(|n| {
-            n.get("name").and_then(Value::as_str) == Some(name)
-                && n.get("namespace").and_then(Value::as_str).unwrap_or("") == ns
+            n.get("name").and_then(serde_json::Value::as_str) == Some(name)
+                && n.get("namespace")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("")
+                    == ns
         });
         if present {
             return existing.to_string();
@@ -199,7 +213,12 @@ fn append_multus_network(existing: &str, network: &str) -> String {
     format!("{existing}, {network}")
 }
 
-fn init_container(input: &TemplateInput, mode: &str, tproxy: bool, resources: Value) -> Node {
+fn init_container<'s>(
+    input: &TemplateInput<'_, 's>,
+    mode: &str,
+    tproxy: bool,
+    resources: Value<'s>,
+) -> Value<'s> {
     let s = input.settings;
     let v = &s.values.global;
     let proxy = &v.proxy;
@@ -304,58 +323,55 @@ fn init_container(input: &TemplateInput, mode: &str, tproxy: bool, resources: Va
         args.push("--native-nftables".into());
     }
 
-    let mut c = NodeMap::new();
-    c.insert("name".into(), lit(name));
-    c.insert("image".into(), image.into());
-    c.insert("args".into(), string_array(args));
+    let mut c = Map::new();
+    c.insert("name", name.into());
+    c.insert("image", image.into());
+    c.insert("args", string_array(args));
     let metadata = input.proxy_config.proxy_metadata();
     if !metadata.is_empty() {
-        c.insert("env".into(), plain_env(metadata));
+        c.insert("env", plain_env(metadata));
     }
-    c.insert("resources".into(), resources.into());
+    c.insert("resources", resources);
     if !v.image_pull_policy.is_empty() {
-        c.insert("imagePullPolicy".into(), v.image_pull_policy.clone().into());
+        c.insert("imagePullPolicy", v.image_pull_policy.clone().into());
     }
-    let mut sc = NodeMap::new();
-    sc.insert("allowPrivilegeEscalation".into(), proxy.privileged.into());
-    sc.insert("privileged".into(), proxy.privileged.into());
+    let mut sc = Map::new();
+    sc.insert("allowPrivilegeEscalation", proxy.privileged.into());
+    sc.insert("privileged", proxy.privileged.into());
     if cni {
-        sc.insert("capabilities".into(), capabilities(&[]));
-        sc.insert("readOnlyRootFilesystem".into(), true.into());
+        sc.insert("capabilities", capabilities(&[]));
+        sc.insert("readOnlyRootFilesystem", true.into());
         let (uid, gid) = if tproxy {
             (1337, 1337)
         } else {
             (input.proxy_uid, input.proxy_gid)
         };
-        sc.insert("runAsGroup".into(), gid.into());
-        sc.insert("runAsUser".into(), uid.into());
-        sc.insert("runAsNonRoot".into(), true.into());
+        sc.insert("runAsGroup", gid.into());
+        sc.insert("runAsUser", uid.into());
+        sc.insert("runAsNonRoot", true.into());
     } else {
-        sc.insert(
-            "capabilities".into(),
-            capabilities(&["NET_ADMIN", "NET_RAW"]),
-        );
-        sc.insert("readOnlyRootFilesystem".into(), false.into());
-        sc.insert("runAsGroup".into(), 0.into());
-        sc.insert("runAsNonRoot".into(), false.into());
-        sc.insert("runAsUser".into(), 0.into());
+        sc.insert("capabilities", capabilities(&["NET_ADMIN", "NET_RAW"]));
+        sc.insert("readOnlyRootFilesystem", false.into());
+        sc.insert("runAsGroup", 0.into());
+        sc.insert("runAsNonRoot", false.into());
+        sc.insert("runAsUser", 0.into());
     }
     if is_set(&proxy.seccomp_profile) {
         sc.insert(
-            "seccompProfile".into(),
-            proxy.seccomp_profile.clone().into(),
+            "seccompProfile",
+            Value::borrow_serde(&proxy.seccomp_profile),
         );
     }
-    c.insert("securityContext".into(), Node::Obj(sc));
-    Node::Obj(c)
+    c.insert("securityContext", Value::Object(sc));
+    Value::Object(c)
 }
 
-fn proxy_container(
-    input: &TemplateInput,
+fn proxy_container<'s>(
+    input: &TemplateInput<'_, 's>,
     app_containers: &[&str],
     (tproxy, cap_net_bind, hold_proxy): (bool, bool, bool),
-    resources: Value,
-) -> Node {
+    resources: Value<'s>,
+) -> Value<'s> {
     let s = input.settings;
     let v = &s.values.global;
     let proxy = &v.proxy;
@@ -366,20 +382,20 @@ fn proxy_container(
         args.push(format!("--outlierLogPath={}", proxy.outlier_log_path));
     }
 
-    let mut c = NodeMap::new();
-    c.insert("name".into(), lit("istio-proxy"));
-    c.insert("image".into(), image.into());
+    let mut c = Map::new();
+    c.insert("name", "istio-proxy".into());
+    c.insert("image", image.into());
     if input.native_sidecar {
-        c.insert("restartPolicy".into(), lit("Always"));
+        c.insert("restartPolicy", "Always".into());
     }
-    c.insert("ports".into(), envoy_prom_ports());
-    c.insert("args".into(), string_array(args));
+    c.insert("ports", envoy_prom_ports());
+    c.insert("args", string_array(args));
     if is_set(&proxy.lifecycle) {
-        c.insert("lifecycle".into(), proxy.lifecycle.clone().into());
+        c.insert("lifecycle", Value::borrow_serde(&proxy.lifecycle));
     } else if hold_proxy {
         c.insert(
-            "lifecycle".into(),
-            raw_json!(r#"{"postStart":{"exec":{"command":["pilot-agent","wait"]}}}"#),
+            "lifecycle",
+            json!({"postStart": {"exec": {"command": ["pilot-agent", "wait"]}}}),
         );
     } else if input.native_sidecar {
         let command = vec![
@@ -389,34 +405,34 @@ fn proxy_container(
             "POST".into(),
             "drain".into(),
         ];
-        c.insert("lifecycle".into(), exec_hook("preStop", command));
+        c.insert("lifecycle", exec_hook("preStop", command));
     }
-    c.insert("env".into(), Node::Arr(proxy_env(input, app_containers)));
+    c.insert("env", Value::Array(proxy_env(input, app_containers)));
     if !v.image_pull_policy.is_empty() {
-        c.insert("imagePullPolicy".into(), v.image_pull_policy.clone().into());
+        c.insert("imagePullPolicy", v.image_pull_policy.clone().into());
     }
     if status_port != "0" {
         if proxy.startup_probe.enabled {
             c.insert(
-                "startupProbe".into(),
+                "startupProbe",
                 probe(0, 1, proxy.startup_probe.failure_threshold.into()),
             );
         }
-        c.insert("readinessProbe".into(), readiness_probe(input));
+        c.insert("readinessProbe", readiness_probe(input));
     }
     c.insert(
-        "securityContext".into(),
+        "securityContext",
         proxy_security_context(input, tproxy, cap_net_bind),
     );
-    c.insert("resources".into(), resources.into());
+    c.insert("resources", resources);
     c.insert(
-        "volumeMounts".into(),
-        Node::Arr(proxy_volume_mounts(input, true)),
+        "volumeMounts",
+        Value::Array(proxy_volume_mounts(input, true)),
     );
-    Node::Obj(c)
+    Value::Object(c)
 }
 
-fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Node> {
+fn proxy_env<'s>(input: &TemplateInput<'_, 's>, app_containers: &[&str]) -> Vec<Value<'s>> {
     let s = input.settings;
     let v = &s.values.global;
     let mut env = Vec::with_capacity(24);
@@ -446,7 +462,10 @@ fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Node> {
         Some(m) if !m.is_empty() => m,
         _ => input.proxy_config.interception_mode(),
     };
-    env.push(env_var("ISTIO_META_INTERCEPTION_MODE", meta_mode));
+    env.push(env_var(
+        "ISTIO_META_INTERCEPTION_MODE",
+        meta_mode.to_owned(),
+    ));
     let workload = input
         .label_nonempty("service.istio.io/workload-name")
         .unwrap_or(input.deploy_name());
@@ -455,16 +474,15 @@ fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Node> {
     mesh_env(input, &mut env);
     if v.proxy.tracer == "datadog"
         && let Some(raw) = input.annotation("apm.datadoghq.com/env")
-        && let Ok(Value::Object(vars)) = serde_json::from_str::<Value>(raw)
+        && let Ok(serde_json::Value::Object(vars)) = serde_json::from_str(raw)
     {
-        let mut vars: Vec<(&String, &Value)> = vars.iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(b.0));
+        // serde_json's maps are sorted by key, as Go's template ranges over a map.
         for (k, val) in vars {
             let val = match val {
-                Value::String(s) => s.clone(),
+                serde_json::Value::String(s) => s,
                 other => other.to_string(),
             };
-            env.push(env_var(k.to_string(), val));
+            env.push(env_var(k, val));
         }
     }
     if let Some(attrs) = otel_resource_attributes(input) {
@@ -476,24 +494,28 @@ fn proxy_env(input: &TemplateInput, app_containers: &[&str]) -> Vec<Node> {
     env
 }
 
-fn proxy_security_context(input: &TemplateInput, tproxy: bool, cap_net_bind: bool) -> Node {
+fn proxy_security_context<'s>(
+    input: &TemplateInput<'_, 's>,
+    tproxy: bool,
+    cap_net_bind: bool,
+) -> Value<'s> {
     let proxy = &input.settings.values.global.proxy;
-    let mut sc = NodeMap::new();
+    let mut sc = Map::new();
     if input
         .proxy_config
         .proxy_metadata_value("IPTABLES_TRACE_LOGGING")
         .as_deref()
         == Some("true")
     {
-        sc.insert("allowPrivilegeEscalation".into(), true.into());
-        sc.insert("capabilities".into(), capabilities(&["NET_ADMIN"]));
-        sc.insert("privileged".into(), true.into());
-        sc.insert("readOnlyRootFilesystem".into(), true.into());
-        sc.insert("runAsGroup".into(), input.proxy_gid.into());
-        sc.insert("runAsNonRoot".into(), false.into());
-        sc.insert("runAsUser".into(), 0.into());
+        sc.insert("allowPrivilegeEscalation", true.into());
+        sc.insert("capabilities", capabilities(&["NET_ADMIN"]));
+        sc.insert("privileged", true.into());
+        sc.insert("readOnlyRootFilesystem", true.into());
+        sc.insert("runAsGroup", input.proxy_gid.into());
+        sc.insert("runAsNonRoot", false.into());
+        sc.insert("runAsUser", 0.into());
     } else {
-        sc.insert("allowPrivilegeEscalation".into(), proxy.privileged.into());
+        sc.insert("allowPrivilegeEscalation", proxy.privileged.into());
         let mut add = Vec::new();
         if tproxy {
             add.push("NET_ADMIN");
@@ -501,33 +523,33 @@ fn proxy_security_context(input: &TemplateInput, tproxy: bool, cap_net_bind: boo
         if cap_net_bind {
             add.push("NET_BIND_SERVICE");
         }
-        sc.insert("capabilities".into(), capabilities(&add));
-        sc.insert("privileged".into(), proxy.privileged.into());
-        sc.insert("readOnlyRootFilesystem".into(), true.into());
+        sc.insert("capabilities", capabilities(&add));
+        sc.insert("privileged", proxy.privileged.into());
+        sc.insert("readOnlyRootFilesystem", true.into());
         if tproxy || cap_net_bind {
-            sc.insert("runAsNonRoot".into(), false.into());
-            sc.insert("runAsUser".into(), 0.into());
-            sc.insert("runAsGroup".into(), 1337.into());
+            sc.insert("runAsNonRoot", false.into());
+            sc.insert("runAsUser", 0.into());
+            sc.insert("runAsGroup", 1337.into());
         } else {
-            sc.insert("runAsNonRoot".into(), true.into());
-            sc.insert("runAsUser".into(), input.proxy_uid.into());
-            sc.insert("runAsGroup".into(), input.proxy_gid.into());
+            sc.insert("runAsNonRoot", true.into());
+            sc.insert("runAsUser", input.proxy_uid.into());
+            sc.insert("runAsGroup", input.proxy_gid.into());
         }
     }
     if is_set(&proxy.seccomp_profile) {
         sc.insert(
-            "seccompProfile".into(),
-            proxy.seccomp_profile.clone().into(),
+            "seccompProfile",
+            Value::borrow_serde(&proxy.seccomp_profile),
         );
     }
-    Node::Obj(sc)
+    Value::Object(sc)
 }
 
-fn volumes(input: &TemplateInput) -> Vec<Node> {
+fn volumes<'s>(input: &TemplateInput<'_, 's>) -> Vec<Value<'s>> {
     let s = input.settings;
     let mut vols = Vec::with_capacity(12);
-    vols.push(object([("name", lit("workload-socket"))]));
-    vols.push(object([("name", lit("credential-socket"))]));
+    vols.push(object([("name", "workload-socket".into())]));
+    vols.push(object([("name", "credential-socket".into())]));
     vols.push(workload_certs_volume(input, false));
     vols.extend(bootstrap_override_volume(input));
     vols.push(memory_volume("istio-envoy"));

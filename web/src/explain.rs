@@ -1,7 +1,7 @@
 //! `explain`: the policy's answer for a Pod, a Namespace and settings, with why, the exact
 //! JSONPatch the cluster would apply, and what kwctl needs to give the same answer.
 
-use istio_sidecar_injector::engine::{self, AdmissionRequest, Verdict};
+use istio_sidecar_injector::engine::{self, Verdict};
 use istio_sidecar_injector::settings::{NamespaceSelection, Settings};
 use serde_json::{Value, json};
 
@@ -52,14 +52,13 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Problem> {
             path: message.split_once(": ").map(|(path, _)| path.to_string()),
             ..Problem::new("settings", format!("invalid settings: {message}"))
         })?;
-    let request: AdmissionRequest = serde_json::from_value(request_json.clone())
-        .map_err(|e| Problem::new("pod", format!("pod: not an AdmissionRequest: {e}")))?;
-
-    let original = request.object.clone();
     let lookup_answer = namespace_object.clone();
-    let verdict = engine::evaluate(request, &parsed, |_| {
+    let verdict = engine::evaluate_value(&request_json, &parsed, |_| {
         lookup_answer.ok_or_else(|| "no Namespace given".to_string())
-    });
+    })
+    .map_err(|e| Problem::new("pod", format!("pod: {e}")))?;
+    let original = request_json.get("object").cloned().unwrap_or(Value::Null);
+    let injected = verdict.mutated.as_ref().map(|pod| pod.to_serde());
 
     let mut warnings = verdict.warnings.clone();
     let looked_up = parsed.namespace_selection == NamespaceSelection::Lookup;
@@ -69,7 +68,7 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Problem> {
                 .to_string(),
         );
     }
-    let patch = match &verdict.mutated {
+    let patch = match &injected {
         Some(injected) => serde_json::to_value(json_patch::diff(&original, injected))
             .unwrap_or(Value::Array(Vec::new())),
         None => Value::Array(Vec::new()),
@@ -82,7 +81,7 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Problem> {
         "warnings": warnings,
         "message": verdict.message,
         "patch": patch,
-        "pod": verdict.mutated,
+        "pod": injected,
         "reproduce": reproduce(&request_json, &settings_json, namespace_object.as_ref().filter(|_| looked_up)),
     }))
 }
