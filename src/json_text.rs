@@ -162,15 +162,15 @@ pub fn push_value(out: &mut String, value: &Value) {
 }
 
 pub fn push_string(out: &mut String, s: &str) {
-    if s.bytes()
-        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
-    {
+    if crate::json::needs_no_escape(s.as_bytes()) {
         out.push('"');
         out.push_str(s);
         out.push('"');
     } else {
-        // serde_json's escaping of a string never fails.
-        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+        let mut escaped = Vec::with_capacity(s.len() + 8);
+        crate::json::write_str(&mut escaped, s);
+        // Escaped from a str: UTF-8.
+        out.push_str(&String::from_utf8_lossy(&escaped));
     }
 }
 

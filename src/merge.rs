@@ -78,7 +78,9 @@ fn merge_maps<'a>(target: &mut Map<'a>, patch: Map<'a>, order: Order) {
         match target.get_mut(&key) {
             Some(tv) => match (tv, pv) {
                 (Value::Object(t), Value::Object(p)) => merge_maps(t, p, order),
-                (Value::Array(t), Value::Array(p)) => merge_lists(&key, t, p, order),
+                (Value::Array(t), Value::Array(p)) => {
+                    merge_lists(&key, t, p.into_iter().collect(), order)
+                }
                 (tv, pv) => *tv = pv,
             },
             None => {
@@ -259,7 +261,7 @@ pub(crate) fn strip_nulls_in_place(v: &mut Value) {
             }
         }
         Value::Array(a) => {
-            for v in a {
+            for v in a.iter_mut() {
                 if let Value::Object(_) | Value::Array(_) = v {
                     strip_nulls_in_place(v);
                 }

@@ -2,7 +2,7 @@
 //! the field, the accessors every step of the decision, the injection and the check reads it
 //! with, and the few derived facts injection needs (Istio's `GetDeployMetaFromPod`).
 
-use crate::json::{Map, Value};
+use crate::json::{List, Map, Value};
 
 use crate::template::DeployMeta;
 
@@ -88,6 +88,11 @@ fn check_container(path: &str, c: &Map) -> Result<(), String> {
     for field in CONTAINER_LIST_FIELDS {
         match c.get(field) {
             None | Some(Value::Null) => {}
+            // A list still kept as its text is not looked into: nothing here relies on its
+            // items until it is read, and it is copied back as it came. (The API server
+            // decodes a Pod into its Go type before admission: it never sends items that
+            // are not objects.)
+            Some(Value::Array(items)) if !items.is_read() => {}
             Some(Value::Array(items)) => {
                 if let Some(i) = items.iter().position(|v| !v.is_object()) {
                     return Err(format!("{path}.{field}[{i}]: must be an object"));
@@ -146,9 +151,9 @@ pub fn ensure_object<'p, 'a>(v: &'p mut Value<'a>) -> &'p mut Map<'a> {
 /// `spec.<field>` as a mutable list, created when missing.
 pub fn list_mut<'p, 'a>(pod: &'p mut Value<'a>, field: &str) -> &'p mut Vec<Value<'a>> {
     let spec = ensure_object(pod).get_or_insert_with("spec", || Value::Object(Map::new()));
-    let entry = ensure_object(spec).get_or_insert_with(field, || Value::Array(Vec::new()));
+    let entry = ensure_object(spec).get_or_insert_with(field, || Value::Array(List::default()));
     if !entry.is_array() {
-        *entry = Value::Array(Vec::new());
+        *entry = Value::Array(List::default());
     }
     match entry {
         Value::Array(a) => a,
@@ -237,9 +242,9 @@ pub fn container_env_mut<'p, 'a>(
     name: &str,
 ) -> Option<&'p mut Vec<Value<'a>>> {
     let container = ensure_object(find_container_mut(pod, name)?);
-    let env = container.get_or_insert_with("env", || Value::Array(Vec::new()));
+    let env = container.get_or_insert_with("env", || Value::Array(List::default()));
     if !env.is_array() {
-        *env = Value::Array(Vec::new());
+        *env = Value::Array(List::default());
     }
     env.as_array_mut()
 }

@@ -269,14 +269,14 @@ fn with_raw_unknown_field(raw: &str) -> Vec<u8> {
 }
 
 /// A field nested deeper than serde_json reads (a payload the host could not have sent: it
-/// builds payloads with serde_json). Lists are read at once, so nested lists are refused as
-/// serde_json refuses them, naming why; an object deep in the Pod is only read when
+/// builds payloads with serde_json). Objects are read at once, so nested objects are refused
+/// as serde_json refuses them, naming why; a list deep in the Pod is only read when
 /// accessed, and one nobody reads is copied through as it came, never recursed into.
 #[test]
 fn deeply_nested_unknown_field_is_refused_or_carried_through_without_recursion() {
     for depth in [129, 1_000, 10_000, 100_000] {
-        let what = format!("lists nested {depth} deep");
-        let a = answer(&what, &with_raw_unknown_field(&nested(depth, false)));
+        let what = format!("objects nested {depth} deep");
+        let a = answer(&what, &with_raw_unknown_field(&nested(depth, true)));
         assert_eq!(a.outcome, "malformed", "{what}");
         let message = a.message.unwrap_or_default();
         assert!(
@@ -284,9 +284,9 @@ fn deeply_nested_unknown_field_is_refused_or_carried_through_without_recursion()
             "{what}: {message}"
         );
 
-        let raw = nested(depth, true);
+        let raw = nested(depth, false);
         let payload = with_raw_unknown_field(&raw);
-        let what = format!("objects nested {depth} deep");
+        let what = format!("lists nested {depth} deep");
         assert_eq!(answer(&what, &payload).outcome, "injected", "{what}");
         let response = common::validate_entry(&payload, common::NAMESPACE.as_bytes());
         let text = String::from_utf8(response).unwrap();

@@ -346,7 +346,7 @@ fn normalize_env_var(e: &mut Value) {
             normalize_port(port);
             drop_zeros(port);
         }
-        *value = Value::Array(ports).to_json().into();
+        *value = Value::from(ports).to_json().into();
     }
 }
 

@@ -81,7 +81,7 @@ mod tests {
         let mut metadata = crate::json::Map::new();
         metadata.insert("name", "reviews-v1-5f7b9c-abcde".into());
         metadata.insert("labels", labels);
-        metadata.insert("ownerReferences", Value::Array(vec![owner]));
+        metadata.insert("ownerReferences", Value::from(vec![owner]));
         crate::json::object([("metadata", Value::Object(metadata))])
     }
 

@@ -147,7 +147,7 @@ pub fn reapply<'a>(
                 other(field)
             };
             overlays.push(crate::go_json::container(&overlay.to_serde()));
-            let spec = object([(target_field, Value::Array(vec![overlay]))]);
+            let spec = object([(target_field, Value::from(vec![overlay]))]);
             merge_onto_pod(pod, object([("spec", spec)]));
         }
         if !overlays.is_empty() {

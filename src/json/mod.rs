@@ -5,24 +5,26 @@
 //! request, see the README's *Performance*):
 //! - strings borrow from the request's text where they can (no copy for a string without
 //!   escapes), and objects are lists of fields in their order, not search trees;
-//! - an object deep in the request (below [`read::EAGER_DEPTH`]) stays as its JSON text
-//!   until something reads it, and is written back as that text unless something changed
-//!   it. Most of a Pod (the app containers' env, mounts, resources) is never read by
-//!   injection, so it is scanned once and copied once.
+//! - a list deep in the request (below [`read::EAGER_DEPTH`]: the containers' env, mounts,
+//!   ports, args) stays as its JSON text until something reads it, and is written back as
+//!   that text unless something changed it. Most of a Pod is such lists, and injection
+//!   reads few of them, so most of a Pod is scanned once and copied once.
 //!
-//! Neither shows through the API: a [`Map`] reads its text on first access. Text that is
+//! Neither shows through the API: a [`List`] reads its text on first access. Text that is
 //! read and turns out to be something serde_json does not accept (a lone surrogate escape,
 //! a number out of range, nesting too deep) makes the request unreadable: see
 //! [`take_unreadable`].
 
+mod list;
 mod read;
 mod write;
 
+pub(crate) use write::needs_no_escape;
 pub use write::write_str;
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
 
+pub use list::List;
 pub use read::take_unreadable;
 pub use serde_json::Number;
 
@@ -34,26 +36,17 @@ pub enum Value<'a> {
     Bool(bool),
     Number(Number),
     String(Cow<'a, str>),
-    Array(Vec<Value<'a>>),
+    Array(List<'a>),
     Object(Map<'a>),
 }
 
 /// A key and its value.
 type Field<'a> = (Cow<'a, str>, Value<'a>);
 
-/// A JSON object: its fields in order. One read from a request may still be its text.
+/// A JSON object: its fields in order.
 #[derive(Debug, Clone, Default)]
 pub struct Map<'a> {
-    /// The object's JSON text while it is unchanged (then written as is).
-    text: Option<Cow<'a, str>>,
-    /// How deep the object is in the document it was read from.
-    depth: u16,
-    /// The fields, when the object is not (or no longer) its text.
     fields: Vec<Field<'a>>,
-    /// The fields, read from `text` on first access. (A cell makes `Map`, and with it
-    /// `Value`, invariant in `'a`: a document and what is put into it share one lifetime,
-    /// chosen when it is read.)
-    read: OnceCell<Vec<Field<'a>>>,
 }
 
 impl<'a> Value<'a> {
@@ -120,6 +113,7 @@ impl<'a> Value<'a> {
             _ => None,
         }
     }
+    /// The list, to change (it is no longer written as the text it was read from).
     pub fn as_array_mut(&mut self) -> Option<&mut Vec<Value<'a>>> {
         match self {
             Value::Array(a) => Some(a),
@@ -176,8 +170,13 @@ impl<'a> Value<'a> {
             Value::Bool(b) => Value::Bool(b),
             Value::Number(n) => Value::Number(n),
             Value::String(s) => Value::String(Cow::Owned(s.into_owned())),
-            Value::Array(a) => Value::Array(a.into_iter().map(Value::into_owned).collect()),
-            Value::Object(m) => Value::Object(m.into_owned()),
+            Value::Array(a) => Value::Array(a.into_owned()),
+            Value::Object(m) => Value::Object(Map::from_fields(
+                m.fields
+                    .into_iter()
+                    .map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_owned()))
+                    .collect(),
+            )),
         }
     }
 
@@ -232,12 +231,7 @@ impl<'a> Value<'a> {
 /// Objects are equal when they hold the same fields, in any order (as JSON means).
 impl<'b> PartialEq<Map<'b>> for Map<'_> {
     fn eq(&self, other: &Map<'b>) -> bool {
-        if let (Some(a), Some(b)) = (&self.text, &other.text)
-            && a == b
-        {
-            return true;
-        }
-        let (a, b) = (self.fields(), other.fields());
+        let (a, b) = (&self.fields, &other.fields);
         if a.len() != b.len() {
             return false;
         }
@@ -266,9 +260,7 @@ impl<'b> PartialEq<Value<'b>> for Value<'_> {
             (Value::Bool(a), Value::Bool(b)) => a == b,
             (Value::Number(a), Value::Number(b)) => a == b,
             (Value::String(a), Value::String(b)) => a == b,
-            (Value::Array(a), Value::Array(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
-            }
+            (Value::Array(a), Value::Array(b)) => a == b,
             (Value::Object(a), Value::Object(b)) => a == b,
             _ => false,
         }
@@ -334,65 +326,15 @@ impl<'a> Map<'a> {
                     .all(|(i, (k, _))| fields[i + 1..].iter().all(|(o, _)| o != k)),
             "a key set twice"
         );
-        Map {
-            text: None,
-            depth: 0,
-            fields,
-            read: OnceCell::new(),
-        }
+        Map { fields }
     }
 
-    /// An object still as its JSON text, `depth` deep in its document.
-    fn of_text(text: Cow<'a, str>, depth: u16) -> Self {
-        Map {
-            text: Some(text),
-            depth,
-            fields: Vec::new(),
-            read: OnceCell::new(),
-        }
-    }
-
-    /// The fields, read from the text on first access.
     fn fields(&self) -> &[Field<'a>] {
-        match &self.text {
-            None => &self.fields,
-            Some(Cow::Borrowed(text)) => {
-                let text: &'a str = text;
-                self.read
-                    .get_or_init(|| read::object_fields(text, self.depth))
-            }
-            // Text of its own (an owned copy): what is read from it is copied too.
-            Some(Cow::Owned(text)) => self.read.get_or_init(|| {
-                read::object_fields(text, self.depth)
-                    .into_iter()
-                    .map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_owned()))
-                    .collect()
-            }),
-        }
+        &self.fields
     }
 
-    /// The fields, to change: the text no longer says what the object is.
     fn fields_mut(&mut self) -> &mut Vec<Field<'a>> {
-        if self.text.is_some() {
-            self.fields();
-            self.fields = self.read.take().unwrap_or_default();
-            self.text = None;
-        }
         &mut self.fields
-    }
-
-    /// The same object, owning all it holds (its text, if it is still text: what was read
-    /// from the text borrowed from it, and is read again from the copy).
-    fn into_owned<'b>(self) -> Map<'b> {
-        match self.text {
-            Some(text) => Map::of_text(Cow::Owned(text.into_owned()), self.depth),
-            None => Map::from_fields(
-                self.fields
-                    .into_iter()
-                    .map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_owned()))
-                    .collect(),
-            ),
-        }
     }
 
     pub fn len(&self) -> usize {
@@ -486,8 +428,8 @@ impl<'a> Map<'a> {
 impl<'a> IntoIterator for Map<'a> {
     type Item = Field<'a>;
     type IntoIter = std::vec::IntoIter<Field<'a>>;
-    fn into_iter(mut self) -> Self::IntoIter {
-        std::mem::take(self.fields_mut()).into_iter()
+    fn into_iter(self) -> Self::IntoIter {
+        self.fields.into_iter()
     }
 }
 
@@ -533,7 +475,7 @@ macro_rules! from_integer {
 from_integer!(i64, u64, i32, u32, u16);
 impl<'a> From<Vec<Value<'a>>> for Value<'a> {
     fn from(a: Vec<Value<'a>>) -> Self {
-        Value::Array(a)
+        Value::Array(a.into())
     }
 }
 impl<'a> From<Map<'a>> for Value<'a> {
@@ -558,7 +500,7 @@ macro_rules! json {
         $crate::json::Value::Null
     };
     ([$($item:tt),* $(,)?]) => {
-        $crate::json::Value::Array(vec![$($crate::json::json!($item)),*])
+        $crate::json::Value::Array($crate::json::List::from(vec![$($crate::json::json!($item)),*]))
     };
     ({$($key:literal : $value:tt),* $(,)?}) => {
         $crate::json::Value::Object($crate::json::Map::from_fields(vec![

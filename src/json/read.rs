@@ -1,5 +1,5 @@
-//! Reading JSON text into [`Value`]s: the top of a document at once, its deeper objects
-//! when first accessed.
+//! Reading JSON text into [`Value`]s: all of it at once but for the lists deep in the
+//! document, which are read when first accessed.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -10,14 +10,21 @@ use std::marker::PhantomData;
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{Field, Map, Number, Value};
+use super::{Field, List, Map, Number, Value};
 
-/// Objects down to this depth below the document's root are read at once (for a Pod: the
-/// Pod, its metadata and spec, their maps and lists, and the containers and volumes
-/// themselves); deeper ones are read when first accessed. Chosen by measuring a
-/// 20-container Pod: reading the containers' own fields lazily as well only read most
-/// objects twice, since injection reads every container's name.
+/// Lists down to this depth below the document's root are read at once (for a Pod: the
+/// containers and volumes, and the lists of the metadata); deeper ones (a container's env,
+/// mounts, ports, args) when first accessed. Objects are always read at once: the bulk of
+/// a Pod is in its lists, and the objects injection reads (probes, security contexts)
+/// are small and deep, where reading each on access cost more than reading it with the
+/// rest (measured on a 20-container Pod in the policy's module).
 pub const EAGER_DEPTH: u16 = 3;
+
+/// Lists down to this depth are kept as text; deeper ones are read at once with what holds
+/// them. A value whose kind is not known yet must be scanned as text first, and an object
+/// then read from that text again: done at one depth only (the containers' fields, where
+/// the bulk of a Pod's lists are), that costs little.
+const LAZY_UNTIL: u16 = EAGER_DEPTH + 1;
 
 /// Objects and lists nested deeper than this are refused, as serde_json refuses them.
 const MAX_DEPTH: u16 = 128;
@@ -42,11 +49,7 @@ fn unreadable(what: impl fmt::Display) {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Value<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Seed::<'a> {
-            depth: 0,
-            lifetime: PhantomData,
-        }
-        .deserialize(d)
+        Seed::at(0).deserialize(d)
     }
 }
 
@@ -63,18 +66,27 @@ impl<'a> Seed<'a> {
             lifetime: PhantomData,
         }
     }
+
+    fn child(&self) -> Self {
+        Seed::at(self.depth.saturating_add(1))
+    }
 }
 
 impl<'de: 'a, 'a> DeserializeSeed<'de> for Seed<'a> {
     type Value = Value<'a>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value<'a>, D::Error> {
-        if self.depth > EAGER_DEPTH {
-            // Only its extent is found now (the text scanned, nothing built).
-            let raw = <&'de RawValue>::deserialize(d)?;
-            return Ok(value_of_text(raw.get(), self.depth));
+        if self.depth > MAX_DEPTH {
+            return Err(de::Error::custom(format_args!(
+                "nested more than {MAX_DEPTH} levels deep"
+            )));
         }
-        d.deserialize_any(self)
+        if self.depth <= EAGER_DEPTH || self.depth > LAZY_UNTIL {
+            return d.deserialize_any(self);
+        }
+        // Its extent first (the text scanned, nothing built): a list stays text.
+        let raw = <&'de RawValue>::deserialize(d)?;
+        value_of_text(raw.get(), self.depth).map_err(de::Error::custom)
     }
 }
 
@@ -118,57 +130,76 @@ impl<'de: 'a, 'a> Visitor<'de> for Seed<'a> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'a>, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(item) = seq.next_element_seed(Seed::at(self.depth + 1))? {
+        while let Some(item) = seq.next_element_seed(self.child())? {
             items.push(item);
         }
-        Ok(Value::Array(items))
+        Ok(Value::Array(List::from(items)))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value<'a>, A::Error> {
         let mut fields = Fields::default();
         while let Some(Key(key)) = access.next_key::<Key>()? {
-            let value = access.next_value_seed(Seed::at(self.depth + 1))?;
+            let value = access.next_value_seed(self.child())?;
             fields.push(key, value);
         }
         Ok(Value::Object(Map::from_fields(fields.list)))
     }
 }
 
-/// Fields being read. A duplicate key keeps the last value, as serde_json does; past a
-/// few fields duplicates are found through a set (a hostile Pod may have tens of thousands
-/// of annotations).
+/// Fields being read. A duplicate key keeps the last value, as serde_json does. Keys are
+/// compared by a 64-bit hash first (no string comparison for distinct keys), and past a
+/// few hundred fields looked up through a map of those hashes (a hostile Pod may have tens
+/// of thousands of annotations).
 #[derive(Default)]
 struct Fields<'a> {
     list: Vec<Field<'a>>,
-    seen: Option<HashMap<Cow<'a, str>, usize>>,
+    hashes: Vec<u64>,
+    index: Option<HashMap<u64, Vec<usize>>>,
 }
 
 impl<'a> Fields<'a> {
-    const SCANNED: usize = 16;
+    const SCANNED: usize = 256;
 
     fn push(&mut self, key: Cow<'a, str>, value: Value<'a>) {
-        if self.list.len() == Self::SCANNED && self.seen.is_none() {
-            let seen = self
-                .list
-                .iter()
-                .enumerate()
-                .map(|(i, (k, _))| (k.clone(), i));
-            self.seen = Some(seen.collect());
-        }
-        let duplicate = match &mut self.seen {
-            Some(seen) => match seen.get(&key) {
-                Some(&i) => Some(i),
-                None => {
-                    seen.insert(key.clone(), self.list.len());
-                    None
-                }
-            },
-            None => self.list.iter().position(|(k, _)| *k == key),
+        let hash = key_hash(&key);
+        let same = |i: &usize| self.hashes[*i] == hash && self.list[*i].0 == key;
+        let duplicate = match &self.index {
+            Some(index) => index
+                .get(&hash)
+                .and_then(|at| at.iter().copied().find(same)),
+            None => (0..self.list.len()).find(same),
         };
-        match duplicate {
-            Some(i) => self.list[i].1 = value,
-            None => self.list.push((key, value)),
+        if let Some(i) = duplicate {
+            self.list[i].1 = value;
+            return;
         }
+        if self.list.len() == Self::SCANNED {
+            let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
+            for (i, h) in self.hashes.iter().enumerate() {
+                index.entry(*h).or_default().push(i);
+            }
+            self.index = Some(index);
+        }
+        if let Some(index) = &mut self.index {
+            index.entry(hash).or_default().push(self.list.len());
+        }
+        self.hashes.push(hash);
+        self.list.push((key, value));
     }
+}
+
+/// A cheap hash of a key, eight bytes at a time (FxHash's mixing).
+fn key_hash(key: &str) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut hash = key.len() as u64;
+    let mut chunks = key.as_bytes().chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    let mut last = [0; 8];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    (hash.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(K)
 }
 
 /// A key as serde hands it over: borrowed from the text when it has no escapes.
@@ -196,70 +227,47 @@ impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
     }
 }
 
-/// The value of a JSON text whose extent is known (it was scanned as a whole): an object
-/// stays text until accessed; the rest is read now, a list one level deep.
-fn value_of_text(text: &str, depth: u16) -> Value<'_> {
+/// The value of a JSON text whose extent is known (it was scanned as a whole), `depth`
+/// deep: a list stays text until accessed; the rest is read now.
+fn value_of_text(text: &str, depth: u16) -> Result<Value<'_>, serde_json::Error> {
     match text.as_bytes().first() {
-        Some(b'{') if depth <= MAX_DEPTH => Value::Object(Map::of_text(Cow::Borrowed(text), depth)),
-        Some(b'[') if depth <= MAX_DEPTH => match serde_json::from_str::<Vec<&RawValue>>(text) {
-            Ok(items) => Value::Array(
-                items
-                    .into_iter()
-                    .map(|item| value_of_text(item.get(), depth + 1))
-                    .collect(),
-            ),
-            Err(e) => unread(e, Value::Array(Vec::new())),
-        },
-        Some(b'{' | b'[') => unread(
-            format_args!("nested more than {MAX_DEPTH} levels deep"),
-            Value::Null,
-        ),
+        Some(b'[') => Ok(Value::Array(List::of_text(text, depth))),
         Some(b'"') => match text.get(1..text.len() - 1) {
             // Without escapes the text between the quotes is the string.
-            Some(inner) if !inner.contains('\\') => Value::String(Cow::Borrowed(inner)),
-            _ => match serde_json::from_str::<String>(text) {
-                Ok(s) => Value::String(Cow::Owned(s)),
-                Err(e) => unread(e, Value::String(Cow::Borrowed(""))),
-            },
+            Some(inner) if !inner.contains('\\') => Ok(Value::String(Cow::Borrowed(inner))),
+            _ => serde_json::from_str::<String>(text).map(|s| Value::String(Cow::Owned(s))),
         },
-        Some(b't') => Value::Bool(true),
-        Some(b'f') => Value::Bool(false),
-        Some(b'n') => Value::Null,
-        _ => match text.parse::<Number>() {
-            Ok(n) => Value::Number(n),
-            Err(e) => unread(e, Value::Number(0.into())),
-        },
+        Some(b'{') => serde_json::Deserializer::from_str(text).deserialize_any(Seed::at(depth)),
+        Some(b't') => Ok(Value::Bool(true)),
+        Some(b'f') => Ok(Value::Bool(false)),
+        Some(b'n') => Ok(Value::Null),
+        _ => text.parse::<Number>().map(Value::Number),
     }
 }
 
-/// `empty`, noting why the text it stands for could not be read.
-fn unread(why: impl fmt::Display, empty: Value<'_>) -> Value<'_> {
-    unreadable(why);
-    empty
-}
-
-/// The fields of an object's text, their objects left as text.
-pub(super) fn object_fields(text: &str, depth: u16) -> Vec<Field<'_>> {
-    struct Level<'a>(u16, PhantomData<Field<'a>>);
-    impl<'de: 'a, 'a> Visitor<'de> for Level<'a> {
-        type Value = Vec<Field<'a>>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-            let mut fields = Fields::default();
-            while let Some((Key(key), raw)) = access.next_entry::<Key, &'de RawValue>()? {
-                fields.push(key, value_of_text(raw.get(), self.0 + 1));
-            }
-            Ok(fields.list)
-        }
-    }
+/// The items of a list's text, `depth` deep (reads as empty, noted, when it cannot be
+/// read: see [`take_unreadable`]).
+pub(super) fn list_items(text: &str, depth: u16) -> Vec<Value<'_>> {
     let mut reader = serde_json::Deserializer::from_str(text);
-    match reader.deserialize_map(Level(depth, PhantomData)) {
-        Ok(fields) => fields,
+    // The list itself is `depth` deep: its items are read as its children.
+    match Seed::at(depth).deserialize_list(&mut reader) {
+        Ok(items) => items,
         Err(e) => {
             unreadable(e);
             Vec::new()
+        }
+    }
+}
+
+impl<'a> Seed<'a> {
+    /// A list's items, read as the items of a list at this seed's depth.
+    fn deserialize_list<'de: 'a>(
+        self,
+        reader: &mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
+    ) -> Result<Vec<Value<'a>>, serde_json::Error> {
+        match reader.deserialize_seq(self)? {
+            Value::Array(items) => Ok(items.into_iter().collect()),
+            _ => Ok(Vec::new()),
         }
     }
 }
@@ -291,17 +299,18 @@ mod tests {
     }
 
     #[test]
-    fn deep_objects_stay_text_until_read_and_read_the_same() {
+    fn deep_lists_stay_text_until_read_and_read_the_same() {
         let text = pod_text(2);
         let v = Value::parse(&text).unwrap();
         let container = &v["spec"]["containers"][0];
-        // The container (depth 3) is read; its resources (depth 4) are still text.
-        let Value::Object(resources) = &container["resources"] else {
-            panic!("resources is an object");
+        // The containers (depth 2) are read; a container's env (depth 4) is still text.
+        let Value::Array(env) = &container["env"] else {
+            panic!("env is a list");
         };
-        assert_eq!(resources.text.as_deref(), Some(r#"{"limits":{"cpu":"1"}}"#));
-        assert!(resources.read.get().is_none());
-        assert_eq!(resources["limits"]["cpu"], "1");
+        assert_eq!(env.text(), Some(r#"[{"name":"A","value":"1"}]"#));
+        assert_eq!(env[0]["name"], "A");
+        // Objects are read at once, however deep.
+        assert_eq!(container["resources"]["limits"]["cpu"], "1");
         assert_eq!(
             v.to_serde(),
             serde_json::from_str::<serde_json::Value>(&text).unwrap()
@@ -311,7 +320,7 @@ mod tests {
 
     #[test]
     fn duplicate_keys_keep_the_last_value_as_serde_json() {
-        for n in [3, 40] {
+        for n in [3, 40, 300] {
             let mut fields = String::new();
             for i in 0..n {
                 fields.push_str(&format!("\"k{i}\":{i},"));
@@ -330,21 +339,26 @@ mod tests {
     }
 
     #[test]
-    fn text_that_cannot_be_read_when_accessed_is_noted_and_reads_empty() {
+    fn text_that_cannot_be_read_is_refused_when_read() {
         for (bad, why) in [(r#""\ud800""#, "escape"), ("1e400", "number out of range")] {
+            // In a deep object: read at once, so the text is refused at once.
             let text = format!(r#"{{"a":{{"b":{{"c":{{"d":{{"e":{bad},"f":1}}}}}}}}}}"#);
-            let v = Value::parse(&text).expect("the extent of the deep object is found");
+            let e = Value::parse(&text).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+            // In a deep list: read on access, noted, and read as empty.
+            let text = format!(r#"{{"a":{{"b":{{"c":{{"d":[{{"e":{bad}}}]}}}}}}}}"#);
+            let v = Value::parse(&text).expect("the extent of the deep list is found");
             assert_eq!(take_unreadable(), None, "nothing read yet");
-            let d = &v["a"]["b"]["c"]["d"];
-            assert_eq!(d["f"], Value::from(1));
+            assert!(v["a"]["b"]["c"]["d"].as_array().unwrap().is_empty());
             let noted = take_unreadable().expect("noted");
             assert!(noted.contains(why), "{noted}");
             assert_eq!(take_unreadable(), None, "taken once");
         }
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-        let text = format!(r#"{{"a":{{"b":{{"c":{{"d":{{"e":{deep}}}}}}}}}}}"#);
+        let text = format!(r#"{{"a":{{"b":{{"c":{{"d":{deep}}}}}}}}}"#);
         let v = Value::parse(&text).unwrap();
         let _ = v.to_serde();
-        assert!(take_unreadable().unwrap().contains("nested"));
+        let noted = take_unreadable().unwrap();
+        assert!(noted.contains("nested more than 128"), "{noted}");
     }
 }

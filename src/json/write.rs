@@ -16,6 +16,9 @@ impl Value<'_> {
                 let _ = serde_json::to_writer(&mut *out, n);
             }
             Value::String(s) => write_str(out, s),
+            Value::Array(items) if items.text().is_some() => {
+                out.extend_from_slice(items.text().unwrap_or_default().as_bytes());
+            }
             Value::Array(items) => {
                 out.push(b'[');
                 for (i, item) in items.iter().enumerate() {
@@ -33,10 +36,6 @@ impl Value<'_> {
 
 impl Map<'_> {
     fn write(&self, out: &mut Vec<u8>) {
-        if let Some(text) = &self.text {
-            out.extend_from_slice(text.as_bytes());
-            return;
-        }
         out.push(b'{');
         for (i, (key, value)) in self.iter().enumerate() {
             if i > 0 {
@@ -51,21 +50,58 @@ impl Map<'_> {
 }
 
 /// A JSON string: copied whole when nothing in it needs escaping (names, paths, values
-/// nearly always), else escaped as serde_json escapes.
+/// nearly always), else escaped as serde_json escapes, the runs between escapes copied
+/// whole (JSON held in an env value or an annotation is mostly such runs).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    if needs_no_escape(s.as_bytes()) {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    if needs_no_escape(bytes) {
+        out.extend_from_slice(bytes);
     } else {
-        // Writing to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
+        let mut run = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let escape = ESCAPE[usize::from(b)];
+            if escape == 0 {
+                continue;
+            }
+            out.extend_from_slice(&bytes[run..i]);
+            if escape == b'u' {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let hex = [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
+                out.extend_from_slice(b"\\u00");
+                out.extend_from_slice(&hex);
+            } else {
+                out.extend_from_slice(&[b'\\', escape]);
+            }
+            run = i + 1;
+        }
+        out.extend_from_slice(&bytes[run..]);
     }
+    out.push(b'"');
 }
 
+/// How serde_json escapes each byte: the letter after the backslash (`u` for `\u00XX`), or
+/// 0 to copy it.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
 /// True when no byte is a quote, a backslash or a control character.
-fn needs_no_escape(bytes: &[u8]) -> bool {
+pub(crate) fn needs_no_escape(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(8);
     for chunk in chunks.by_ref() {
         let mut word = [0; 8];
@@ -126,12 +162,12 @@ mod tests {
     #[test]
     fn writing_gives_the_json_serde_json_reads_back() {
         let text = r#"{"z":1,"a":{"k":"v\n\"x\"","e":[]},"u":"é\u0001","f":1.5e300,"neg":-7,
-            "deep":{"b":{"c":{"d":{ "kept" : [ 1 , 2 ] }}}}}"#;
+            "deep":{"b":{"c":{ "kept" : [ 1 , 2 ] }}}}"#;
         let v = Value::parse(text).unwrap();
         let written = v.to_json();
-        // Fields stay in their order; an object never read is copied as it came.
+        // Fields stay in their order; a deep list never read is copied as it came.
         assert!(written.starts_with(r#"{"z":1,"a":"#), "{written}");
-        assert!(written.contains(r#"{ "kept" : [ 1 , 2 ] }"#), "{written}");
+        assert!(written.contains(r#"{"kept":[ 1 , 2 ]}"#), "{written}");
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&written).unwrap(),
             serde_json::from_str::<serde_json::Value>(text).unwrap()

@@ -483,7 +483,7 @@ pub(super) fn istio_token_volume<'s>(input: &TemplateInput<'_, 's>) -> Value<'s>
         ),
     ]);
     let source = object([("serviceAccountToken", token)]);
-    let projected = object([("sources", Value::Array(vec![source]))]);
+    let projected = object([("sources", Value::from(vec![source]))]);
     object([("name", "istio-token".into()), ("projected", projected)])
 }
 
@@ -524,7 +524,7 @@ pub(super) fn istiod_ca_volume<'s>(input: &TemplateInput<'_, 's>) -> Option<Valu
             ("path", "root-cert.pem".into()),
         ]);
         let source = object([("clusterTrustBundle", bundle)]);
-        let projected = object([("sources", Value::Array(vec![source]))]);
+        let projected = object([("sources", Value::from(vec![source]))]);
         object([("name", "istiod-ca-cert".into()), ("projected", projected)])
     } else {
         let name = if v.trust_bundle_name.is_empty() {

@@ -28,7 +28,7 @@ pub fn render<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
             ("runAsGroup", input.proxy_gid.into()),
         ]),
     );
-    c.insert("env", Value::Array(env(input, &app_containers)));
+    c.insert("env", Value::from(env(input, &app_containers)));
     if !v.image_pull_policy.is_empty() {
         c.insert("imagePullPolicy", v.image_pull_policy.clone().into());
     }
@@ -42,19 +42,19 @@ pub fn render<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
     );
     c.insert(
         "volumeMounts",
-        Value::Array(proxy_volume_mounts(input, false)),
+        Value::from(proxy_volume_mounts(input, false)),
     );
 
     let pod_security_context = if is_set(&s.values.gateways.security_context) {
         Value::borrow_serde(&s.values.gateways.security_context)
     } else {
         let sysctl = env_var("net.ipv4.ip_unprivileged_port_start", "0");
-        object([("sysctls", Value::Array(vec![sysctl]))])
+        object([("sysctls", Value::from(vec![sysctl]))])
     };
     let mut spec = Map::new();
     spec.insert("securityContext", pod_security_context);
-    spec.insert("containers", Value::Array(vec![Value::Object(c)]));
-    spec.insert("volumes", Value::Array(volumes(input)));
+    spec.insert("containers", Value::from(vec![Value::Object(c)]));
+    spec.insert("volumes", Value::from(volumes(input)));
     if let Some(secrets) = image_pull_secrets(input) {
         spec.insert("imagePullSecrets", secrets);
     }

@@ -4,7 +4,7 @@
 use super::common::*;
 use super::{TemplateInput, env_var, string_array};
 use crate::annotations as ann;
-use crate::json::{Map, Value, json, object};
+use crate::json::{List, Map, Value, json, object};
 
 const BOOTSTRAP_SCRIPT: &str = r#"NODE_ID="sidecar~${INSTANCE_IP}~${POD_NAME}.${POD_NAMESPACE}~cluster.local"
 SERVER_URI="dns:///istiod.${ISTIO_NAMESPACE}.svc:15010"
@@ -89,7 +89,7 @@ pub fn render_agent<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
         "lifecycle",
         json!({"postStart": {"exec": {"command": ["pilot-agent", "wait", "--url=http://localhost:15020/healthz/ready"]}}}),
     );
-    c.insert("env", Value::Array(env(input, &app_containers)));
+    c.insert("env", Value::from(env(input, &app_containers)));
     if !v.image_pull_policy.is_empty() {
         c.insert("imagePullPolicy", v.image_pull_policy.clone().into());
     }
@@ -101,10 +101,10 @@ pub fn render_agent<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
         }
         c.insert("readinessProbe", readiness);
         c.insert("resources", resources(input));
-        c.insert("volumeMounts", Value::Array(agent_mounts(input)));
+        c.insert("volumeMounts", Value::from(agent_mounts(input)));
     }
     for (name, spec) in user_entries(input, ann::USER_VOLUME_MOUNT) {
-        let mounts = c.get_or_insert_with("volumeMounts", || Value::Array(Vec::new()));
+        let mounts = c.get_or_insert_with("volumeMounts", || Value::Array(List::default()));
         if let Some(list) = mounts.as_array_mut() {
             list.push(named(name, spec));
         }
@@ -127,8 +127,8 @@ pub fn render_agent<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
     }
 
     let mut spec = Map::new();
-    spec.insert("containers", Value::Array(containers));
-    spec.insert("volumes", Value::Array(agent_volumes(input)));
+    spec.insert("containers", Value::from(containers));
+    spec.insert("volumes", Value::from(agent_volumes(input)));
     if let Some(secrets) = image_pull_secrets(input) {
         spec.insert("imagePullSecrets", secrets);
     }

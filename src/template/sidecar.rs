@@ -49,12 +49,12 @@ pub fn render<'s>(input: &TemplateInput<'_, 's>) -> Value<'s> {
     let mut spec = Map::new();
     if native {
         init_containers.push(proxy);
-        spec.insert("initContainers", Value::Array(init_containers));
+        spec.insert("initContainers", Value::from(init_containers));
     } else {
-        spec.insert("initContainers", Value::Array(init_containers));
-        spec.insert("containers", Value::Array(vec![proxy]));
+        spec.insert("initContainers", Value::from(init_containers));
+        spec.insert("containers", Value::from(vec![proxy]));
     }
-    spec.insert("volumes", Value::Array(volumes(input)));
+    spec.insert("volumes", Value::from(volumes(input)));
     if let Some(secrets) = image_pull_secrets(input) {
         spec.insert("imagePullSecrets", secrets);
     }
@@ -407,7 +407,7 @@ fn proxy_container<'s>(
         ];
         c.insert("lifecycle", exec_hook("preStop", command));
     }
-    c.insert("env", Value::Array(proxy_env(input, app_containers)));
+    c.insert("env", Value::from(proxy_env(input, app_containers)));
     if !v.image_pull_policy.is_empty() {
         c.insert("imagePullPolicy", v.image_pull_policy.clone().into());
     }
@@ -427,7 +427,7 @@ fn proxy_container<'s>(
     c.insert("resources", resources);
     c.insert(
         "volumeMounts",
-        Value::Array(proxy_volume_mounts(input, true)),
+        Value::from(proxy_volume_mounts(input, true)),
     );
     Value::Object(c)
 }
