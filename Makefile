@@ -194,28 +194,49 @@ artifacthub: $(KWHOST)
 	$(KWHOST) artifacthub --metadata-path policy-metadata.yml --version $(VERSION) \
 		--questions-path questions-ui.yml --output artifacthub/artifacthub-pkg.yml
 
-# Benchmarks (not part of `make test`): the engine natively (Criterion, allocations), then
-# one full `validate` call in the wapc + wasmtime host on the annotated module against a
-# baseline module that only parses the request and returns the Pod unchanged. Writes
-# bench-results/ (JSON and a Markdown table) and fails when a budget is exceeded: validate
-# at most 1.5x the baseline, annotated module at most 1 MiB, check mode at most 2x inject
-# mode on the same (stored) 20-container Pod.
+# Benchmarks (not part of `make test`): allocations of the engine natively, then the cost
+# of a request as policy-server pays it (a fresh instance, one `validate`, dropped), in the
+# wapc + wasmtime host, against modules timed in the same rounds: the floor (reads the
+# request, answers with the policy's own answer, precomputed by the engine at build time),
+# the parse-and-return baseline, Kubewarden's pod-ndots (from ../shared, when present); then
+# the same modules behind a real policy-server over HTTP when POLICY_SERVER is set. Writes
+# bench-results/ (JSON, Markdown) and fails when a budget is exceeded.
 BENCH_PODS := tests/data/pod-1-containers.json tests/data/pod-3-containers.json tests/data/pod-20-containers.json
-BASELINE := e2e-tests/baseline-policy/target/wasm32-wasip1/release/baseline_policy.wasm
+BASELINE := e2e-tests/baseline-policy/target/$(WASM_TARGET)/release/baseline_policy.wasm
+FLOOR := e2e-tests/floor-policy/target/$(WASM_TARGET)/release/floor_policy.wasm
+NDOTS ?= $(firstword $(wildcard ../shared/kubewarden/pod-ndots-*.wasm))
+# Budgets (issue 13): fresh call / floor, policy-server p50 / floor, module bytes (700 KiB),
+# check mode / inject mode on the same stored Pod.
+BENCH_BUDGETS := --max-fresh-ratio pod-1-containers.json=1.5 --max-fresh-ratio pod-20-containers.json=1.1 \
+	--max-size 716800 --max-check-ratio 2 $(if $(POLICY_SERVER),--max-server-ratio 1.2)
+ANNOTATE := $(if $(KWCTL),$(KWCTL),$(KWHOST)) annotate
 
 $(BASELINE): e2e-tests/baseline-policy/src/lib.rs e2e-tests/baseline-policy/Cargo.toml | wasm-target
 	$(CARGO) build --locked --release --target $(WASM_TARGET) --manifest-path e2e-tests/baseline-policy/Cargo.toml
 
+# The floor's answers come from the engine: it is rebuilt whenever the engine changes.
+$(FLOOR): e2e-tests/floor-policy/src/lib.rs e2e-tests/floor-policy/build.rs e2e-tests/floor-policy/Cargo.toml \
+		$(SOURCES) $(BENCH_PODS) | wasm-target
+	$(CARGO) build --locked --release --target $(WASM_TARGET) --manifest-path e2e-tests/floor-policy/Cargo.toml
+
+# policy-server loads only annotated modules.
+target/bench/floor.wasm: $(FLOOR) e2e-tests/bench-metadata.yml $(KWHOST)
+	@mkdir -p target/bench
+	$(ANNOTATE) -m e2e-tests/bench-metadata.yml -o $@ $<
+
+target/bench/baseline.wasm: $(BASELINE) e2e-tests/bench-metadata.yml $(KWHOST)
+	@mkdir -p target/bench
+	$(ANNOTATE) -m e2e-tests/bench-metadata.yml -o $@ $<
+
 .PHONY: bench
-bench: annotated-policy.wasm $(BASELINE)
-	$(CARGO) build --locked --release --manifest-path e2e-tests/Cargo.toml --bin kwbench
+bench: annotated-policy.wasm target/bench/floor.wasm target/bench/baseline.wasm $(KWHOST)
 	mkdir -p bench-results
-	$(CARGO) bench --locked --bench engine -- --quick
-	$(CARGO) bench --locked --bench alloc
-	python3 benches/table.py --json bench-results/native.json | tee bench-results/native.md
-	e2e-tests/target/release/kwbench --policy annotated-policy.wasm --baseline $(BASELINE) \
-		--max-ratio 1.5 --max-size 1048576 --json bench-results/wasm.json \
-		--check tests/data/pod-20-containers.json=tests/data/pod-20-stored.json --max-check-ratio 2 \
+	$(CARGO) bench --locked --bench alloc | tee bench-results/alloc.txt
+	e2e-tests/target/release/kwbench --policy annotated-policy.wasm \
+		--floor target/bench/floor.wasm --baseline target/bench/baseline.wasm \
+		$(if $(NDOTS),--ndots $(NDOTS)) $(if $(POLICY_SERVER),--policy-server $(POLICY_SERVER)) \
+		$(BENCH_BUDGETS) --json bench-results/wasm.json \
+		--check tests/data/pod-20-containers.json=tests/data/pod-20-stored.json \
 		$(BENCH_PODS) \
 		| tee bench-results/wasm.md
 

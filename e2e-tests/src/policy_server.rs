@@ -42,6 +42,8 @@ pub struct PolicyEntry {
     pub settings: Map<String, Value>,
     /// `timeoutEvalSeconds`: this policy's evaluation deadline (else `--policy-timeout`).
     pub timeout_eval_seconds: Option<u64>,
+    /// Another annotated module than the config's (benchmarks serve several).
+    pub module: Option<PathBuf>,
 }
 
 /// How to start a policy-server.
@@ -63,10 +65,11 @@ impl Config {
     /// The `policies.yml` policy-server reads: every entry may mutate (`allowedToMutate`,
     /// the ClusterAdmissionPolicy's `mutating: true`) and has no context-aware resources.
     pub fn policies_yaml(&self) -> Result<String> {
-        let module = std::path::absolute(&self.module)
-            .with_context(|| format!("cannot make {:?} absolute", self.module))?;
         let mut policies = Map::new();
         for entry in &self.entries {
+            let path = entry.module.as_ref().unwrap_or(&self.module);
+            let module = std::path::absolute(path)
+                .with_context(|| format!("cannot make {path:?} absolute"))?;
             let mut policy = json!({
                 "module": format!("file://{}", module.display()),
                 "allowedToMutate": true,
@@ -557,6 +560,7 @@ pub fn entries_for(scenarios: &[Scenario]) -> Vec<PolicyEntry> {
                 id: scenario.name.clone(),
                 settings: scenario.settings.clone(),
                 timeout_eval_seconds: None,
+                module: None,
             });
         }
     }
@@ -737,6 +741,7 @@ mod tests {
                     id: "plain".into(),
                     settings: Map::new(),
                     timeout_eval_seconds: None,
+                    module: None,
                 },
                 PolicyEntry {
                     id: "deadline".into(),
@@ -745,6 +750,7 @@ mod tests {
                         .unwrap()
                         .clone(),
                     timeout_eval_seconds: Some(2),
+                    module: Some(PathBuf::from("/abs/other.wasm")),
                 },
             ],
             dir: PathBuf::from("/nonexistent"),
@@ -755,7 +761,7 @@ mod tests {
         assert_eq!(
             yaml,
             json!({
-                "deadline": {"module": "file:///abs/annotated-policy.wasm", "allowedToMutate": true,
+                "deadline": {"module": "file:///abs/other.wasm", "allowedToMutate": true,
                              "settings": {"namespaceSelection": "webhook"}, "timeoutEvalSeconds": 2},
                 "plain": {"module": "file:///abs/annotated-policy.wasm", "allowedToMutate": true,
                           "settings": {}}

@@ -236,6 +236,7 @@ fn run(binary: &Path, manifest_dir: &Path, suite: &mut Suite) -> Result<()> {
             id: LIMITS_ID.to_string(),
             settings: webhook_settings(),
             timeout_eval_seconds: Some(DEADLINE_SECONDS),
+            module: None,
         });
         let config = Config {
             binary: binary.to_path_buf(),
@@ -1211,6 +1212,7 @@ fn invalid_settings_section(
                 id: scenario.name.clone(),
                 settings: scenario.settings.clone(),
                 timeout_eval_seconds: None,
+                module: None,
             }],
             dir: scratch.join(&scenario.name),
             workers: 1,

@@ -1,64 +1,103 @@
-//! `kwbench`: times the policy inside the same wapc + wasmtime host Kubewarden uses, against a
-//! baseline module that only parses the request and returns the Pod unchanged.
+//! `kwbench`: the policy's cost where it runs. policy-server builds a fresh WebAssembly
+//! instance for every AdmissionReview, so each request is timed as it pays it there: a new
+//! instance, one `validate`, the instance dropped. The same is timed, in the same
+//! alternating rounds, for modules that show what the cost means:
 //!
-//! kwbench --policy annotated-policy.wasm --baseline baseline.wasm [--settings-json J]
-//!         [--min-seconds S] [--max-ratio R] [--max-size BYTES] [--json OUT.json]
-//!         [--check REQUEST.json=STORED.json]... [--max-check-ratio R] REQUEST.json...
+//! - the floor (`--floor`): reads the request and answers with the policy's own answer,
+//!   precomputed; the cost of getting this request in and this answer out;
+//! - the baseline (`--baseline`): parses the request and returns the Pod unchanged;
+//! - Kubewarden's pod-ndots (`--ndots`), a mutating policy in production use.
 //!
-//! For each request: warm-up calls, then repeated `validate` calls for at least S seconds
-//! (default 1) per module, the two modules alternating in short rounds; reports the median and mean time per call in microseconds (and
-//! the first call of a fresh instance, which also parses the settings), the
-//! ratio policy/baseline, the module sizes, compile and instantiation times. With
-//! `--max-ratio` / `--max-size` the run fails (exit 1) when a budget is exceeded.
+//! The warm call (one instance called again and again) is shown beside, for comparison
+//! only: production never takes it.
 //!
-//! `--check REQUEST=STORED` times check mode (`action: check`) on STORED, the Pod of REQUEST
-//! as the API server stores it once injected, against inject mode on the same Pod (STORED:
-//! a re-injection) and on the Pod before injection (REQUEST), in the same alternating
-//! rounds; `--max-check-ratio` bounds check / inject on the same Pod.
+//! ```text
+//! kwbench --policy annotated-policy.wasm --floor floor.wasm --baseline baseline.wasm
+//!         [--ndots pod-ndots.wasm] [--settings-json J] [--min-seconds S]
+//!         [--max-fresh-ratio NAME=R]... [--max-size BYTES] [--json OUT.json]
+//!         [--check REQUEST=STORED]... [--max-check-ratio R]
+//!         [--policy-server BIN [--max-server-ratio R] [--server-seconds S]]
+//!         REQUEST.json...
+//! ```
+//!
+//! `--max-fresh-ratio pod-1-containers.json=1.5`: the policy's fresh call at most 1.5x the
+//! floor's for that request. `--check REQUEST=STORED` times check mode on STORED (REQUEST's
+//! Pod as the API server stores it once injected) against inject mode on the same Pod.
+//! `--compare OTHER.wasm` (repeatable) times another build of the policy beside it, with its
+//! settings, for A/B comparisons. `--policy-server`: the same modules behind a real policy-server over HTTP, p50, p99 and
+//! requests/s at concurrency 1 and 8; `--max-server-ratio` bounds the policy's p50 against
+//! the floor's, and the policy must be no slower than pod-ndots. Exits 1 when a budget is
+//! exceeded. `--profile-fresh N`: only N fresh calls of the policy on the first request
+//! (for `perf record` with `KWHOST_PERFMAP=1`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use kwhost::host::{CompileCache, HostContext, Policy};
-use serde_json::{Value, json};
+use kwhost::host::{CompileCache, HostContext, Instance, Policy};
+use kwhost::policy_server::{self, PolicyEntry, PolicyServer};
+use serde_json::{Map, Value, json};
 
 struct Args {
     policy: PathBuf,
-    baseline: PathBuf,
+    floor: Option<PathBuf>,
+    baseline: Option<PathBuf>,
+    ndots: Option<PathBuf>,
+    /// Other builds of the policy, timed beside it with its settings (A/B comparisons).
+    compare: Vec<PathBuf>,
     settings: Value,
     min_seconds: f64,
-    max_ratio: Option<f64>,
+    max_fresh: Vec<(String, f64)>,
     max_size: Option<u64>,
     json_out: Option<PathBuf>,
     requests: Vec<PathBuf>,
     /// (request, the same Pod stored after injection).
     checks: Vec<(PathBuf, PathBuf)>,
     max_check_ratio: Option<f64>,
+    policy_server: Option<PathBuf>,
+    max_server_ratio: Option<f64>,
+    server_seconds: f64,
+    profile_fresh: Option<usize>,
 }
 
 fn parse_args() -> Result<Args> {
     let mut raw = std::env::args().skip(1);
     let mut args = Args {
         policy: PathBuf::from("annotated-policy.wasm"),
-        baseline: PathBuf::new(),
+        floor: None,
+        baseline: None,
+        ndots: None,
+        compare: Vec::new(),
         settings: json!({"namespaceSelection": "webhook"}),
         min_seconds: 1.0,
-        max_ratio: None,
+        max_fresh: Vec::new(),
         max_size: None,
         json_out: None,
         requests: Vec::new(),
         checks: Vec::new(),
         max_check_ratio: None,
+        policy_server: None,
+        max_server_ratio: None,
+        server_seconds: 2.0,
+        profile_fresh: None,
     };
     while let Some(a) = raw.next() {
         let mut value = || raw.next().ok_or_else(|| anyhow!("{a} needs a value"));
         match a.as_str() {
             "--policy" => args.policy = value()?.into(),
-            "--baseline" => args.baseline = value()?.into(),
+            "--floor" => args.floor = Some(value()?.into()),
+            "--baseline" => args.baseline = Some(value()?.into()),
+            "--ndots" => args.ndots = Some(value()?.into()),
+            "--compare" => args.compare.push(value()?.into()),
             "--settings-json" => args.settings = serde_json::from_str(&value()?)?,
             "--min-seconds" => args.min_seconds = value()?.parse()?,
-            "--max-ratio" => args.max_ratio = Some(value()?.parse()?),
+            "--max-fresh-ratio" => {
+                let pair = value()?;
+                let (name, ratio) = pair
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--max-fresh-ratio takes NAME=RATIO"))?;
+                args.max_fresh.push((name.to_string(), ratio.parse()?));
+            }
             "--max-size" => args.max_size = Some(value()?.parse()?),
             "--json" => args.json_out = Some(value()?.into()),
             "--check" => {
@@ -69,72 +108,134 @@ fn parse_args() -> Result<Args> {
                 args.checks.push((request.into(), stored.into()));
             }
             "--max-check-ratio" => args.max_check_ratio = Some(value()?.parse()?),
+            "--policy-server" => args.policy_server = Some(value()?.into()),
+            "--max-server-ratio" => args.max_server_ratio = Some(value()?.parse()?),
+            "--server-seconds" => args.server_seconds = value()?.parse()?,
+            "--profile-fresh" => args.profile_fresh = Some(value()?.parse()?),
             other if other.starts_with("--") => bail!("unknown flag {other}"),
             other => args.requests.push(other.into()),
         }
     }
-    if args.baseline.as_os_str().is_empty() || args.requests.is_empty() {
-        bail!("usage: kwbench --policy P.wasm --baseline B.wasm [options] REQUEST.json...");
+    if args.requests.is_empty() {
+        bail!(
+            "usage: kwbench --policy P.wasm --floor F.wasm --baseline B.wasm [options] REQUEST.json..."
+        );
     }
     Ok(args)
 }
 
-struct Loaded {
+/// A compiled module and the settings it runs with.
+struct Module {
+    name: String,
+    path: PathBuf,
     policy: Policy,
     size: u64,
     compile: Duration,
+    settings: Value,
 }
 
-fn load(path: &Path) -> Result<Loaded> {
+fn load(name: &str, path: &Path, settings: Value) -> Result<Module> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {path:?}"))?;
     let start = Instant::now();
     let policy = Policy::compile(&bytes, &CompileCache::Disabled)?;
-    Ok(Loaded {
+    Ok(Module {
+        name: name.to_string(),
+        path: path.to_path_buf(),
         policy,
         size: bytes.len() as u64,
         compile: start.elapsed(),
+        settings,
     })
 }
 
-/// Median, mean and count of one module's timed calls, in microseconds.
+/// Median, 99th percentile and count of timed calls, in microseconds.
+#[derive(Debug, Clone, Copy)]
 struct Timing {
     median: f64,
-    mean: f64,
+    p99: f64,
     calls: usize,
 }
 
 impl Timing {
     fn of(mut samples: Vec<f64>) -> Timing {
         samples.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
         Timing {
-            median: samples[samples.len() / 2],
-            mean: samples.iter().sum::<f64>() / samples.len() as f64,
+            median: at(0.5),
+            p99: at(0.99),
             calls: samples.len(),
         }
     }
 }
 
-/// Times repeated `validate` calls of each (instance, payload) for at least `min` each,
-/// alternating between them in short rounds: a machine that slows down or speeds up during
-/// the run (other load, frequency changes) then weighs on all alike, and the ratios hold.
-fn time_rounds(runs: &[(&kwhost::host::Instance, &[u8])], min: Duration) -> Result<Vec<Timing>> {
+/// How a call is made: on a new instance each time (as policy-server does), or on one
+/// instance kept warm.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Fresh,
+    Warm,
+}
+
+/// One thing to time: a module's `validate` on a payload.
+struct Run<'a> {
+    module: &'a Module,
+    payload: Vec<u8>,
+    warm: Instance,
+}
+
+impl<'a> Run<'a> {
+    fn new(module: &'a Module, request: &Value) -> Result<Self> {
+        let payload = json!({"request": request, "settings": module.settings}).to_string();
+        let warm = module.policy.instantiate(&HostContext::default())?;
+        Ok(Run {
+            module,
+            payload: payload.into_bytes(),
+            warm,
+        })
+    }
+
+    /// One call: a new instance, `validate`, the instance dropped (all timed), or a call of
+    /// the warm instance.
+    fn call(&self, way: Way) -> Result<f64> {
+        let start = Instant::now();
+        match way {
+            Way::Fresh => {
+                let instance = self.module.policy.instantiate(&HostContext::default())?;
+                std::hint::black_box(instance.call_raw("validate", &self.payload)?);
+                drop(instance);
+            }
+            Way::Warm => {
+                std::hint::black_box(self.warm.call_raw("validate", &self.payload)?);
+            }
+        }
+        Ok(start.elapsed().as_secs_f64() * 1e6)
+    }
+
+    fn answer(&self) -> Result<Value> {
+        Ok(serde_json::from_slice(
+            &self.warm.call_raw("validate", &self.payload)?,
+        )?)
+    }
+}
+
+/// Times each run for at least `min` in all, alternating between them in short rounds: a
+/// machine that slows down or speeds up during the run (other load, frequency changes) then
+/// weighs on all alike, and the ratios hold.
+fn time_rounds(runs: &[&Run], way: Way, min: Duration) -> Result<Vec<Timing>> {
     const ROUNDS: u32 = 20;
-    for (instance, payload) in runs {
-        for _ in 0..20 {
-            instance.call_raw("validate", payload)?;
+    for run in runs {
+        for _ in 0..10 {
+            run.call(way)?;
         }
     }
     let round = min / ROUNDS;
     let mut samples = vec![Vec::new(); runs.len()];
     for _ in 0..ROUNDS {
-        for ((instance, payload), samples) in runs.iter().zip(samples.iter_mut()) {
+        for (run, samples) in runs.iter().zip(samples.iter_mut()) {
             let start = Instant::now();
             let mut n = 0;
             while start.elapsed() < round || n < 5 {
-                let t = Instant::now();
-                let out = instance.call_raw("validate", payload)?;
-                samples.push(t.elapsed().as_secs_f64() * 1e6);
-                std::hint::black_box(out);
+                samples.push(run.call(way)?);
                 n += 1;
             }
         }
@@ -142,159 +243,168 @@ fn time_rounds(runs: &[(&kwhost::host::Instance, &[u8])], min: Duration) -> Resu
     Ok(samples.into_iter().map(Timing::of).collect())
 }
 
-/// The `validate` payload of a request file (an AdmissionRequest or AdmissionReview).
-fn payload(path: &Path, settings: &Value) -> Result<String> {
+fn read_request(path: &Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path:?}"))?;
     let request: Value = serde_json::from_str(&text)?;
-    let request = request.get("request").cloned().unwrap_or(request);
-    Ok(json!({"request": request, "settings": settings}).to_string())
+    Ok(request.get("request").cloned().unwrap_or(request))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
 }
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    let policy = load(&args.policy)?;
-    let baseline = load(&args.baseline)?;
-    let ctx = HostContext::default();
-
-    let instantiate = |p: &Policy| -> Result<Duration> {
-        let mut total = Duration::ZERO;
-        for _ in 0..5 {
-            let t = Instant::now();
-            std::hint::black_box(p.instantiate(&ctx)?);
-            total += t.elapsed();
+    let policy = load("policy", &args.policy, args.settings.clone())?;
+    if let Some(n) = args.profile_fresh {
+        let run = Run::new(&policy, &read_request(&args.requests[0])?)?;
+        for _ in 0..n {
+            run.call(Way::Fresh)?;
         }
-        Ok(total / 5)
-    };
-    let policy_inst_time = instantiate(&policy.policy)?;
-    let baseline_inst_time = instantiate(&baseline.policy)?;
-    let policy_inst = policy.policy.instantiate(&ctx)?;
-    let baseline_inst = baseline.policy.instantiate(&ctx)?;
-    let min = Duration::from_secs_f64(args.min_seconds);
-
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
-    println!(
-        "| request | policy median µs | baseline median µs | ratio | policy mean µs | first call µs | calls |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for path in &args.requests {
-        let payload = payload(path, &args.settings)?;
-        // The policy must actually inject, or the comparison means nothing.
-        let answer: Value =
-            serde_json::from_slice(&policy_inst.call_raw("validate", payload.as_bytes())?)?;
-        if answer.get("mutated_object").is_none_or(Value::is_null) {
-            bail!("{path:?}: the policy did not inject ({answer})");
-        }
-        // The first call of a fresh instance also parses the settings and sizes the
-        // per-call arena: reported apart, it is not what every admission pays.
-        let fresh = policy.policy.instantiate(&ctx)?;
-        let t = Instant::now();
-        fresh.call_raw("validate", payload.as_bytes())?;
-        let first = t.elapsed().as_secs_f64() * 1e6;
-        let [p, b]: [Timing; 2] = time_rounds(
-            &[
-                (&policy_inst, payload.as_bytes()),
-                (&baseline_inst, payload.as_bytes()),
-            ],
-            min,
-        )?
-        .try_into()
-        .map_err(|_| anyhow!("two timings"))?;
-        let (pm, pmean, calls, bm) = (p.median, p.mean, p.calls, b.median);
-        let ratio = pm / bm;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        println!("| {name} | {pm:.1} | {bm:.1} | {ratio:.2} | {pmean:.1} | {first:.0} | {calls} |");
-        if let Some(max) = args.max_ratio
-            && ratio > max
-        {
-            failures.push(format!("{name}: {ratio:.2}x the baseline (budget {max}x)"));
-        }
-        rows.push(
-            json!({"request": name, "payload_bytes": payload.len(), "policy_median_us": pm,
-            "policy_mean_us": pmean, "policy_first_call_us": first, "baseline_median_us": bm, "ratio": ratio, "calls": calls}),
-        );
+        return Ok(());
     }
-    let mut check_rows = Vec::new();
-    if !args.checks.is_empty() {
-        let mut check_settings = args.settings.clone();
-        check_settings["action"] = "check".into();
-        // One instance per mode: each keeps its own settings, as a policy-server policy does.
-        let inject_inst = policy.policy.instantiate(&ctx)?;
-        let check_inst = policy.policy.instantiate(&ctx)?;
-        println!();
-        println!(
-            "| check mode | check median µs | inject, same Pod µs | ratio | inject, Pod before injection µs | ratio | calls |"
-        );
-        println!("|---|---:|---:|---:|---:|---:|---:|");
-        for (request, stored) in &args.checks {
-            let check = payload(stored, &check_settings)?;
-            let inject_stored = payload(stored, &args.settings)?;
-            let inject_fresh = payload(request, &args.settings)?;
-            let answer: Value =
-                serde_json::from_slice(&check_inst.call_raw("validate", check.as_bytes())?)?;
-            if answer["audit_annotations"]["outcome"] != "sidecar-current" {
-                bail!("{stored:?}: check mode did not find the Pod current ({answer})");
+    let mut others = Vec::new();
+    for (name, path) in [
+        ("floor", &args.floor),
+        ("baseline", &args.baseline),
+        ("pod-ndots", &args.ndots),
+    ] {
+        if let Some(path) = path {
+            others.push(load(name, path, json!({}))?);
+        }
+    }
+    for (i, path) in args.compare.iter().enumerate() {
+        others.push(load(
+            &format!("compare-{}", i + 1),
+            path,
+            args.settings.clone(),
+        )?);
+    }
+    let floor = others.iter().find(|m| m.name == "floor");
+    let ndots = others.iter().find(|m| m.name == "pod-ndots");
+    let min = Duration::from_secs_f64(args.min_seconds);
+    let mut failures = Vec::new();
+    let mut rows = Vec::new();
+
+    println!(
+        "Per request as policy-server pays it (a new instance, validate, dropped), medians in µs:\n"
+    );
+    let mut header = String::from("| request | policy");
+    for m in &others {
+        header.push_str(&format!(" | {}", m.name));
+    }
+    if floor.is_some() {
+        header.push_str(" | policy / floor");
+    }
+    header.push_str(" | policy warm | floor warm |");
+    println!("{header}");
+    println!("|---{}|", "|---:".repeat(header.matches(" | ").count()));
+    for path in &args.requests {
+        let name = file_name(path);
+        let request = read_request(path)?;
+        let policy_run = Run::new(&policy, &request)?;
+        // The policy must inject, or the comparison means nothing; the floor must give the
+        // policy's very answer.
+        let answer = policy_run.answer()?;
+        if answer.get("mutated_object").is_none_or(Value::is_null) {
+            bail!("{name}: the policy did not inject ({answer})");
+        }
+        let other_runs: Vec<Run> = others
+            .iter()
+            .map(|m| Run::new(m, &request))
+            .collect::<Result<_>>()?;
+        for run in &other_runs {
+            if run.module.name == "floor" && run.answer()? != answer {
+                bail!("{name}: the floor's answer is not the policy's (rebuild the floor module)");
             }
-            let [c, same, fresh]: [Timing; 3] = time_rounds(
-                &[
-                    (&check_inst, check.as_bytes()),
-                    (&inject_inst, inject_stored.as_bytes()),
-                    (&inject_inst, inject_fresh.as_bytes()),
-                ],
-                min,
-            )?
-            .try_into()
-            .map_err(|_| anyhow!("three timings"))?;
-            let ratio = c.median / same.median;
-            let ratio_fresh = c.median / fresh.median;
-            let name = stored
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            println!(
-                "| {name} | {:.1} | {:.1} | {ratio:.2} | {:.1} | {ratio_fresh:.2} | {} |",
-                c.median, same.median, fresh.median, c.calls
-            );
-            if let Some(max) = args.max_check_ratio
-                && ratio > max
+        }
+        let mut runs: Vec<&Run> = vec![&policy_run];
+        runs.extend(other_runs.iter());
+        let fresh = time_rounds(&runs, Way::Fresh, min)?;
+        let warm_runs: Vec<&Run> = runs
+            .iter()
+            .copied()
+            .filter(|r| r.module.name == "policy" || r.module.name == "floor")
+            .collect();
+        let warm = time_rounds(&warm_runs, Way::Warm, min / 2)?;
+        let mut line = format!("| {name} | {:.0}", fresh[0].median);
+        let mut row = json!({"request": name, "policy_fresh_us": fresh[0].median,
+            "policy_warm_us": warm[0].median, "calls": fresh[0].calls});
+        for (m, t) in others.iter().zip(&fresh[1..]) {
+            line.push_str(&format!(" | {:.0}", t.median));
+            row[format!("{}_fresh_us", m.name)] = json!(t.median);
+        }
+        if floor.is_some() {
+            let at = 1 + others.iter().position(|m| m.name == "floor").unwrap_or(0);
+            let ratio = fresh[0].median / fresh[at].median;
+            line.push_str(&format!(" | {ratio:.2}"));
+            row["ratio_to_floor"] = json!(ratio);
+            if let Some((_, max)) = args.max_fresh.iter().find(|(n, _)| *n == name)
+                && ratio > *max
             {
                 failures.push(format!(
-                    "{name}: check mode {ratio:.2}x inject mode on the same Pod (budget {max}x)"
+                    "{name}: a fresh call is {ratio:.2}x the floor's (budget {max}x)"
                 ));
             }
-            check_rows.push(json!({"stored": name, "check_median_us": c.median,
-                "inject_same_pod_median_us": same.median, "ratio": ratio,
-                "inject_before_injection_median_us": fresh.median,
-                "ratio_before_injection": ratio_fresh, "calls": c.calls}));
+            if let Some(w) = warm.get(1) {
+                row["floor_warm_us"] = json!(w.median);
+            }
         }
+        line.push_str(&format!(
+            " | {:.0} | {} |",
+            warm[0].median,
+            warm.get(1)
+                .map_or("-".to_string(), |w| format!("{:.0}", w.median))
+        ));
+        println!("{line}");
+        rows.push(row);
     }
+
+    let check_rows = check_mode(&args, &policy, min, &mut failures)?;
+
     println!();
-    println!(
-        "module sizes: policy {} bytes, baseline {} bytes; compile {:.0} ms / {:.0} ms; instantiate {:.2} ms / {:.2} ms",
-        policy.size,
-        baseline.size,
-        policy.compile.as_secs_f64() * 1e3,
-        baseline.compile.as_secs_f64() * 1e3,
-        policy_inst_time.as_secs_f64() * 1e3,
-        baseline_inst_time.as_secs_f64() * 1e3,
-    );
+    for m in std::iter::once(&policy).chain(&others) {
+        let fresh = m.policy.instantiate(&HostContext::default());
+        let t = Instant::now();
+        for _ in 0..20 {
+            std::hint::black_box(m.policy.instantiate(&HostContext::default())?);
+        }
+        drop(fresh);
+        println!(
+            "{}: {} bytes, compiled in {:.0} ms, instantiated in {:.0} µs",
+            m.name,
+            m.size,
+            m.compile.as_secs_f64() * 1e3,
+            t.elapsed().as_secs_f64() * 1e6 / 20.0
+        );
+    }
     if let Some(max) = args.max_size
         && policy.size > max
     {
-        failures.push(format!("module is {} bytes (budget {max})", policy.size));
+        failures.push(format!(
+            "the policy module is {} bytes (budget {max})",
+            policy.size
+        ));
     }
+
+    let server_rows = match &args.policy_server {
+        Some(binary) => server_bench(&args, binary, &policy, &others, floor, ndots, &mut failures)?,
+        None => {
+            println!(
+                "\npolicy-server benchmark skipped: no --policy-server (POLICY_SERVER not set)"
+            );
+            Vec::new()
+        }
+    };
+
     if let Some(out) = &args.json_out {
         let summary = json!({
             "requests": rows,
             "check_mode": check_rows,
+            "policy_server": server_rows,
             "policy_bytes": policy.size,
-            "baseline_bytes": baseline.size,
-            "policy_compile_ms": policy.compile.as_secs_f64() * 1e3,
-            "policy_instantiate_ms": policy_inst_time.as_secs_f64() * 1e3,
-            "baseline_instantiate_ms": baseline_inst_time.as_secs_f64() * 1e3,
         });
         if let Some(dir) = out.parent() {
             std::fs::create_dir_all(dir).ok();
@@ -302,7 +412,7 @@ fn main() -> Result<()> {
         std::fs::write(out, serde_json::to_string_pretty(&summary)?)?;
     }
     if failures.is_empty() {
-        println!("budgets: ok");
+        println!("\nbudgets: ok");
         Ok(())
     } else {
         for f in &failures {
@@ -310,4 +420,214 @@ fn main() -> Result<()> {
         }
         std::process::exit(1);
     }
+}
+
+/// Check mode on stored Pods against inject mode on the same Pods, fresh calls.
+fn check_mode(
+    args: &Args,
+    policy: &Module,
+    min: Duration,
+    failures: &mut Vec<String>,
+) -> Result<Vec<Value>> {
+    if args.checks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut check_settings = args.settings.clone();
+    check_settings["action"] = "check".into();
+    let checking = Module {
+        name: "check".to_string(),
+        path: policy.path.clone(),
+        policy: Policy::load(&policy.path, &CompileCache::Disabled)?,
+        size: policy.size,
+        compile: policy.compile,
+        settings: check_settings,
+    };
+    println!("\nCheck mode, fresh calls, medians in µs:\n");
+    println!(
+        "| stored Pod | check | inject, same Pod | ratio | inject, Pod before injection | ratio |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
+    for (request, stored) in &args.checks {
+        let stored_request = read_request(stored)?;
+        let check = Run::new(&checking, &stored_request)?;
+        let answer = check.answer()?;
+        if answer["audit_annotations"]["outcome"] != "sidecar-current" {
+            bail!("{stored:?}: check mode did not find the Pod current ({answer})");
+        }
+        let same = Run::new(policy, &stored_request)?;
+        let before = Run::new(policy, &read_request(request)?)?;
+        let t = time_rounds(&[&check, &same, &before], Way::Fresh, min)?;
+        let (ratio, ratio_before) = (t[0].median / t[1].median, t[0].median / t[2].median);
+        let name = file_name(stored);
+        println!(
+            "| {name} | {:.0} | {:.0} | {ratio:.2} | {:.0} | {ratio_before:.2} |",
+            t[0].median, t[1].median, t[2].median
+        );
+        if let Some(max) = args.max_check_ratio
+            && ratio > max
+        {
+            failures.push(format!(
+                "{name}: check mode {ratio:.2}x inject mode on the same Pod (budget {max}x)"
+            ));
+        }
+        rows.push(json!({"stored": name, "check_us": t[0].median, "inject_same_pod_us": t[1].median,
+            "ratio": ratio, "inject_before_injection_us": t[2].median, "ratio_before_injection": ratio_before}));
+    }
+    Ok(rows)
+}
+
+/// The same modules behind one real policy-server, over HTTP: each request's p50, p99 and
+/// requests/s at concurrency 1 and 8, the modules alternating in rounds.
+fn server_bench(
+    args: &Args,
+    binary: &Path,
+    policy: &Module,
+    others: &[Module],
+    floor: Option<&Module>,
+    ndots: Option<&Module>,
+    failures: &mut Vec<String>,
+) -> Result<Vec<Value>> {
+    let dir = std::env::temp_dir().join(format!("kwbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let modules: Vec<&Module> = std::iter::once(policy).chain(others).collect();
+    let entries = modules
+        .iter()
+        .map(|m| PolicyEntry {
+            id: m.name.to_string(),
+            settings: m.settings.as_object().cloned().unwrap_or_else(Map::new),
+            timeout_eval_seconds: None,
+            module: Some(m.path.clone()),
+        })
+        .collect();
+    let config = policy_server::Config {
+        binary: binary.to_path_buf(),
+        module: policy.path.clone(),
+        entries,
+        dir: dir.clone(),
+        workers: 2,
+        policy_timeout: None,
+    };
+    let server = PolicyServer::start(&config)?;
+    println!(
+        "\npolicy-server {} over HTTP on 127.0.0.1 (--workers 2), {} s per module and concurrency, in µs:\n",
+        policy_server::version(binary).unwrap_or_default(),
+        args.server_seconds
+    );
+    println!(
+        "| request | module | c=1 p50 | c=1 p99 | c=1 req/s | c=8 p50 | c=8 p99 | c=8 req/s |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
+    for path in &args.requests {
+        let name = file_name(path);
+        let request = read_request(path)?;
+        let body = serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview", "request": request}))?;
+        let mut results: Vec<[(Timing, f64); 2]> = Vec::new();
+        for module in &modules {
+            // Each module must answer before it is timed.
+            let (status, answer) = server
+                .client
+                .post(&format!("/validate/{}", module.name), body.clone())?;
+            if status != 200 {
+                bail!(
+                    "{}: HTTP {status}: {}",
+                    module.name,
+                    String::from_utf8_lossy(&answer)
+                );
+            }
+        }
+        let mut samples = vec![[Vec::new(), Vec::new()]; modules.len()];
+        let mut elapsed = vec![[0f64; 2]; modules.len()];
+        const ROUNDS: u32 = 5;
+        let slot = Duration::from_secs_f64(args.server_seconds / ROUNDS as f64);
+        for _ in 0..ROUNDS {
+            for (i, module) in modules.iter().enumerate() {
+                for (j, concurrency) in [1usize, 8].into_iter().enumerate() {
+                    let (lat, took) = send_for(&server, &module.name, &body, concurrency, slot)?;
+                    samples[i][j].extend(lat);
+                    elapsed[i][j] += took;
+                }
+            }
+        }
+        for (i, module) in modules.iter().enumerate() {
+            let per = |j: usize| {
+                let n = samples[i][j].len();
+                (Timing::of(samples[i][j].clone()), n as f64 / elapsed[i][j])
+            };
+            let (c1, c8) = (per(0), per(1));
+            println!(
+                "| {name} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                module.name, c1.0.median, c1.0.p99, c1.1, c8.0.median, c8.0.p99, c8.1
+            );
+            rows.push(json!({"request": name, "module": module.name,
+                "c1_p50_us": c1.0.median, "c1_p99_us": c1.0.p99, "c1_rps": c1.1,
+                "c8_p50_us": c8.0.median, "c8_p99_us": c8.0.p99, "c8_rps": c8.1}));
+            results.push([c1, c8]);
+        }
+        let p50 = |m: Option<&Module>| {
+            m.and_then(|m| modules.iter().position(|x| x.name == m.name))
+                .map(|i| results[i][0].0.median)
+        };
+        let policy_p50 = results[0][0].0.median;
+        if let (Some(max), Some(floor_p50)) = (args.max_server_ratio, p50(floor)) {
+            let ratio = policy_p50 / floor_p50;
+            println!("  {name}: policy p50 / floor p50 = {ratio:.2}");
+            if ratio > max {
+                failures.push(format!(
+                    "{name}: policy-server p50 {ratio:.2}x the floor's (budget {max}x)"
+                ));
+            }
+        }
+        if let Some(ndots_p50) = p50(ndots) {
+            let ratio = policy_p50 / ndots_p50;
+            println!("  {name}: policy p50 / pod-ndots p50 = {ratio:.2}");
+            if args.max_server_ratio.is_some() && ratio > 1.0 {
+                failures.push(format!(
+                    "{name}: policy-server p50 {ratio:.2}x pod-ndots' (budget 1x)"
+                ));
+            }
+        }
+    }
+    drop(server);
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(rows)
+}
+
+/// `concurrency` clients sending `body` to `/validate/<id>` back to back for `slot`: each
+/// answer's latency in µs, and the seconds it took.
+fn send_for(
+    server: &PolicyServer,
+    id: &str,
+    body: &[u8],
+    concurrency: usize,
+    slot: Duration,
+) -> Result<(Vec<f64>, f64)> {
+    let url = server.client.url(&format!("/validate/{id}"));
+    let http = server.client.http().clone();
+    server.client.runtime().block_on(async move {
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (http, url, body) = (http.clone(), url.clone(), body.to_vec());
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while start.elapsed() < slot {
+                    let t = Instant::now();
+                    let (status, _) = policy_server::post(&http, &url, body.clone()).await?;
+                    if status != 200 {
+                        bail!("HTTP {status}");
+                    }
+                    latencies.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                Ok::<_, anyhow::Error>(latencies)
+            }));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await??);
+        }
+        Ok((all, start.elapsed().as_secs_f64()))
+    })
 }
