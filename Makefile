@@ -15,7 +15,8 @@
 #                   regenerate artifacthub/artifacthub-pkg.yml
 #   make clean
 #
-# Targets install what they need (the wasm32-wasip1 target, the test host).
+# Targets install what they need (the wasm32-wasip1 target, binaryen's wasm-opt, the test
+# host).
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -41,9 +42,26 @@ wasm-target:
 		rustup target add $(WASM_TARGET); \
 	fi
 
-policy.wasm: $(SOURCES) | wasm-target
+# binaryen's wasm-opt makes the module smaller and faster where it runs (README,
+# Performance). Installed here when missing (Debian's binaryen, through apt, as root).
+# The features are those rustc's wasm32-wasip1 output uses; wasm-opt may use no others.
+WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+	--enable-nontrapping-float-to-int
+
+.PHONY: wasm-opt
+wasm-opt:
+	@if ! command -v wasm-opt >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends binaryen; \
+		else \
+			echo "wasm-opt is missing: install binaryen (Debian's binaryen package)" >&2; exit 1; \
+		fi; \
+	fi
+
+policy.wasm: $(SOURCES) | wasm-target wasm-opt
 	$(CARGO) build --locked --release --target $(WASM_TARGET)
-	cp target/$(WASM_TARGET)/release/$(CRATE).wasm policy.wasm
+	wasm-opt $(WASM_OPT_FLAGS) target/$(WASM_TARGET)/release/$(CRATE).wasm -o policy.wasm
 
 $(KWHOST): $(HOST_SOURCES)
 	$(CARGO) build --locked --release --manifest-path e2e-tests/Cargo.toml
@@ -219,14 +237,16 @@ $(FLOOR): e2e-tests/floor-policy/src/lib.rs e2e-tests/floor-policy/build.rs e2e-
 		$(SOURCES) $(BENCH_PODS) | wasm-target
 	$(CARGO) build --locked --release --target $(WASM_TARGET) --manifest-path e2e-tests/floor-policy/Cargo.toml
 
-# policy-server loads only annotated modules.
-target/bench/floor.wasm: $(FLOOR) e2e-tests/bench-metadata.yml $(KWHOST)
+# Through the same wasm-opt as the policy; policy-server loads only annotated modules.
+target/bench/floor.wasm: $(FLOOR) e2e-tests/bench-metadata.yml $(KWHOST) | wasm-opt
 	@mkdir -p target/bench
-	$(ANNOTATE) -m e2e-tests/bench-metadata.yml -o $@ $<
+	wasm-opt $(WASM_OPT_FLAGS) $< -o target/bench/floor-opt.wasm
+	$(ANNOTATE) -m e2e-tests/bench-metadata.yml -o $@ target/bench/floor-opt.wasm
 
-target/bench/baseline.wasm: $(BASELINE) e2e-tests/bench-metadata.yml $(KWHOST)
+target/bench/baseline.wasm: $(BASELINE) e2e-tests/bench-metadata.yml $(KWHOST) | wasm-opt
 	@mkdir -p target/bench
-	$(ANNOTATE) -m e2e-tests/bench-metadata.yml -o $@ $<
+	wasm-opt $(WASM_OPT_FLAGS) $< -o target/bench/baseline-opt.wasm
+	$(ANNOTATE) -m e2e-tests/bench-metadata.yml -o $@ target/bench/baseline-opt.wasm
 
 .PHONY: bench
 bench: annotated-policy.wasm target/bench/floor.wasm target/bench/baseline.wasm $(KWHOST)

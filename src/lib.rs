@@ -33,7 +33,9 @@ mod entry {
     use kubewarden::protocol_version_guest;
     use kubewarden::settings::SettingsValidationResponse;
 
-    use crate::protocol;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::protocol::{self, Disposal};
     use crate::settings::Settings;
 
     #[unsafe(no_mangle)]
@@ -43,10 +45,25 @@ mod entry {
         register_function("protocol_version", protocol_version_guest);
     }
 
+    /// Whether this instance has answered a `validate` call already.
+    static VALIDATED: AtomicBool = AtomicBool::new(false);
+
     /// One AdmissionReview. policy-server runs each in a fresh instance, so nothing is kept
-    /// from one call to the next: the settings come with every payload.
+    /// from one call to the next: the settings come with every payload. What the first
+    /// call read and built is left in memory, which goes with the instance; an instance
+    /// that is called again (kwctl bench) frees from its second call on, so at most one
+    /// request's memory is ever left.
     fn validate(payload: &[u8]) -> CallResult {
-        Ok(protocol::validate(payload, lookup_namespace))
+        let disposal = if VALIDATED.swap(true, Ordering::Relaxed) {
+            Disposal::Drop
+        } else {
+            Disposal::Leave
+        };
+        Ok(protocol::validate_disposing(
+            payload,
+            lookup_namespace,
+            disposal,
+        ))
     }
 
     fn lookup_namespace(name: &str) -> Result<serde_json::Value, String> {

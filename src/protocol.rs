@@ -24,7 +24,7 @@ pub fn validate(
     payload: &[u8],
     lookup_namespace: impl FnOnce(&str) -> Result<serde_json::Value, String>,
 ) -> Vec<u8> {
-    validate_seeing(payload, lookup_namespace, |_| {})
+    answer(payload, lookup_namespace, |_| {}, Disposal::Drop)
 }
 
 /// [`validate`], handing the verdict the response is written from to `see` (tests look at
@@ -34,16 +34,51 @@ pub fn validate_seeing(
     lookup_namespace: impl FnOnce(&str) -> Result<serde_json::Value, String>,
     see: impl FnOnce(&Verdict),
 ) -> Vec<u8> {
+    answer(payload, lookup_namespace, see, Disposal::Drop)
+}
+
+/// What becomes of the request, the settings and the verdict once the answer is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposal {
+    /// Freed, as usual.
+    Drop,
+    /// Left where they are, for an instance about to be discarded: policy-server builds a
+    /// fresh instance for every request and drops it after the call, memory and all, so
+    /// freeing a few thousand allocations one by one first is pure cost (4–6% of a
+    /// request, measured in `make bench`).
+    Leave,
+}
+
+/// [`validate`], with the request, settings and verdict disposed of as `disposal` says.
+pub fn validate_disposing(
+    payload: &[u8],
+    lookup_namespace: impl FnOnce(&str) -> Result<serde_json::Value, String>,
+    disposal: Disposal,
+) -> Vec<u8> {
+    answer(payload, lookup_namespace, |_| {}, disposal)
+}
+
+fn answer(
+    payload: &[u8],
+    lookup_namespace: impl FnOnce(&str) -> Result<serde_json::Value, String>,
+    see: impl FnOnce(&Verdict),
+    disposal: Disposal,
+) -> Vec<u8> {
     match parse(payload) {
         Ok((request, settings)) => {
             let verdict = engine::evaluate(request, &settings, lookup_namespace);
-            match json::take_unreadable() {
+            let out = match json::take_unreadable() {
                 None => {
                     see(&verdict);
                     response(&verdict, payload.len())
                 }
                 Some(why) => malformed(&format!("malformed validate request: {why}")),
+            };
+            if disposal == Disposal::Leave {
+                std::mem::forget(verdict);
+                std::mem::forget(settings);
             }
+            out
         }
         Err(message) => malformed(&message),
     }
@@ -73,7 +108,7 @@ pub fn parse(payload: &[u8]) -> Result<(AdmissionRequest<'_>, Settings), String>
 /// not read is copied as it came). `size_hint` is the request's size: the Pod is written
 /// back whole.
 pub fn response(verdict: &Verdict, size_hint: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(size_hint + 4096);
+    let mut out = Vec::with_capacity(size_hint + size_hint / 2 + 16384);
     out.extend_from_slice(b"{\"accepted\":");
     out.extend_from_slice(if verdict.accepted() {
         b"true"
@@ -126,6 +161,23 @@ mod tests {
             Err("no cluster".to_string())
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn leaving_the_request_in_memory_gives_the_same_answer() {
+        let pod = std::fs::read_to_string("tests/data/pod-3-containers.json").unwrap();
+        let request: serde_json::Value = serde_json::from_str(&pod).unwrap();
+        let request = request.get("request").cloned().unwrap_or(request);
+        for settings in [
+            r#"{"namespaceSelection":"webhook"}"#,
+            r#"{"policy":"wrong"}"#,
+        ] {
+            let payload = format!(r#"{{"request":{request},"settings":{settings}}}"#);
+            let lookup = |_: &str| Err("no cluster".to_string());
+            let dropped = validate_disposing(payload.as_bytes(), lookup, Disposal::Drop);
+            let left = validate_disposing(payload.as_bytes(), lookup, Disposal::Leave);
+            assert_eq!(String::from_utf8(left), String::from_utf8(dropped));
+        }
     }
 
     #[test]

@@ -10,12 +10,19 @@ use super::{Value, read};
 /// (read on first access, written as is). It is used as the `Vec` of its items.
 #[derive(Debug, Clone, Default)]
 pub struct List<'a> {
-    /// The list's JSON text while it is unchanged.
-    text: Option<Cow<'a, str>>,
-    /// How deep the list is in the document it was read from.
-    depth: u16,
     /// The items, when the list is not (or no longer) its text.
     items: Vec<Value<'a>>,
+    /// The list's text while it is unchanged. Boxed: most lists are never text, and a
+    /// small `List` keeps every `Value` small (a Pod is mostly values, moved and copied).
+    text: Option<Box<Text<'a>>>,
+}
+
+/// A list's JSON text and what was read from it.
+#[derive(Debug, Clone)]
+struct Text<'a> {
+    text: Cow<'a, str>,
+    /// How deep the list is in the document it was read from.
+    depth: u16,
     /// The items, read from `text` on first access. (A cell makes `List`, and with it
     /// `Value`, invariant in `'a`: a document and what is put into it share one lifetime,
     /// chosen when it is read.)
@@ -26,50 +33,54 @@ impl<'a> List<'a> {
     /// A list still as its JSON text, `depth` deep in its document.
     pub(super) fn of_text(text: &'a str, depth: u16) -> Self {
         List {
-            text: Some(Cow::Borrowed(text)),
-            depth,
             items: Vec::new(),
-            read: OnceCell::new(),
+            text: Some(Box::new(Text {
+                text: Cow::Borrowed(text),
+                depth,
+                read: OnceCell::new(),
+            })),
         }
     }
 
     /// The text the list was read from, while it is unchanged.
     pub(super) fn text(&self) -> Option<&str> {
-        self.text.as_deref()
+        self.text.as_deref().map(|t| t.text.as_ref())
     }
 
     /// Whether its items have been read (or it never was text).
     pub fn is_read(&self) -> bool {
-        self.text.is_none() || self.read.get().is_some()
+        self.text.as_ref().is_none_or(|t| t.read.get().is_some())
     }
 
     /// The same list, owning all it holds (its text, if it is still text: what was read
     /// from the borrowed text is read again from the copy).
     pub(super) fn into_owned<'b>(self) -> List<'b> {
         match self.text {
-            Some(text) => List {
-                text: Some(Cow::Owned(text.into_owned())),
-                depth: self.depth,
+            Some(t) => List {
                 items: Vec::new(),
-                read: OnceCell::new(),
+                text: Some(Box::new(Text {
+                    text: Cow::Owned(t.text.into_owned()),
+                    depth: t.depth,
+                    read: OnceCell::new(),
+                })),
             },
             None => self.items.into_iter().map(Value::into_owned).collect(),
         }
     }
-}
 
-impl<'a> List<'a> {
     /// The items, read from the text on first access.
     fn items(&self) -> &Vec<Value<'a>> {
-        match &self.text {
-            None => &self.items,
-            Some(Cow::Borrowed(text)) => {
+        let Some(t) = self.text.as_deref() else {
+            return &self.items;
+        };
+        match &t.text {
+            Cow::Borrowed(text) => {
                 let text: &'a str = text;
-                self.read.get_or_init(|| read::list_items(text, self.depth))
+                t.read.get_or_init(|| read::list_items(text, t.depth))
             }
             // Text of its own (an owned copy): what is read from it is copied too.
-            Some(Cow::Owned(text)) => self.read.get_or_init(|| {
-                read::list_items(text, self.depth)
+            Cow::Owned(text) => t.read.get_or_init(|| {
+                read::list_items(text, t.depth)
                     .into_iter()
                     .map(Value::into_owned)
                     .collect()
@@ -93,8 +104,9 @@ impl DerefMut for List<'_> {
             // (Not `self.deref()`: on `&mut List` that is `&mut`'s own Deref, which reads
             // nothing.)
             self.items();
-            self.items = self.read.take().unwrap_or_default();
-            self.text = None;
+            if let Some(mut t) = self.text.take() {
+                self.items = t.read.take().unwrap_or_default();
+            }
         }
         &mut self.items
     }
@@ -102,12 +114,7 @@ impl DerefMut for List<'_> {
 
 impl<'a> From<Vec<Value<'a>>> for List<'a> {
     fn from(items: Vec<Value<'a>>) -> Self {
-        List {
-            text: None,
-            depth: 0,
-            items,
-            read: OnceCell::new(),
-        }
+        List { items, text: None }
     }
 }
 

@@ -49,30 +49,39 @@ fn unreadable(what: impl fmt::Display) {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Value<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Seed::at(0).deserialize(d)
+        Seed::at(0, &Stack::default()).deserialize(d)
     }
 }
 
 /// A value at `depth` below the document's root.
-struct Seed<'a> {
+struct Seed<'s, 'a> {
     depth: u16,
-    lifetime: PhantomData<Value<'a>>,
+    stack: &'s Stack<'a>,
 }
 
-impl<'a> Seed<'a> {
-    fn at(depth: u16) -> Self {
-        Seed {
-            depth,
-            lifetime: PhantomData,
-        }
+/// The fields and items of the objects and lists being read, innermost last. Each object
+/// or list gathers its own here and takes them out in one allocation of the exact size
+/// when it ends: growing a vector per object, copy after copy, cost more than reading
+/// the fields (measured in a fresh instance of the policy's module).
+#[derive(Default)]
+struct Stack<'a> {
+    fields: RefCell<Vec<Field<'a>>>,
+    /// The keys' hashes, beside `fields`.
+    hashes: RefCell<Vec<u64>>,
+    items: RefCell<Vec<Value<'a>>>,
+}
+
+impl<'s, 'a> Seed<'s, 'a> {
+    fn at(depth: u16, stack: &'s Stack<'a>) -> Self {
+        Seed { depth, stack }
     }
 
     fn child(&self) -> Self {
-        Seed::at(self.depth.saturating_add(1))
+        Seed::at(self.depth.saturating_add(1), self.stack)
     }
 }
 
-impl<'de: 'a, 'a> DeserializeSeed<'de> for Seed<'a> {
+impl<'de: 'a, 'a> DeserializeSeed<'de> for Seed<'_, 'a> {
     type Value = Value<'a>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value<'a>, D::Error> {
@@ -86,11 +95,11 @@ impl<'de: 'a, 'a> DeserializeSeed<'de> for Seed<'a> {
         }
         // Its extent first (the text scanned, nothing built): a list stays text.
         let raw = <&'de RawValue>::deserialize(d)?;
-        value_of_text(raw.get(), self.depth).map_err(de::Error::custom)
+        value_of_text(raw.get(), self.depth, self.stack).map_err(de::Error::custom)
     }
 }
 
-impl<'de: 'a, 'a> Visitor<'de> for Seed<'a> {
+impl<'de: 'a, 'a> Visitor<'de> for Seed<'_, 'a> {
     type Value = Value<'a>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -129,61 +138,76 @@ impl<'de: 'a, 'a> Visitor<'de> for Seed<'a> {
         Ok(Value::String(Cow::Owned(s)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'a>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(item) = seq.next_element_seed(self.child())? {
-            items.push(item);
-        }
-        Ok(Value::Array(List::from(items)))
+        let items = &self.stack.items;
+        let base = items.borrow().len();
+        let mut read = || {
+            while let Some(item) = seq.next_element_seed(self.child())? {
+                items.borrow_mut().push(item);
+            }
+            Ok(())
+        };
+        let result = read();
+        let mine: Vec<Value<'a>> = items.borrow_mut().drain(base..).collect();
+        result.map(|()| Value::Array(List::from(mine)))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value<'a>, A::Error> {
-        let mut fields = Fields::default();
-        while let Some(Key(key)) = access.next_key::<Key>()? {
-            let value = access.next_value_seed(self.child())?;
-            fields.push(key, value);
-        }
-        Ok(Value::Object(Map::from_fields(fields.list)))
+        let base = self.stack.fields.borrow().len();
+        let mut index = None;
+        let mut read = || {
+            while let Some(Key(key)) = access.next_key::<Key>()? {
+                let value = access.next_value_seed(self.child())?;
+                self.stack.push_field(base, &mut index, key, value);
+            }
+            Ok(())
+        };
+        let result = read();
+        self.stack.hashes.borrow_mut().truncate(base);
+        let fields: Vec<Field<'a>> = self.stack.fields.borrow_mut().drain(base..).collect();
+        result.map(|()| Value::Object(Map::from_fields(fields)))
     }
 }
 
-/// Fields being read. A duplicate key keeps the last value, as serde_json does. Keys are
-/// compared by a 64-bit hash first (no string comparison for distinct keys), and past a
-/// few hundred fields looked up through a map of those hashes (a hostile Pod may have tens
-/// of thousands of annotations).
-#[derive(Default)]
-struct Fields<'a> {
-    list: Vec<Field<'a>>,
-    hashes: Vec<u64>,
-    index: Option<HashMap<u64, Vec<usize>>>,
-}
-
-impl<'a> Fields<'a> {
+impl<'a> Stack<'a> {
+    /// Past this many fields in one object, keys are looked up through a map of their
+    /// hashes (a hostile Pod may have tens of thousands of annotations).
     const SCANNED: usize = 256;
 
-    fn push(&mut self, key: Cow<'a, str>, value: Value<'a>) {
+    /// A field of the object whose fields start at `base`. A duplicate key keeps the last
+    /// value, as serde_json does. Keys are compared by a 64-bit hash first (no string
+    /// comparison for distinct keys).
+    fn push_field(
+        &self,
+        base: usize,
+        index: &mut Option<HashMap<u64, Vec<usize>>>,
+        key: Cow<'a, str>,
+        value: Value<'a>,
+    ) {
+        let mut fields = self.fields.borrow_mut();
+        let mut hashes = self.hashes.borrow_mut();
         let hash = key_hash(&key);
-        let same = |i: &usize| self.hashes[*i] == hash && self.list[*i].0 == key;
-        let duplicate = match &self.index {
+        let same = |i: &usize| hashes[*i] == hash && fields[*i].0 == key;
+        let duplicate = match index {
             Some(index) => index
                 .get(&hash)
                 .and_then(|at| at.iter().copied().find(same)),
-            None => (0..self.list.len()).find(same),
+            None => (base..fields.len()).find(same),
         };
         if let Some(i) = duplicate {
-            self.list[i].1 = value;
+            fields[i].1 = value;
             return;
         }
-        if self.list.len() == Self::SCANNED {
-            let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
-            for (i, h) in self.hashes.iter().enumerate() {
-                index.entry(*h).or_default().push(i);
+        if fields.len() - base == Self::SCANNED {
+            let mut built: HashMap<u64, Vec<usize>> = HashMap::new();
+            for (i, h) in hashes.iter().enumerate().skip(base) {
+                built.entry(*h).or_default().push(i);
             }
-            self.index = Some(index);
+            *index = Some(built);
         }
-        if let Some(index) = &mut self.index {
-            index.entry(hash).or_default().push(self.list.len());
+        if let Some(index) = index {
+            index.entry(hash).or_default().push(fields.len());
         }
-        self.hashes.push(hash);
-        self.list.push((key, value));
+        hashes.push(hash);
+        fields.push((key, value));
     }
 }
 
@@ -229,7 +253,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
 
 /// The value of a JSON text whose extent is known (it was scanned as a whole), `depth`
 /// deep: a list stays text until accessed; the rest is read now.
-fn value_of_text(text: &str, depth: u16) -> Result<Value<'_>, serde_json::Error> {
+fn value_of_text<'a>(
+    text: &'a str,
+    depth: u16,
+    stack: &Stack<'a>,
+) -> Result<Value<'a>, serde_json::Error> {
     match text.as_bytes().first() {
         Some(b'[') => Ok(Value::Array(List::of_text(text, depth))),
         Some(b'"') => match text.get(1..text.len() - 1) {
@@ -237,7 +265,9 @@ fn value_of_text(text: &str, depth: u16) -> Result<Value<'_>, serde_json::Error>
             Some(inner) if !inner.contains('\\') => Ok(Value::String(Cow::Borrowed(inner))),
             _ => serde_json::from_str::<String>(text).map(|s| Value::String(Cow::Owned(s))),
         },
-        Some(b'{') => serde_json::Deserializer::from_str(text).deserialize_any(Seed::at(depth)),
+        Some(b'{') => {
+            serde_json::Deserializer::from_str(text).deserialize_any(Seed::at(depth, stack))
+        }
         Some(b't') => Ok(Value::Bool(true)),
         Some(b'f') => Ok(Value::Bool(false)),
         Some(b'n') => Ok(Value::Null),
@@ -250,7 +280,7 @@ fn value_of_text(text: &str, depth: u16) -> Result<Value<'_>, serde_json::Error>
 pub(super) fn list_items(text: &str, depth: u16) -> Vec<Value<'_>> {
     let mut reader = serde_json::Deserializer::from_str(text);
     // The list itself is `depth` deep: its items are read as its children.
-    match Seed::at(depth).deserialize_list(&mut reader) {
+    match Seed::at(depth, &Stack::default()).deserialize_list(&mut reader) {
         Ok(items) => items,
         Err(e) => {
             unreadable(e);
@@ -259,7 +289,7 @@ pub(super) fn list_items(text: &str, depth: u16) -> Vec<Value<'_>> {
     }
 }
 
-impl<'a> Seed<'a> {
+impl<'a> Seed<'_, 'a> {
     /// A list's items, read as the items of a list at this seed's depth.
     fn deserialize_list<'de: 'a>(
         self,
