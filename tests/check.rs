@@ -396,6 +396,65 @@ fn unreadable_status_annotation_is_bad_input_naming_the_field() {
     );
 }
 
+#[test]
+fn status_annotation_with_wrong_field_types_is_bad_input_naming_the_field() {
+    let stored = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &json!({}));
+    for (status, field) in [
+        (
+            r#"{"containers":"istio-proxy"}"#,
+            "containers must be a list of names, not a string",
+        ),
+        (
+            r#"{"initContainers":{"istio-init":true}}"#,
+            "initContainers must be a list of names, not an object",
+        ),
+        (
+            r#"{"containers":["istio-proxy",7]}"#,
+            "containers[1] must be a name (a string), not a number",
+        ),
+        (
+            r#"{"volumes":true,"containers":["istio-proxy"]}"#,
+            "volumes must be a list of names, not a boolean",
+        ),
+        (
+            r#"{"imagePullSecrets":"regcred"}"#,
+            "imagePullSecrets must be a list of names, not a string",
+        ),
+        (
+            r#"{"containers":["istio-proxy"],"revision":1}"#,
+            "revision must be a string, not a number",
+        ),
+    ] {
+        let mut pod = stored.clone();
+        pod["metadata"]["annotations"]["sidecar.istio.io/status"] = status.into();
+        let verdict = evaluate(&pod, "bookinfo", &enabled(), &checking(&json!({})));
+        assert_eq!(
+            (verdict.outcome, verdict.code, verdict.reason.code),
+            (Outcome::Rejected, Some(400), "invalid-pod"),
+            "{status}: {}",
+            message(&verdict)
+        );
+        assert_eq!(
+            message(&verdict),
+            format!(
+                "the Pod cannot be read: metadata.annotations.sidecar.istio.io/status: {field}"
+            ),
+            "{status}"
+        );
+    }
+    // What Istio writes, and reads: lists of names or null, the revision a string or null,
+    // other keys ignored, a null name read as "".
+    for status in [
+        r#"{"initContainers":null,"containers":["istio-proxy"],"volumes":[],"imagePullSecrets":null,"revision":"default"}"#,
+        r#"{"containers":["istio-proxy",null],"revision":null,"extra":{"x":1}}"#,
+    ] {
+        let mut pod = stored.clone();
+        pod["metadata"]["annotations"]["sidecar.istio.io/status"] = status.into();
+        let verdict = evaluate(&pod, "bookinfo", &enabled(), &checking(&json!({})));
+        assert_ne!(verdict.code, Some(400), "{status}: {}", message(&verdict));
+    }
+}
+
 /// How istiod's webhook writes an injected Pod where it differs from this policy's own
 /// output (README, "Differences from Istio"): Go's typed round trip of the whole Pod adds
 /// `resources: {}` to the app containers, `creationTimestamp: null` and `status: {}`, and
