@@ -455,6 +455,63 @@ fn status_annotation_with_wrong_field_types_is_bad_input_naming_the_field() {
     }
 }
 
+/// The reviews Pod asking for `templates`, as its ReplicaSet creates it.
+fn reviews_pod_with_templates(templates: &str) -> Value {
+    let mut pod = reviews_pod();
+    pod["metadata"]["annotations"] = json!({"inject.istio.io/templates": templates});
+    pod
+}
+
+#[test]
+fn pod_whose_injection_adds_no_proxy_is_skipped_with_the_injectors_reason_not_missing() {
+    let no_proxy =
+        json!({"templates": {"labels-only": {"metadata": {"labels": {"team": "mesh"}}}}});
+    for (pod, settings_json) in [
+        (reviews_pod_with_templates("grpc-simple"), json!({})),
+        (reviews_pod_with_templates("labels-only"), no_proxy.clone()),
+        (reviews_pod(), json!({"defaultTemplates": ["grpc-simple"]})),
+    ] {
+        // The injector injects it, but adds no istio-proxy.
+        let injected = evaluate(&pod, "bookinfo", &enabled(), &settings(&settings_json));
+        assert_eq!(injected.outcome, Outcome::Injected, "{}", injected.reason);
+        let names: Vec<String> =
+            injected.mutated.as_ref().unwrap().to_serde()["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_string())
+                .collect();
+        assert!(
+            !names.iter().any(|n| n == "istio-proxy"),
+            "{settings_json}: {names:?}"
+        );
+
+        let stored = api_server::store(&pod, "bookinfo", 14);
+        let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&settings_json));
+        assert_eq!(
+            (verdict.outcome, verdict.reason.code),
+            (Outcome::Skipped, "policy-enabled"),
+            "{settings_json}: {}",
+            message(&verdict)
+        );
+        assert!(
+            verdict.accepted() && verdict.message.is_none(),
+            "{settings_json}"
+        );
+        assert_eq!(verdict.reason, injected.reason, "the injector's reason");
+        assert!(verdict.mutated.is_none());
+    }
+    // A template that does add the proxy still finds it missing.
+    let stored = api_server::store(&reviews_pod_with_templates("sidecar"), "bookinfo", 15);
+    let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&json!({})));
+    assert_eq!(
+        verdict.outcome,
+        Outcome::SidecarMissing,
+        "{}",
+        message(&verdict)
+    );
+}
+
 /// How istiod's webhook writes an injected Pod where it differs from this policy's own
 /// output (README, "Differences from Istio"): Go's typed round trip of the whole Pod adds
 /// `resources: {}` to the app containers, `creationTimestamp: null` and `status: {}`, and

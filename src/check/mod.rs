@@ -5,8 +5,8 @@
 //! | code | accepted | when |
 //! |---|---|---|
 //! | `sidecar-current` | yes | injected, and injecting again changes nothing in meaning |
-//! | `not-selected`, `skipped` | yes | not injected, and the injector would not inject it |
-//! | `sidecar-missing` | no | the injector would inject it, and it has no sidecar |
+//! | `not-selected`, `skipped` | yes | not injected, and the injector would not inject it, or would add no `istio-proxy` (`skipped`) |
+//! | `sidecar-missing` | no | the injector would add `istio-proxy`, and the Pod has none |
 //! | `sidecar-unexpected` | no | it carries an injected sidecar the injector would not give it |
 //! | `sidecar-outdated` | no | injecting it again would change the injected parts |
 //!
@@ -64,7 +64,10 @@ pub fn check<'a>(
     if !injected {
         let what = match &reinjected {
             Ok(p) if has_proxy(p) => "would add one",
-            _ => "would inject it",
+            // Its templates add no proxy (`grpc-simple`, a custom template): there is no
+            // sidecar to miss, and the Pod passes with the injector's reason.
+            Ok(_) => return Verdict::of_decision(Outcome::Skipped, decision),
+            Err(_) => "would inject it",
         };
         let mut text = format!("the Pod has no istio-proxy, but the injector {what}. {rule}");
         if let Err(e) = &reinjected {
