@@ -512,6 +512,27 @@ fn pod_whose_injection_adds_no_proxy_is_skipped_with_the_injectors_reason_not_mi
     );
 }
 
+#[test]
+fn injected_pod_now_annotated_inject_false_is_unexpected_by_the_stage_b_rule() {
+    let mut stored = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &json!({}));
+    stored["metadata"]["annotations"]["sidecar.istio.io/inject"] = "false".into();
+    for settings_json in [json!({}), json!({"namespaceSelection": "webhook"})] {
+        let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&settings_json));
+        assert_eq!(
+            (verdict.outcome, verdict.reason.code),
+            (Outcome::SidecarUnexpected, "pod-annotation-false"),
+            "{settings_json}: {}",
+            message(&verdict)
+        );
+        let m = message(&verdict);
+        assert!(m.starts_with("sidecar-unexpected: the Pod carries an injected istio-proxy (sidecar.istio.io/status), but the injector would not inject it now. Rule: pod-annotation-false: pod annotation sidecar.istio.io/inject=false"), "{m}");
+        assert!(
+            m.ends_with("kubectl rollout restart deployment/reviews-v1 -n bookinfo"),
+            "{m}"
+        );
+    }
+}
+
 /// How istiod's webhook writes an injected Pod where it differs from this policy's own
 /// output (README, "Differences from Istio"): Go's typed round trip of the whole Pod adds
 /// `resources: {}` to the app containers, `creationTimestamp: null` and `status: {}`, and
@@ -608,6 +629,8 @@ fn e2e_check_pods() -> Vec<(&'static str, Value)> {
     let mut unreadable = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &webhook);
     unreadable["metadata"]["annotations"]["sidecar.istio.io/status"] = "{\"containers\":[".into();
     let canary = json!({"istio.io/rev": "canary"});
+    let mut opted_out = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &json!({}));
+    opted_out["metadata"]["annotations"]["sidecar.istio.io/inject"] = "false".into();
     vec![
         (
             "check-current-after-defaulting",
@@ -651,6 +674,7 @@ fn e2e_check_pods() -> Vec<(&'static str, Value)> {
             ),
         ),
         ("check-status-unreadable", unreadable),
+        ("check-unexpected-annotation-false", opted_out),
     ]
 }
 

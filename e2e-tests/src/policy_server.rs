@@ -695,6 +695,15 @@ mod tests {
             )),
             Plan::Webhook
         );
+        // ... but one stage B decides (the pod annotation) runs in webhook mode.
+        assert_eq!(
+            plan(&scenario(
+                json!({"action": "check"}),
+                true,
+                "allowed: false\noutcome: sidecar-unexpected\nreason: pod-annotation-false\n"
+            )),
+            Plan::Webhook
+        );
         assert_eq!(
             plan(&scenario(
                 json!({"policy": "x"}),

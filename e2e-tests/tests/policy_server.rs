@@ -475,10 +475,19 @@ fn audit_section(
     let audit = Served::new(client, Endpoint::Audit, entries);
     let mut failures = Vec::new();
     let (mut mutating, mut audit_patches) = (0, 0);
+    let mut check_outcomes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for s in served {
         let request = &s.served.request;
         let v = response(validate.evaluate(&s.served, request)?)?;
         let a = response(audit.evaluate(&s.served, request)?)?;
+        if is_check_mode(&s.served.settings)
+            && let Some(outcome) = a.audit_annotations.as_ref().and_then(|m| m.get("outcome"))
+        {
+            check_outcomes
+                .entry(outcome.clone())
+                .or_default()
+                .push(s.served.name.clone());
+        }
         let mut without_mutation = v.clone();
         if v.patch.is_some() {
             mutating += 1;
@@ -500,7 +509,31 @@ fn audit_section(
          answer there)",
         served.len()
     );
+    // What the audit scanner calls check mode for: every answer it can give is covered.
+    for outcome in CHECK_OUTCOMES {
+        match check_outcomes.get(outcome) {
+            Some(names) => println!("audit: check mode {outcome}: {}", names.join(", ")),
+            None => failures.push(format!(
+                "no check-mode scenario is answered {outcome} on /audit"
+            )),
+        }
+    }
     Ok(failures)
+}
+
+/// The answers of check mode the `audit` section must see on `/audit`.
+const CHECK_OUTCOMES: [&str; 6] = [
+    "sidecar-current",
+    "sidecar-missing",
+    "sidecar-unexpected",
+    "sidecar-outdated",
+    "skipped",
+    "rejected",
+];
+
+/// Whether the settings run check mode (`action: check`).
+fn is_check_mode(settings: &Map<String, Value>) -> bool {
+    settings.get("action").and_then(Value::as_str) == Some("check")
 }
 
 /// A Pod CREATE in namespace `demo` with one container, the base of the Pods built here.
