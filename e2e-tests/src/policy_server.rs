@@ -46,6 +46,20 @@ pub struct PolicyEntry {
     pub module: Option<PathBuf>,
 }
 
+impl PolicyEntry {
+    /// `allowedToMutate`, as the project's manifests deploy the policy: the injector may
+    /// mutate (`mutating: true`), check mode may not (`manifests/check.yml`, `mutating:
+    /// false`), so policy-server would refuse a check-mode answer that mutated.
+    pub fn allowed_to_mutate(&self) -> bool {
+        !check_mode(&self.settings)
+    }
+}
+
+/// Whether the settings run check mode (`action: check`).
+pub fn check_mode(settings: &Map<String, Value>) -> bool {
+    settings.get("action").and_then(Value::as_str) == Some("check")
+}
+
 /// How to start a policy-server.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -62,8 +76,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The `policies.yml` policy-server reads: every entry may mutate (`allowedToMutate`,
-    /// the ClusterAdmissionPolicy's `mutating: true`) and has no context-aware resources.
+    /// The `policies.yml` policy-server reads: an entry may mutate (`allowedToMutate`, the
+    /// ClusterAdmissionPolicy's `mutating`) unless it runs check mode
+    /// ([`PolicyEntry::allowed_to_mutate`]); none has context-aware resources.
     pub fn policies_yaml(&self) -> Result<String> {
         let mut policies = Map::new();
         for entry in &self.entries {
@@ -72,7 +87,7 @@ impl Config {
                 .with_context(|| format!("cannot make {path:?} absolute"))?;
             let mut policy = json!({
                 "module": format!("file://{}", module.display()),
-                "allowedToMutate": true,
+                "allowedToMutate": entry.allowed_to_mutate(),
                 "settings": entry.settings,
             });
             if let Some(seconds) = entry.timeout_eval_seconds {
@@ -779,6 +794,35 @@ mod tests {
         let mut twice = config.clone();
         twice.entries[1].id = "plain".into();
         assert!(twice.policies_yaml().is_err());
+    }
+
+    #[test]
+    fn check_mode_entries_are_registered_non_mutating() {
+        let entry = |id: &str, settings: Value| PolicyEntry {
+            id: id.into(),
+            settings: settings.as_object().unwrap().clone(),
+            timeout_eval_seconds: None,
+            module: None,
+        };
+        let config = Config {
+            binary: PathBuf::from("policy-server"),
+            module: PathBuf::from("/abs/annotated-policy.wasm"),
+            entries: vec![
+                entry("inject", json!({"action": "inject"})),
+                entry("check", json!({"action": "check"})),
+                entry(
+                    "check-webhook",
+                    json!({"action": "check", "namespaceSelection": "webhook"}),
+                ),
+            ],
+            dir: PathBuf::from("/nonexistent"),
+            workers: 2,
+            policy_timeout: None,
+        };
+        let yaml: Value = serde_yaml::from_str(&config.policies_yaml().unwrap()).unwrap();
+        assert_eq!(yaml["inject"]["allowedToMutate"], json!(true));
+        assert_eq!(yaml["check"]["allowedToMutate"], json!(false));
+        assert_eq!(yaml["check-webhook"]["allowedToMutate"], json!(false));
     }
 
     #[test]

@@ -36,8 +36,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use kwhost::host::CompileCache;
 use kwhost::policy_server::{
     BODY_LIMIT, Client, Config, DEFAULT_POLICY_TIMEOUT_SECONDS, Endpoint, Plan, PolicyEntry,
-    PolicyServer, Served, TIMEOUT_MESSAGE, entries_for, env_path, parse_review, plan, review_body,
-    served_scenario, version,
+    PolicyServer, Served, TIMEOUT_MESSAGE, check_mode, entries_for, env_path, parse_review, plan,
+    review_body, served_scenario, version,
 };
 use kwhost::response::{AdmissionRequest, AdmissionResponse};
 use kwhost::scenario::{Evaluator, InProcess, Outcome, Scenario, check, discover, policy_wasm};
@@ -261,8 +261,9 @@ fn run(binary: &Path, manifest_dir: &Path, suite: &mut Suite) -> Result<()> {
         )?;
         let client = &server.client;
         let validate = Served::new(client, Endpoint::Validate, &entries);
+        let policies = registered_policies(&config)?;
         suite.section("scenarios", || {
-            scenarios_section(&served, &validate, &reference)
+            scenarios_section(&served, &validate, &reference, &policies)
         });
         suite.section("audit", || audit_section(&served, client, &entries));
         suite.section("body-limit", || body_limit_section(client));
@@ -297,11 +298,26 @@ fn scenarios_section(
     served: &[ServedScenario],
     validate: &Served,
     reference: &InProcess,
+    policies: &Value,
 ) -> Result<Vec<String>> {
     let mut failed = Vec::new();
+    let mut check_mode_ids = BTreeMap::new();
     for s in served {
         let name = &s.served.name;
         let mut failures = check(&s.served, validate)?;
+        if check_mode(&s.served.settings) {
+            // Registered as manifests/check.yml deploys it: policy-server may not let it
+            // mutate. Its answer is asserted all the same (`check`, and below).
+            let id = validate.id(&s.served)?;
+            let allowed = &policies[id]["allowedToMutate"];
+            if allowed != &json!(false) {
+                failures.push(format!(
+                    "check mode runs through policy entry {id}, whose allowedToMutate is \
+                     {allowed}, not false (manifests/check.yml: mutating: false)"
+                ));
+            }
+            *check_mode_ids.entry(id.to_string()).or_insert(0) += 1;
+        }
         let answer = response(validate.evaluate(&s.served, &s.served.request)?)?;
         let host = response(reference.evaluate(&s.served, &s.served.request)?)?;
         failures.extend(differences(
@@ -333,7 +349,23 @@ fn scenarios_section(
             failed.push(format!("scenario {name}"));
         }
     }
+    if check_mode_ids.is_empty() {
+        failed.push("no check-mode scenario ran".to_string());
+    }
+    println!(
+        "scenarios: {} in check mode, answered by the entries {:?}, registered with \
+         allowedToMutate: false",
+        check_mode_ids.values().sum::<usize>(),
+        check_mode_ids.keys().collect::<Vec<_>>()
+    );
     Ok(failed)
+}
+
+/// The `policies.yml` the running policy-server read, by policy id.
+fn registered_policies(config: &Config) -> Result<Value> {
+    let path = config.dir.join("policies.yml");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path:?}"))?;
+    serde_yaml::from_str(&text).with_context(|| format!("{path:?}"))
 }
 
 fn response(outcome: Outcome) -> Result<AdmissionResponse> {
@@ -480,7 +512,7 @@ fn audit_section(
         let request = &s.served.request;
         let v = response(validate.evaluate(&s.served, request)?)?;
         let a = response(audit.evaluate(&s.served, request)?)?;
-        if is_check_mode(&s.served.settings)
+        if check_mode(&s.served.settings)
             && let Some(outcome) = a.audit_annotations.as_ref().and_then(|m| m.get("outcome"))
         {
             check_outcomes
@@ -530,11 +562,6 @@ const CHECK_OUTCOMES: [&str; 6] = [
     "skipped",
     "rejected",
 ];
-
-/// Whether the settings run check mode (`action: check`).
-fn is_check_mode(settings: &Map<String, Value>) -> bool {
-    settings.get("action").and_then(Value::as_str) == Some("check")
-}
 
 /// A Pod CREATE in namespace `demo` with one container, the base of the Pods built here.
 fn base_request(uid: &str) -> Value {
