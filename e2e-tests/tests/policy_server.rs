@@ -35,9 +35,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use kwhost::host::CompileCache;
 use kwhost::policy_server::{
-    BODY_LIMIT, Client, Config, DEFAULT_POLICY_TIMEOUT_SECONDS, Endpoint, Plan, PolicyEntry,
-    PolicyServer, Served, TIMEOUT_MESSAGE, check_mode, entries_for, env_path, parse_review, plan,
-    review_body, served_scenario, version,
+    BODY_LIMIT, Client, Config, DEFAULT_POLICY_TIMEOUT_SECONDS, Endpoint, LOAD_MIX, Plan,
+    PolicyEntry, PolicyServer, Served, TIMEOUT_MESSAGE, check_mode, entries_for, env_path,
+    load_mix_failures, parse_review, plan, review_body, served_scenario, version,
 };
 use kwhost::response::{AdmissionRequest, AdmissionResponse};
 use kwhost::scenario::{Evaluator, InProcess, Outcome, Scenario, check, discover, policy_wasm};
@@ -919,13 +919,28 @@ struct LoadCase {
     answer: AdmissionResponse,
 }
 
-/// What one load request got.
+/// What one load request got: the time it took and the outcome of its answer.
 enum LoadResult {
-    Correct(Duration),
-    /// Answered, but not as it should have been.
-    Wrong(Duration, String),
+    Correct(Duration, String),
+    /// Answered, but not as it should have been (its outcome, when it has one).
+    Wrong(Duration, Option<String>, String),
     /// No answer (connection error, timeout).
     Lost(String),
+}
+
+impl LoadResult {
+    /// The outcome of the answer; `None` for a lost request.
+    fn outcome(&self) -> Option<String> {
+        match self {
+            LoadResult::Correct(_, outcome) => Some(outcome.clone()),
+            LoadResult::Wrong(_, outcome, _) => Some(
+                outcome
+                    .clone()
+                    .unwrap_or_else(|| "(no AdmissionReview)".to_string()),
+            ),
+            LoadResult::Lost(_) => None,
+        }
+    }
 }
 
 fn load_section(served: &[ServedScenario], validate: &Served) -> Result<Vec<String>> {
@@ -958,12 +973,16 @@ fn load_section(served: &[ServedScenario], validate: &Served) -> Result<Vec<Stri
     for s in served {
         let path = Endpoint::Validate.path(validate.id(&s.served)?);
         let case = reference(s.served.name.clone(), path, s.served.request.clone())?;
-        if s.served.expected.outcome.as_deref() != Some(case.outcome.as_str()) {
+        if s.served.expected.outcome.as_deref() != Some(case.outcome.as_str())
+            || s.served.expected.allowed != Some(case.answer.allowed)
+        {
             bail!(
-                "{}: outcome {}, expected.yml says {:?}",
+                "{}: outcome {}, allowed {}; expected.yml says {:?}, allowed {:?}",
                 case.name,
                 case.outcome,
-                s.served.expected.outcome
+                case.answer.allowed,
+                s.served.expected.outcome,
+                s.served.expected.allowed
             );
         }
         cases.push(case);
@@ -1051,16 +1070,29 @@ fn load_section(served: &[ServedScenario], validate: &Served) -> Result<Vec<Stri
     });
     let wall = started.elapsed();
 
-    let mut failures = Vec::new();
+    // The mix: every request's answer has its Pod's outcome, outcome by outcome as many
+    // answers as requests sent, none lost.
+    let sent: Vec<String> = plan
+        .iter()
+        .map(|(case, _, _)| cases[*case].outcome.clone())
+        .collect();
+    let answers: Vec<(usize, Option<String>)> =
+        results.iter().map(|(i, r)| (*i, r.outcome())).collect();
+    let mut failures = load_mix_failures(&sent, &answers, &LOAD_MIX);
+    let mut answered: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, outcome) in &answers {
+        let outcome = outcome.clone().unwrap_or_else(|| "(lost)".to_string());
+        *answered.entry(outcome).or_default() += 1;
+    }
     let mut latencies = Vec::new();
     let (mut correct, mut wrong, mut lost) = (0, 0, 0);
     for (i, result) in &results {
         match result {
-            LoadResult::Correct(took) => {
+            LoadResult::Correct(took, _) => {
                 correct += 1;
                 latencies.push(*took);
             }
-            LoadResult::Wrong(took, why) => {
+            LoadResult::Wrong(took, _, why) => {
                 wrong += 1;
                 latencies.push(*took);
                 failures.push(format!("request {i}: {why}"));
@@ -1086,10 +1118,12 @@ fn load_section(served: &[ServedScenario], validate: &Served) -> Result<Vec<Stri
     };
     println!(
         "load: {LOAD_REQUESTS} requests at concurrency {LOAD_CONCURRENCY} over {} kinds \
-         ({largest_sent} of them the largest Pods, up to {:.2} MiB), outcomes {counts:?}",
+         ({largest_sent} of them the largest Pods, up to {:.2} MiB)",
         cases.len(),
         plan.iter().map(|(_, _, b)| b.len()).max().unwrap_or(0) as f64 / 1048576.0
     );
+    println!("load: outcomes sent     {counts:?}");
+    println!("load: outcomes answered {answered:?}");
     println!(
         "load: {correct} answered correctly, {wrong} wrong, {lost} lost; p50 {:.1} ms, p99 {:.1} ms, \
          max {:.1} ms; {:.0} requests/s ({:.1} s)",
@@ -1112,6 +1146,7 @@ fn judge(case: &LoadCase, uid: &str, took: Duration, answer: Result<(u16, Vec<u8
     if status != 200 {
         return LoadResult::Wrong(
             took,
+            None,
             format!(
                 "{}: HTTP {status}: {}",
                 case.name,
@@ -1121,21 +1156,23 @@ fn judge(case: &LoadCase, uid: &str, took: Duration, answer: Result<(u16, Vec<u8
     }
     let got = match parse_review(&body) {
         Ok(r) => r,
-        Err(e) => return LoadResult::Wrong(took, format!("{}: {e:#}", case.name)),
+        Err(e) => return LoadResult::Wrong(took, None, format!("{}: {e:#}", case.name)),
     };
-    if got.uid != uid {
-        return LoadResult::Wrong(
-            took,
-            format!("{}: uid {:?} instead of {uid:?}", case.name, got.uid),
-        );
-    }
     let outcome = got
         .audit_annotations
         .as_ref()
         .and_then(|a| a.get("outcome"));
+    if got.uid != uid {
+        return LoadResult::Wrong(
+            took,
+            outcome.cloned(),
+            format!("{}: uid {:?} instead of {uid:?}", case.name, got.uid),
+        );
+    }
     if outcome != Some(&case.outcome) {
         return LoadResult::Wrong(
             took,
+            outcome.cloned(),
             format!(
                 "{}: outcome {outcome:?} instead of {:?} ({})",
                 case.name,
@@ -1149,6 +1186,7 @@ fn judge(case: &LoadCase, uid: &str, took: Duration, answer: Result<(u16, Vec<u8
     if got != want {
         return LoadResult::Wrong(
             took,
+            outcome.cloned(),
             format!(
                 "{}: the answer differs from the one given alone: {}",
                 case.name,
@@ -1156,7 +1194,7 @@ fn judge(case: &LoadCase, uid: &str, took: Duration, answer: Result<(u16, Vec<u8
             ),
         );
     }
-    LoadResult::Correct(took)
+    LoadResult::Correct(took, case.outcome.clone())
 }
 
 /// Hostile Pods, one at a time, under the evaluation deadline: each must be answered by the
