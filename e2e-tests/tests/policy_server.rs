@@ -1,7 +1,8 @@
 //! The policy under a real Kubewarden policy-server (`POLICY_SERVER=/path/to/policy-server`),
 //! called as the Kubernetes API server calls it: policy-server runs on 127.0.0.1 with the
 //! annotated module (`../annotated-policy.wasm` or `$POLICY_WASM`, as `file://`), one policy
-//! entry per distinct scenario settings, and AdmissionReviews are POSTed over HTTP.
+//! entry per distinct scenario settings (check mode's registered as non-mutating, as
+//! `manifests/check.yml` deploys it), and AdmissionReviews are POSTed over HTTP.
 //!
 //! Sections (arguments that are not flags select sections by substring,
 //! `cargo test --test policy_server -- load`):
@@ -9,12 +10,16 @@
 //! - `scenarios`: every scenario that needs no Namespace lookup (the rule:
 //!   `kwhost::policy_server::plan`), with `expected.yml`'s outcome and patch, the re-injection
 //!   check, and the very answer of the project's own host;
-//! - `audit`: `/audit/<id>` gives the answer of `/validate/<id>`, the mutation aside;
+//! - `audit`: `/audit/<id>` gives the answer of `/validate/<id>`, the mutation aside, and the
+//!   check-mode scenarios cover every check-mode answer;
+//! - `kwhost-annotated-scenarios` (with `KWCTL` set, when `make` annotates with kwctl): the
+//!   `scenarios` and `audit` checks on `../policy.wasm` annotated by the project's own host,
+//!   served by entries of its own;
 //! - `body-limit`: the largest body policy-server reads (2 MiB) is answered, a larger one gets
 //!   policy-server's own HTTP 413;
 //! - `load`: 1,000 requests at concurrency 64, injected, skipped, rejected and not selected
-//!   Pods plus the largest Pods policy-server accepts; every answer checked, none lost;
-//!   p50/p99 printed;
+//!   Pods plus the largest Pods policy-server accepts; every answer checked, the outcome mix
+//!   counted against what was sent, none lost; p50/p99 printed;
 //! - `deadline`: hostile Pods of up to 2 MiB, under an evaluation deadline of 2 s
 //!   (`--policy-timeout 2`, `timeoutEvalSeconds: 2`), are answered by the policy, never by
 //!   policy-server's "exceeded the allowed execution time";
@@ -56,10 +61,14 @@ const LOAD_LARGEST_EVERY: usize = 50;
 /// Room left in a largest body for the load run's longer uids.
 const UID_ROOM: usize = 64;
 
+/// The section that runs the module annotated by the project's own host (with `KWCTL`).
+const KWHOST_ANNOTATED: &str = "kwhost-annotated-scenarios";
+
 /// The sections, in order; all but the last share one running policy-server.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "scenarios",
     "audit",
+    KWHOST_ANNOTATED,
     "body-limit",
     "load",
     "deadline",
@@ -120,6 +129,13 @@ struct Suite {
 impl Suite {
     fn selected(&self, name: &str) -> bool {
         self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
+    }
+
+    /// Says that a selected section did not run, and why.
+    fn skip(&self, name: &str, why: &str) {
+        if self.selected(name) {
+            println!("\n== {name}\nsection {name} ... skipped: {why}");
+        }
     }
 
     /// Runs one section, which returns its failed checks (empty = passed).
@@ -238,10 +254,25 @@ fn run(binary: &Path, manifest_dir: &Path, suite: &mut Suite) -> Result<()> {
             timeout_eval_seconds: Some(DEADLINE_SECONDS),
             module: None,
         });
+        // With kwctl at hand, `make` annotates with kwctl: the module annotated by the
+        // project's own host is served too, by entries of its own.
+        let kwhost_annotated = (env_path("KWCTL").is_some() && suite.selected(KWHOST_ANNOTATED))
+            .then(|| annotate_with_kwhost(manifest_dir, &scratch.0));
+        let kwhost_entries: Vec<PolicyEntry> = match &kwhost_annotated {
+            Some(Ok(module)) => entries_for(&scenarios)
+                .into_iter()
+                .map(|entry| PolicyEntry {
+                    id: format!("kwhost-annotated-{}", entry.id),
+                    module: Some(module.clone()),
+                    ..entry
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let config = Config {
             binary: binary.to_path_buf(),
             module: wasm.clone(),
-            entries: entries.clone(),
+            entries: entries.iter().chain(&kwhost_entries).cloned().collect(),
             dir: scratch.0.join("server"),
             workers: WORKERS,
             policy_timeout: Some(DEADLINE_SECONDS),
@@ -253,7 +284,7 @@ fn run(binary: &Path, manifest_dir: &Path, suite: &mut Suite) -> Result<()> {
              {DEADLINE_SECONDS} on `{LIMITS_ID}`",
             server.startup.as_secs_f64(),
             server.client.url(""),
-            entries.len()
+            config.entries.len()
         );
         let reference = InProcess::new(
             &wasm,
@@ -266,6 +297,23 @@ fn run(binary: &Path, manifest_dir: &Path, suite: &mut Suite) -> Result<()> {
             scenarios_section(&served, &validate, &reference, &policies)
         });
         suite.section("audit", || audit_section(&served, client, &entries));
+        match &kwhost_annotated {
+            Some(module) => suite.section(KWHOST_ANNOTATED, || {
+                kwhost_annotated_section(
+                    module,
+                    &served,
+                    client,
+                    &kwhost_entries,
+                    &reference,
+                    &policies,
+                )
+            }),
+            None => suite.skip(
+                KWHOST_ANNOTATED,
+                "KWCTL is not set, so make annotated the module under test with kwhost itself \
+                 (the sections above ran it)",
+            ),
+        }
         suite.section("body-limit", || body_limit_section(client));
         suite.section("load", || load_section(&served, &validate));
         suite.section("deadline", || deadline_section(client));
@@ -282,6 +330,57 @@ fn run(binary: &Path, manifest_dir: &Path, suite: &mut Suite) -> Result<()> {
         invalid_settings_section(binary, &wasm, &invalid, &scratch.0)
     });
     Ok(())
+}
+
+/// `../policy.wasm` annotated by the project's own host, as `make` does without kwctl
+/// (`kwhost annotate -m policy-metadata.yml -u README.md`), in the scratch directory.
+fn annotate_with_kwhost(manifest_dir: &Path, scratch: &Path) -> Result<PathBuf> {
+    let root = manifest_dir.join("..");
+    let policy = root.join("policy.wasm");
+    if !policy.exists() {
+        bail!(
+            "{} not found: run `make policy.wasm` in the repository root",
+            policy.display()
+        );
+    }
+    let output = scratch.join("kwhost-annotated.wasm");
+    kwhost::annotate::annotate_file(
+        &policy,
+        &root.join("policy-metadata.yml"),
+        Some(&root.join("README.md")),
+        &output,
+    )
+    .context("kwhost annotate")?;
+    Ok(output)
+}
+
+/// Issue 10's metadata parity under policy-server: the module annotated by kwhost passes the
+/// `scenarios` and `audit` sections too, through entries of its own in the same
+/// policy-server (the module under test is kwctl's when `KWCTL` is set).
+fn kwhost_annotated_section(
+    module: &Result<PathBuf>,
+    served: &[ServedScenario],
+    client: &Client,
+    entries: &[PolicyEntry],
+    reference: &InProcess,
+    policies: &Value,
+) -> Result<Vec<String>> {
+    let module = module.as_ref().map_err(|e| anyhow!("{e:#}"))?;
+    println!(
+        "the kwhost-annotated module {} ({} bytes), through {} policy entries of its own",
+        module.display(),
+        std::fs::metadata(module)?.len(),
+        entries.len()
+    );
+    if entries.is_empty() {
+        bail!("no policy entry serves the kwhost-annotated module");
+    }
+    let validate = Served::new(client, Endpoint::Validate, entries);
+    let mut failures = scenarios_section(served, &validate, reference, policies)?;
+    for f in audit_section(served, client, entries)? {
+        failures.push(format!("audit: {f}"));
+    }
+    Ok(failures)
 }
 
 fn webhook_settings() -> Map<String, Value> {
