@@ -46,6 +46,20 @@ pub struct PolicyEntry {
     pub module: Option<PathBuf>,
 }
 
+impl PolicyEntry {
+    /// `allowedToMutate`, as the project's manifests deploy the policy: the injector may
+    /// mutate (`mutating: true`), check mode may not (`manifests/check.yml`, `mutating:
+    /// false`), so policy-server would refuse a check-mode answer that mutated.
+    pub fn allowed_to_mutate(&self) -> bool {
+        !check_mode(&self.settings)
+    }
+}
+
+/// Whether the settings run check mode (`action: check`).
+pub fn check_mode(settings: &Map<String, Value>) -> bool {
+    settings.get("action").and_then(Value::as_str) == Some("check")
+}
+
 /// How to start a policy-server.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -62,8 +76,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The `policies.yml` policy-server reads: every entry may mutate (`allowedToMutate`,
-    /// the ClusterAdmissionPolicy's `mutating: true`) and has no context-aware resources.
+    /// The `policies.yml` policy-server reads: an entry may mutate (`allowedToMutate`, the
+    /// ClusterAdmissionPolicy's `mutating`) unless it runs check mode
+    /// ([`PolicyEntry::allowed_to_mutate`]); none has context-aware resources.
     pub fn policies_yaml(&self) -> Result<String> {
         let mut policies = Map::new();
         for entry in &self.entries {
@@ -72,7 +87,7 @@ impl Config {
                 .with_context(|| format!("cannot make {path:?} absolute"))?;
             let mut policy = json!({
                 "module": format!("file://{}", module.display()),
-                "allowedToMutate": true,
+                "allowedToMutate": entry.allowed_to_mutate(),
                 "settings": entry.settings,
             });
             if let Some(seconds) = entry.timeout_eval_seconds {
@@ -613,6 +628,84 @@ impl Evaluator for Served<'_> {
     }
 }
 
+/// The outcomes every load run must mix (`auditAnnotations.outcome`).
+pub const LOAD_MIX: [&str; 4] = ["injected", "skipped", "rejected", "not-selected"];
+
+/// How a load run's answers fail its outcome mix. `sent[i]` is the outcome request `i` must
+/// get; `answers` holds, per answer received, the request's index and the outcome it got
+/// (`None`: no answer, the request was lost). Every outcome of `required` must have been
+/// sent; every request answered exactly once, with its own outcome; and so, outcome by
+/// outcome, as many answers as requests sent.
+pub fn load_mix_failures(
+    sent: &[String],
+    answers: &[(usize, Option<String>)],
+    required: &[&str],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut sent_by_outcome: BTreeMap<&str, usize> = BTreeMap::new();
+    for outcome in sent {
+        *sent_by_outcome.entry(outcome).or_default() += 1;
+    }
+    for outcome in required {
+        if !sent_by_outcome.contains_key(outcome) {
+            failures.push(format!(
+                "the mix sends no {outcome} Pod (sent: {sent_by_outcome:?})"
+            ));
+        }
+    }
+    let mut answered_by_outcome: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut times_answered = vec![0usize; sent.len()];
+    let (mut lost, mut wrong) = (0, 0);
+    for (i, got) in answers {
+        let Some(want) = sent.get(*i) else {
+            failures.push(format!("an answer to request {i}, which was never sent"));
+            continue;
+        };
+        times_answered[*i] += 1;
+        match got {
+            None => lost += 1,
+            Some(got) => {
+                *answered_by_outcome.entry(got).or_default() += 1;
+                if got != want {
+                    wrong += 1;
+                }
+            }
+        }
+    }
+    let never = times_answered.iter().filter(|n| **n == 0).count();
+    let twice = times_answered.iter().filter(|n| **n > 1).count();
+    if lost + never > 0 {
+        failures.push(format!(
+            "{} of {} requests lost ({lost} without an answer, {never} never sent or never back)",
+            lost + never,
+            sent.len()
+        ));
+    }
+    if twice > 0 {
+        failures.push(format!("{twice} requests counted more than once"));
+    }
+    if wrong > 0 {
+        failures.push(format!(
+            "{wrong} answers with another outcome than their Pod's"
+        ));
+    }
+    let outcomes: std::collections::BTreeSet<&str> = sent_by_outcome
+        .keys()
+        .chain(answered_by_outcome.keys())
+        .copied()
+        .collect();
+    for outcome in outcomes {
+        let (s, a) = (
+            sent_by_outcome.get(outcome).copied().unwrap_or(0),
+            answered_by_outcome.get(outcome).copied().unwrap_or(0),
+        );
+        if s != a {
+            failures.push(format!("{outcome}: {s} sent, {a} answered so"));
+        }
+    }
+    failures
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -695,6 +788,15 @@ mod tests {
             )),
             Plan::Webhook
         );
+        // ... but one stage B decides (the pod annotation) runs in webhook mode.
+        assert_eq!(
+            plan(&scenario(
+                json!({"action": "check"}),
+                true,
+                "allowed: false\noutcome: sidecar-unexpected\nreason: pod-annotation-false\n"
+            )),
+            Plan::Webhook
+        );
         assert_eq!(
             plan(&scenario(
                 json!({"policy": "x"}),
@@ -770,6 +872,114 @@ mod tests {
         let mut twice = config.clone();
         twice.entries[1].id = "plain".into();
         assert!(twice.policies_yaml().is_err());
+    }
+
+    #[test]
+    fn check_mode_entries_are_registered_non_mutating() {
+        let entry = |id: &str, settings: Value| PolicyEntry {
+            id: id.into(),
+            settings: settings.as_object().unwrap().clone(),
+            timeout_eval_seconds: None,
+            module: None,
+        };
+        let config = Config {
+            binary: PathBuf::from("policy-server"),
+            module: PathBuf::from("/abs/annotated-policy.wasm"),
+            entries: vec![
+                entry("inject", json!({"action": "inject"})),
+                entry("check", json!({"action": "check"})),
+                entry(
+                    "check-webhook",
+                    json!({"action": "check", "namespaceSelection": "webhook"}),
+                ),
+            ],
+            dir: PathBuf::from("/nonexistent"),
+            workers: 2,
+            policy_timeout: None,
+        };
+        let yaml: Value = serde_yaml::from_str(&config.policies_yaml().unwrap()).unwrap();
+        assert_eq!(yaml["inject"]["allowedToMutate"], json!(true));
+        assert_eq!(yaml["check"]["allowedToMutate"], json!(false));
+        assert_eq!(yaml["check-webhook"]["allowedToMutate"], json!(false));
+    }
+
+    #[test]
+    fn load_answers_match_the_outcome_mix_sent_none_lost() {
+        let sent: Vec<String> = [
+            "injected",
+            "skipped",
+            "rejected",
+            "not-selected",
+            "injected",
+        ]
+        .map(String::from)
+        .to_vec();
+        let answer = |i: usize, o: &str| (i, Some(o.to_string()));
+        let all: Vec<_> = sent.iter().enumerate().map(|(i, o)| answer(i, o)).collect();
+        assert!(load_mix_failures(&sent, &all, &LOAD_MIX).is_empty());
+        // In any order.
+        let reversed: Vec<_> = all.iter().rev().cloned().collect();
+        assert!(load_mix_failures(&sent, &reversed, &LOAD_MIX).is_empty());
+
+        // An injected Pod answered as skipped: wrong, and the counts differ.
+        let mut swapped = all.clone();
+        swapped[0] = answer(0, "skipped");
+        let f = load_mix_failures(&sent, &swapped, &LOAD_MIX);
+        assert!(
+            f.iter()
+                .any(|f| f.contains("1 answers with another outcome")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter().any(|f| f == "injected: 2 sent, 1 answered so"),
+            "{f:?}"
+        );
+        assert!(
+            f.iter().any(|f| f == "skipped: 1 sent, 2 answered so"),
+            "{f:?}"
+        );
+
+        // Two answers swapped between Pods of different outcomes: the totals agree, but
+        // each answer must be its own Pod's.
+        let mut crossed = all.clone();
+        crossed[0] = answer(0, "rejected");
+        crossed[2] = answer(2, "injected");
+        let f = load_mix_failures(&sent, &crossed, &LOAD_MIX);
+        assert_eq!(f, ["2 answers with another outcome than their Pod's"]);
+
+        // A lost request, and one never answered at all.
+        let mut lost = all.clone();
+        lost[1] = (1, None);
+        lost.pop();
+        let f = load_mix_failures(&sent, &lost, &LOAD_MIX);
+        assert!(
+            f.iter().any(|f| f.starts_with("2 of 5 requests lost")),
+            "{f:?}"
+        );
+
+        // One answer counted twice.
+        let mut twice = all.clone();
+        twice.push(answer(4, "injected"));
+        let f = load_mix_failures(&sent, &twice, &LOAD_MIX);
+        assert!(
+            f.iter().any(|f| f == "1 requests counted more than once"),
+            "{f:?}"
+        );
+
+        // A mix without rejected Pods is not the mix.
+        let no_rejected: Vec<String> = ["injected", "skipped", "not-selected"]
+            .map(String::from)
+            .to_vec();
+        let answers: Vec<_> = no_rejected
+            .iter()
+            .enumerate()
+            .map(|(i, o)| answer(i, o))
+            .collect();
+        let f = load_mix_failures(&no_rejected, &answers, &LOAD_MIX);
+        assert!(
+            f.len() == 1 && f[0].starts_with("the mix sends no rejected Pod"),
+            "{f:?}"
+        );
     }
 
     #[test]

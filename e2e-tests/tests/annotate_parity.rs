@@ -6,7 +6,10 @@
 //! - `kwctl inspect` (table and `-o yaml`) prints the same for both;
 //! - the kwhost-annotated module passes every scenario through the real kwctl, and the
 //!   kwctl-annotated one every scenario in the project's own host (the other two pairs are
-//!   `tests/scenarios.rs` with and without `KWCTL`).
+//!   `tests/scenarios.rs` with and without `KWCTL`); with `POLICY_SERVER` set too, the
+//!   kwhost-annotated module also goes through policy-server (`tests/policy_server.rs`,
+//!   section `kwhost-annotated-scenarios`), while the kwctl-annotated one, which `make`
+//!   writes with `KWCTL` set, goes through every section there.
 //!
 //! kwctl also re-encodes the code section, so the files differ in size; both sizes are printed.
 //! Without `KWCTL` the test says it is skipped and passes.

@@ -1,7 +1,8 @@
 //! The policy under a real Kubewarden policy-server (`POLICY_SERVER=/path/to/policy-server`),
 //! called as the Kubernetes API server calls it: policy-server runs on 127.0.0.1 with the
 //! annotated module (`../annotated-policy.wasm` or `$POLICY_WASM`, as `file://`), one policy
-//! entry per distinct scenario settings, and AdmissionReviews are POSTed over HTTP.
+//! entry per distinct scenario settings (check mode's registered as non-mutating, as
+//! `manifests/check.yml` deploys it), and AdmissionReviews are POSTed over HTTP.
 //!
 //! Sections (arguments that are not flags select sections by substring,
 //! `cargo test --test policy_server -- load`):
@@ -9,12 +10,16 @@
 //! - `scenarios`: every scenario that needs no Namespace lookup (the rule:
 //!   `kwhost::policy_server::plan`), with `expected.yml`'s outcome and patch, the re-injection
 //!   check, and the very answer of the project's own host;
-//! - `audit`: `/audit/<id>` gives the answer of `/validate/<id>`, the mutation aside;
+//! - `audit`: `/audit/<id>` gives the answer of `/validate/<id>`, the mutation aside, and the
+//!   check-mode scenarios cover every check-mode answer;
+//! - `kwhost-annotated-scenarios` (with `KWCTL` set, when `make` annotates with kwctl): the
+//!   `scenarios` and `audit` checks on `../policy.wasm` annotated by the project's own host,
+//!   served by entries of its own;
 //! - `body-limit`: the largest body policy-server reads (2 MiB) is answered, a larger one gets
 //!   policy-server's own HTTP 413;
 //! - `load`: 1,000 requests at concurrency 64, injected, skipped, rejected and not selected
-//!   Pods plus the largest Pods policy-server accepts; every answer checked, none lost;
-//!   p50/p99 printed;
+//!   Pods plus the largest Pods policy-server accepts; every answer checked, the outcome mix
+//!   counted against what was sent, none lost; p50/p99 printed;
 //! - `deadline`: hostile Pods of up to 2 MiB, under an evaluation deadline of 2 s
 //!   (`--policy-timeout 2`, `timeoutEvalSeconds: 2`), are answered by the policy, never by
 //!   policy-server's "exceeded the allowed execution time";
@@ -35,9 +40,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use kwhost::host::CompileCache;
 use kwhost::policy_server::{
-    BODY_LIMIT, Client, Config, DEFAULT_POLICY_TIMEOUT_SECONDS, Endpoint, Plan, PolicyEntry,
-    PolicyServer, Served, TIMEOUT_MESSAGE, entries_for, env_path, parse_review, plan, review_body,
-    served_scenario, version,
+    BODY_LIMIT, Client, Config, DEFAULT_POLICY_TIMEOUT_SECONDS, Endpoint, LOAD_MIX, Plan,
+    PolicyEntry, PolicyServer, Served, TIMEOUT_MESSAGE, check_mode, entries_for, env_path,
+    load_mix_failures, parse_review, plan, review_body, served_scenario, version,
 };
 use kwhost::response::{AdmissionRequest, AdmissionResponse};
 use kwhost::scenario::{Evaluator, InProcess, Outcome, Scenario, check, discover, policy_wasm};
@@ -56,10 +61,14 @@ const LOAD_LARGEST_EVERY: usize = 50;
 /// Room left in a largest body for the load run's longer uids.
 const UID_ROOM: usize = 64;
 
+/// The section that runs the module annotated by the project's own host (with `KWCTL`).
+const KWHOST_ANNOTATED: &str = "kwhost-annotated-scenarios";
+
 /// The sections, in order; all but the last share one running policy-server.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "scenarios",
     "audit",
+    KWHOST_ANNOTATED,
     "body-limit",
     "load",
     "deadline",
@@ -120,6 +129,13 @@ struct Suite {
 impl Suite {
     fn selected(&self, name: &str) -> bool {
         self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
+    }
+
+    /// Says that a selected section did not run, and why.
+    fn skip(&self, name: &str, why: &str) {
+        if self.selected(name) {
+            println!("\n== {name}\nsection {name} ... skipped: {why}");
+        }
     }
 
     /// Runs one section, which returns its failed checks (empty = passed).
@@ -238,10 +254,25 @@ fn run(binary: &Path, manifest_dir: &Path, suite: &mut Suite) -> Result<()> {
             timeout_eval_seconds: Some(DEADLINE_SECONDS),
             module: None,
         });
+        // With kwctl at hand, `make` annotates with kwctl: the module annotated by the
+        // project's own host is served too, by entries of its own.
+        let kwhost_annotated = (env_path("KWCTL").is_some() && suite.selected(KWHOST_ANNOTATED))
+            .then(|| annotate_with_kwhost(manifest_dir, &scratch.0));
+        let kwhost_entries: Vec<PolicyEntry> = match &kwhost_annotated {
+            Some(Ok(module)) => entries_for(&scenarios)
+                .into_iter()
+                .map(|entry| PolicyEntry {
+                    id: format!("kwhost-annotated-{}", entry.id),
+                    module: Some(module.clone()),
+                    ..entry
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let config = Config {
             binary: binary.to_path_buf(),
             module: wasm.clone(),
-            entries: entries.clone(),
+            entries: entries.iter().chain(&kwhost_entries).cloned().collect(),
             dir: scratch.0.join("server"),
             workers: WORKERS,
             policy_timeout: Some(DEADLINE_SECONDS),
@@ -253,7 +284,7 @@ fn run(binary: &Path, manifest_dir: &Path, suite: &mut Suite) -> Result<()> {
              {DEADLINE_SECONDS} on `{LIMITS_ID}`",
             server.startup.as_secs_f64(),
             server.client.url(""),
-            entries.len()
+            config.entries.len()
         );
         let reference = InProcess::new(
             &wasm,
@@ -261,10 +292,28 @@ fn run(binary: &Path, manifest_dir: &Path, suite: &mut Suite) -> Result<()> {
         )?;
         let client = &server.client;
         let validate = Served::new(client, Endpoint::Validate, &entries);
+        let policies = registered_policies(&config)?;
         suite.section("scenarios", || {
-            scenarios_section(&served, &validate, &reference)
+            scenarios_section(&served, &validate, &reference, &policies)
         });
         suite.section("audit", || audit_section(&served, client, &entries));
+        match &kwhost_annotated {
+            Some(module) => suite.section(KWHOST_ANNOTATED, || {
+                kwhost_annotated_section(
+                    module,
+                    &served,
+                    client,
+                    &kwhost_entries,
+                    &reference,
+                    &policies,
+                )
+            }),
+            None => suite.skip(
+                KWHOST_ANNOTATED,
+                "KWCTL is not set, so make annotated the module under test with kwhost itself \
+                 (the sections above ran it)",
+            ),
+        }
         suite.section("body-limit", || body_limit_section(client));
         suite.section("load", || load_section(&served, &validate));
         suite.section("deadline", || deadline_section(client));
@@ -283,6 +332,57 @@ fn run(binary: &Path, manifest_dir: &Path, suite: &mut Suite) -> Result<()> {
     Ok(())
 }
 
+/// `../policy.wasm` annotated by the project's own host, as `make` does without kwctl
+/// (`kwhost annotate -m policy-metadata.yml -u README.md`), in the scratch directory.
+fn annotate_with_kwhost(manifest_dir: &Path, scratch: &Path) -> Result<PathBuf> {
+    let root = manifest_dir.join("..");
+    let policy = root.join("policy.wasm");
+    if !policy.exists() {
+        bail!(
+            "{} not found: run `make policy.wasm` in the repository root",
+            policy.display()
+        );
+    }
+    let output = scratch.join("kwhost-annotated.wasm");
+    kwhost::annotate::annotate_file(
+        &policy,
+        &root.join("policy-metadata.yml"),
+        Some(&root.join("README.md")),
+        &output,
+    )
+    .context("kwhost annotate")?;
+    Ok(output)
+}
+
+/// Issue 10's metadata parity under policy-server: the module annotated by kwhost passes the
+/// `scenarios` and `audit` sections too, through entries of its own in the same
+/// policy-server (the module under test is kwctl's when `KWCTL` is set).
+fn kwhost_annotated_section(
+    module: &Result<PathBuf>,
+    served: &[ServedScenario],
+    client: &Client,
+    entries: &[PolicyEntry],
+    reference: &InProcess,
+    policies: &Value,
+) -> Result<Vec<String>> {
+    let module = module.as_ref().map_err(|e| anyhow!("{e:#}"))?;
+    println!(
+        "the kwhost-annotated module {} ({} bytes), through {} policy entries of its own",
+        module.display(),
+        std::fs::metadata(module)?.len(),
+        entries.len()
+    );
+    if entries.is_empty() {
+        bail!("no policy entry serves the kwhost-annotated module");
+    }
+    let validate = Served::new(client, Endpoint::Validate, entries);
+    let mut failures = scenarios_section(served, &validate, reference, policies)?;
+    for f in audit_section(served, client, entries)? {
+        failures.push(format!("audit: {f}"));
+    }
+    Ok(failures)
+}
+
 fn webhook_settings() -> Map<String, Value> {
     let mut settings = Map::new();
     settings.insert("namespaceSelection".into(), json!("webhook"));
@@ -297,11 +397,26 @@ fn scenarios_section(
     served: &[ServedScenario],
     validate: &Served,
     reference: &InProcess,
+    policies: &Value,
 ) -> Result<Vec<String>> {
     let mut failed = Vec::new();
+    let mut check_mode_ids = BTreeMap::new();
     for s in served {
         let name = &s.served.name;
         let mut failures = check(&s.served, validate)?;
+        if check_mode(&s.served.settings) {
+            // Registered as manifests/check.yml deploys it: policy-server may not let it
+            // mutate. Its answer is asserted all the same (`check`, and below).
+            let id = validate.id(&s.served)?;
+            let allowed = &policies[id]["allowedToMutate"];
+            if allowed != &json!(false) {
+                failures.push(format!(
+                    "check mode runs through policy entry {id}, whose allowedToMutate is \
+                     {allowed}, not false (manifests/check.yml: mutating: false)"
+                ));
+            }
+            *check_mode_ids.entry(id.to_string()).or_insert(0) += 1;
+        }
         let answer = response(validate.evaluate(&s.served, &s.served.request)?)?;
         let host = response(reference.evaluate(&s.served, &s.served.request)?)?;
         failures.extend(differences(
@@ -333,7 +448,23 @@ fn scenarios_section(
             failed.push(format!("scenario {name}"));
         }
     }
+    if check_mode_ids.is_empty() {
+        failed.push("no check-mode scenario ran".to_string());
+    }
+    println!(
+        "scenarios: {} in check mode, answered by the entries {:?}, registered with \
+         allowedToMutate: false",
+        check_mode_ids.values().sum::<usize>(),
+        check_mode_ids.keys().collect::<Vec<_>>()
+    );
     Ok(failed)
+}
+
+/// The `policies.yml` the running policy-server read, by policy id.
+fn registered_policies(config: &Config) -> Result<Value> {
+    let path = config.dir.join("policies.yml");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path:?}"))?;
+    serde_yaml::from_str(&text).with_context(|| format!("{path:?}"))
 }
 
 fn response(outcome: Outcome) -> Result<AdmissionResponse> {
@@ -475,10 +606,19 @@ fn audit_section(
     let audit = Served::new(client, Endpoint::Audit, entries);
     let mut failures = Vec::new();
     let (mut mutating, mut audit_patches) = (0, 0);
+    let mut check_outcomes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for s in served {
         let request = &s.served.request;
         let v = response(validate.evaluate(&s.served, request)?)?;
         let a = response(audit.evaluate(&s.served, request)?)?;
+        if check_mode(&s.served.settings)
+            && let Some(outcome) = a.audit_annotations.as_ref().and_then(|m| m.get("outcome"))
+        {
+            check_outcomes
+                .entry(outcome.clone())
+                .or_default()
+                .push(s.served.name.clone());
+        }
         let mut without_mutation = v.clone();
         if v.patch.is_some() {
             mutating += 1;
@@ -500,8 +640,27 @@ fn audit_section(
          answer there)",
         served.len()
     );
+    // What the audit scanner calls check mode for: every answer it can give is covered.
+    for outcome in CHECK_OUTCOMES {
+        match check_outcomes.get(outcome) {
+            Some(names) => println!("audit: check mode {outcome}: {}", names.join(", ")),
+            None => failures.push(format!(
+                "no check-mode scenario is answered {outcome} on /audit"
+            )),
+        }
+    }
     Ok(failures)
 }
+
+/// The answers of check mode the `audit` section must see on `/audit`.
+const CHECK_OUTCOMES: [&str; 6] = [
+    "sidecar-current",
+    "sidecar-missing",
+    "sidecar-unexpected",
+    "sidecar-outdated",
+    "skipped",
+    "rejected",
+];
 
 /// A Pod CREATE in namespace `demo` with one container, the base of the Pods built here.
 fn base_request(uid: &str) -> Value {
@@ -859,13 +1018,28 @@ struct LoadCase {
     answer: AdmissionResponse,
 }
 
-/// What one load request got.
+/// What one load request got: the time it took and the outcome of its answer.
 enum LoadResult {
-    Correct(Duration),
-    /// Answered, but not as it should have been.
-    Wrong(Duration, String),
+    Correct(Duration, String),
+    /// Answered, but not as it should have been (its outcome, when it has one).
+    Wrong(Duration, Option<String>, String),
     /// No answer (connection error, timeout).
     Lost(String),
+}
+
+impl LoadResult {
+    /// The outcome of the answer; `None` for a lost request.
+    fn outcome(&self) -> Option<String> {
+        match self {
+            LoadResult::Correct(_, outcome) => Some(outcome.clone()),
+            LoadResult::Wrong(_, outcome, _) => Some(
+                outcome
+                    .clone()
+                    .unwrap_or_else(|| "(no AdmissionReview)".to_string()),
+            ),
+            LoadResult::Lost(_) => None,
+        }
+    }
 }
 
 fn load_section(served: &[ServedScenario], validate: &Served) -> Result<Vec<String>> {
@@ -898,12 +1072,16 @@ fn load_section(served: &[ServedScenario], validate: &Served) -> Result<Vec<Stri
     for s in served {
         let path = Endpoint::Validate.path(validate.id(&s.served)?);
         let case = reference(s.served.name.clone(), path, s.served.request.clone())?;
-        if s.served.expected.outcome.as_deref() != Some(case.outcome.as_str()) {
+        if s.served.expected.outcome.as_deref() != Some(case.outcome.as_str())
+            || s.served.expected.allowed != Some(case.answer.allowed)
+        {
             bail!(
-                "{}: outcome {}, expected.yml says {:?}",
+                "{}: outcome {}, allowed {}; expected.yml says {:?}, allowed {:?}",
                 case.name,
                 case.outcome,
-                s.served.expected.outcome
+                case.answer.allowed,
+                s.served.expected.outcome,
+                s.served.expected.allowed
             );
         }
         cases.push(case);
@@ -991,16 +1169,29 @@ fn load_section(served: &[ServedScenario], validate: &Served) -> Result<Vec<Stri
     });
     let wall = started.elapsed();
 
-    let mut failures = Vec::new();
+    // The mix: every request's answer has its Pod's outcome, outcome by outcome as many
+    // answers as requests sent, none lost.
+    let sent: Vec<String> = plan
+        .iter()
+        .map(|(case, _, _)| cases[*case].outcome.clone())
+        .collect();
+    let answers: Vec<(usize, Option<String>)> =
+        results.iter().map(|(i, r)| (*i, r.outcome())).collect();
+    let mut failures = load_mix_failures(&sent, &answers, &LOAD_MIX);
+    let mut answered: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, outcome) in &answers {
+        let outcome = outcome.clone().unwrap_or_else(|| "(lost)".to_string());
+        *answered.entry(outcome).or_default() += 1;
+    }
     let mut latencies = Vec::new();
     let (mut correct, mut wrong, mut lost) = (0, 0, 0);
     for (i, result) in &results {
         match result {
-            LoadResult::Correct(took) => {
+            LoadResult::Correct(took, _) => {
                 correct += 1;
                 latencies.push(*took);
             }
-            LoadResult::Wrong(took, why) => {
+            LoadResult::Wrong(took, _, why) => {
                 wrong += 1;
                 latencies.push(*took);
                 failures.push(format!("request {i}: {why}"));
@@ -1026,10 +1217,12 @@ fn load_section(served: &[ServedScenario], validate: &Served) -> Result<Vec<Stri
     };
     println!(
         "load: {LOAD_REQUESTS} requests at concurrency {LOAD_CONCURRENCY} over {} kinds \
-         ({largest_sent} of them the largest Pods, up to {:.2} MiB), outcomes {counts:?}",
+         ({largest_sent} of them the largest Pods, up to {:.2} MiB)",
         cases.len(),
         plan.iter().map(|(_, _, b)| b.len()).max().unwrap_or(0) as f64 / 1048576.0
     );
+    println!("load: outcomes sent     {counts:?}");
+    println!("load: outcomes answered {answered:?}");
     println!(
         "load: {correct} answered correctly, {wrong} wrong, {lost} lost; p50 {:.1} ms, p99 {:.1} ms, \
          max {:.1} ms; {:.0} requests/s ({:.1} s)",
@@ -1052,6 +1245,7 @@ fn judge(case: &LoadCase, uid: &str, took: Duration, answer: Result<(u16, Vec<u8
     if status != 200 {
         return LoadResult::Wrong(
             took,
+            None,
             format!(
                 "{}: HTTP {status}: {}",
                 case.name,
@@ -1061,21 +1255,23 @@ fn judge(case: &LoadCase, uid: &str, took: Duration, answer: Result<(u16, Vec<u8
     }
     let got = match parse_review(&body) {
         Ok(r) => r,
-        Err(e) => return LoadResult::Wrong(took, format!("{}: {e:#}", case.name)),
+        Err(e) => return LoadResult::Wrong(took, None, format!("{}: {e:#}", case.name)),
     };
-    if got.uid != uid {
-        return LoadResult::Wrong(
-            took,
-            format!("{}: uid {:?} instead of {uid:?}", case.name, got.uid),
-        );
-    }
     let outcome = got
         .audit_annotations
         .as_ref()
         .and_then(|a| a.get("outcome"));
+    if got.uid != uid {
+        return LoadResult::Wrong(
+            took,
+            outcome.cloned(),
+            format!("{}: uid {:?} instead of {uid:?}", case.name, got.uid),
+        );
+    }
     if outcome != Some(&case.outcome) {
         return LoadResult::Wrong(
             took,
+            outcome.cloned(),
             format!(
                 "{}: outcome {outcome:?} instead of {:?} ({})",
                 case.name,
@@ -1089,6 +1285,7 @@ fn judge(case: &LoadCase, uid: &str, took: Duration, answer: Result<(u16, Vec<u8
     if got != want {
         return LoadResult::Wrong(
             took,
+            outcome.cloned(),
             format!(
                 "{}: the answer differs from the one given alone: {}",
                 case.name,
@@ -1096,7 +1293,7 @@ fn judge(case: &LoadCase, uid: &str, took: Duration, answer: Result<(u16, Vec<u8
             ),
         );
     }
-    LoadResult::Correct(took)
+    LoadResult::Correct(took, case.outcome.clone())
 }
 
 /// Hostile Pods, one at a time, under the evaluation deadline: each must be answered by the

@@ -5,8 +5,8 @@
 //! | code | accepted | when |
 //! |---|---|---|
 //! | `sidecar-current` | yes | injected, and injecting again changes nothing in meaning |
-//! | `not-selected`, `skipped` | yes | not injected, and the injector would not inject it |
-//! | `sidecar-missing` | no | the injector would inject it, and it has no sidecar |
+//! | `not-selected`, `skipped` | yes | not injected, and the injector would not inject it, or would add no `istio-proxy` (`skipped`) |
+//! | `sidecar-missing` | no | the injector would add `istio-proxy`, and the Pod has none |
 //! | `sidecar-unexpected` | no | it carries an injected sidecar the injector would not give it |
 //! | `sidecar-outdated` | no | injecting it again would change the injected parts |
 //!
@@ -64,7 +64,10 @@ pub fn check<'a>(
     if !injected {
         let what = match &reinjected {
             Ok(p) if has_proxy(p) => "would add one",
-            _ => "would inject it",
+            // Its templates add no proxy (`grpc-simple`, a custom template): there is no
+            // sidecar to miss, and the Pod passes with the injector's reason.
+            Ok(_) => return Verdict::of_decision(Outcome::Skipped, decision),
+            Err(_) => "would inject it",
         };
         let mut text = format!("the Pod has no istio-proxy, but the injector {what}. {rule}");
         if let Err(e) = &reinjected {
@@ -108,16 +111,67 @@ fn injected_by(pod: &Value) -> Result<bool, Reason> {
         return Ok(false);
     };
     let text = status.as_str().unwrap_or_default();
+    let unreadable = |why: String| {
+        Reason::new(
+            "invalid-pod",
+            format!("the Pod cannot be read: metadata.annotations.{STATUS}: {why}"),
+        )
+    };
     match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(_)) => Ok(true),
-        Ok(_) => Err(Reason::new(
-            "invalid-pod",
-            format!("the Pod cannot be read: metadata.annotations.{STATUS}: must be a JSON object"),
-        )),
-        Err(e) => Err(Reason::new(
-            "invalid-pod",
-            format!("the Pod cannot be read: metadata.annotations.{STATUS}: {e}"),
-        )),
+        Ok(serde_json::Value::Object(fields)) => match status_field_error(&fields) {
+            None => Ok(true),
+            Some(why) => Err(unreadable(why)),
+        },
+        Ok(_) => Err(unreadable("must be a JSON object".to_string())),
+        Err(e) => Err(unreadable(e.to_string())),
+    }
+}
+
+/// The status annotation's fields as Istio reads them (`SidecarInjectionStatus`): lists of
+/// names and the revision, each possibly `null`. Istio refuses a status whose fields have
+/// other types; so does the check, naming the field. Other keys are ignored, as by Istio.
+const STATUS_NAME_LISTS: [&str; 4] = [
+    "initContainers",
+    "containers",
+    "volumes",
+    "imagePullSecrets",
+];
+
+/// What is wrong with the status annotation's fields, if anything.
+fn status_field_error(fields: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    use serde_json::Value as J;
+    let kind = |v: &J| match v {
+        J::Null => "null",
+        J::Bool(_) => "a boolean",
+        J::Number(_) => "a number",
+        J::String(_) => "a string",
+        J::Array(_) => "a list",
+        J::Object(_) => "an object",
+    };
+    for name in STATUS_NAME_LISTS {
+        match fields.get(name) {
+            None | Some(J::Null) => {}
+            Some(J::Array(items)) => {
+                // Go reads a null item as "".
+                let wrong = |v: &&J| !matches!(v, J::String(_) | J::Null);
+                if let Some((i, item)) = items.iter().enumerate().find(|(_, v)| wrong(v)) {
+                    return Some(format!(
+                        "{name}[{i}] must be a name (a string), not {}",
+                        kind(item)
+                    ));
+                }
+            }
+            Some(other) => {
+                return Some(format!(
+                    "{name} must be a list of names, not {}",
+                    kind(other)
+                ));
+            }
+        }
+    }
+    match fields.get("revision") {
+        None | Some(J::Null | J::String(_)) => None,
+        Some(other) => Some(format!("revision must be a string, not {}", kind(other))),
     }
 }
 
