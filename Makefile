@@ -251,8 +251,8 @@ target/bench/baseline.wasm: $(BASELINE) e2e-tests/bench-metadata.yml $(KWHOST) |
 .PHONY: bench
 bench: annotated-policy.wasm target/bench/floor.wasm target/bench/baseline.wasm $(KWHOST)
 	mkdir -p bench-results
-	$(CARGO) bench --locked --bench alloc | tee bench-results/alloc.txt
-	e2e-tests/target/release/kwbench --policy annotated-policy.wasm \
+	set -o pipefail; $(CARGO) bench --locked --bench alloc | tee bench-results/alloc.txt
+	set -o pipefail; e2e-tests/target/release/kwbench --policy annotated-policy.wasm \
 		--floor target/bench/floor.wasm --baseline target/bench/baseline.wasm \
 		$(if $(NDOTS),--ndots $(NDOTS)) $(if $(POLICY_SERVER),--policy-server $(POLICY_SERVER)) \
 		$(BENCH_BUDGETS) --json bench-results/wasm.json \
