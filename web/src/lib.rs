@@ -3,11 +3,13 @@
 //! points. `explain` answers as the cluster would, and says why; `validateSettings` answers
 //! as the module's `validate_settings`.
 
+mod example;
 mod explain;
 mod input;
 
 use wasm_bindgen::prelude::*;
 
+pub use example::example;
 pub use explain::{explain, validate_settings};
 
 /// `explain(pod, namespace, settings)`: see [`explain::explain`]. Never throws.
@@ -20,6 +22,12 @@ pub fn explain_js(pod: &str, namespace: &str, settings: &str) -> JsValue {
 #[wasm_bindgen(js_name = validateSettings)]
 pub fn validate_settings_js(settings: &str) -> JsValue {
     to_js(&validate_settings(settings))
+}
+
+/// `example()`: `{pod, namespace, settings}`, the YAML texts of `make run`'s example.
+#[wasm_bindgen(js_name = example)]
+pub fn example_js() -> JsValue {
+    to_js(&example())
 }
 
 /// A plain JS object, through JSON (every value here is JSON).
