@@ -123,19 +123,26 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Vec<Problem>
     };
     // The Pod as the API server stores it: the injected one, else the one sent.
     let stored = verdict.mutated.as_ref().unwrap_or(&original);
-    Ok(json!({
+    let (containers, init_containers) =
+        (names(stored, "containers"), names(stored, "initContainers"));
+    let lookup = lookup.as_ref().filter(|_| looked_up);
+    let mut answer = json!({
         "outcome": verdict.outcome.as_str(),
         "reason": {"code": verdict.reason.code, "text": verdict.reason.text},
         "selectedBy": verdict.selected_by,
         "trail": trail(&verdict),
         "warnings": warnings,
         "message": verdict.message,
-        "patch": patch,
-        "pod": verdict.mutated,
-        "containers": names(stored, "containers"),
-        "initContainers": names(stored, "initContainers"),
-        "reproduce": reproduce(&request_json, &settings_json, lookup.as_ref().filter(|_| looked_up), &pod_namespace),
-    }))
+        "containers": containers,
+        "initContainers": init_containers,
+        "reproduce": reproduce(&request_json, &settings_json, lookup, &pod_namespace),
+    });
+    // Moved in, not copied as `json!` would: with a large Pod they are most of the answer.
+    if let Some(fields) = answer.as_object_mut() {
+        fields.insert("patch".into(), patch);
+        fields.insert("pod".into(), verdict.mutated.unwrap_or(Value::Null));
+    }
+    Ok(answer)
 }
 
 /// The names of `spec.<list>`, in order.

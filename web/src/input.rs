@@ -106,7 +106,7 @@ pub fn request(doc: Option<Value>, namespace_hint: Option<&str>) -> Result<Value
         .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
         .unwrap_or_default();
-    Ok(json!({
+    let mut request = json!({
         "uid": "00000000-0000-4000-8000-00000000e491",
         "kind": {"group": "", "version": "v1", "kind": "Pod"},
         "resource": {"group": "", "version": "v1", "resource": "pods"},
@@ -116,9 +116,13 @@ pub fn request(doc: Option<Value>, namespace_hint: Option<&str>) -> Result<Value
         "namespace": namespace,
         "operation": "CREATE",
         "userInfo": {"username": "explain"},
-        "object": doc,
         "dryRun": false,
-    }))
+    });
+    // Moved in, not copied as `json!` would.
+    if let Some(fields) = request.as_object_mut() {
+        fields.insert("object".into(), doc);
+    }
+    Ok(request)
 }
 
 /// The namespace the Pod is created in: the Pod's own, else the request's.
