@@ -296,9 +296,11 @@ chromium:
 		fi; \
 	fi
 
+# The browser tests run the files of "Reproduce with kwctl" through kwctl when set, else kwhost.
 .PHONY: web-tests
-web-tests: web chromium annotated-policy.wasm
-	node --test web/tests/*.test.mjs
+web-tests: web chromium annotated-policy.wasm $(RUNNER_DEP)
+	KWCTL='$(KWCTL)' KWHOST=$(CURDIR)/$(KWHOST) POLICY_WASM=$(CURDIR)/annotated-policy.wasm \
+		node --test web/tests/*.test.mjs
 	WEB_PKG=$(CURDIR)/web/pkg POLICY_WASM=$(CURDIR)/annotated-policy.wasm \
 		$(CARGO) test --locked --release --manifest-path e2e-tests/Cargo.toml --test web_parity
 
