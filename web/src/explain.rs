@@ -13,11 +13,12 @@ use crate::input::{self, Lookup, Problem};
 /// JSON:
 ///
 /// `{outcome, reason: {code, text}, selectedBy, trail: [{stage, rule, result, decided}],
-/// warnings, message, patch, pod, containers, initContainers,
+/// warnings, notes, message, patch, pod, containers, initContainers,
 /// reproduce: {command, request, settings, session}}`.
 ///
 /// `patch` is `json_patch::diff` of the request's Pod and the injected Pod, as Kubewarden's
-/// host computes it; `pod` is the injected Pod or null; `containers` and `initContainers`
+/// host computes it; `pod` is the injected Pod or null; `warnings` are the policy's, `notes`
+/// the explainer's remarks on its input; `containers` and `initContainers`
 /// name those of the Pod as stored (the injected one, else the one sent). Bad input gives
 /// `outcome: invalid` with `message`, `error: {input, line, column, path, message}` saying
 /// where, and `errors`, every input's problem.
@@ -107,11 +108,13 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Vec<Problem>
     });
 
     let looked_up = parsed.namespace_selection == NamespaceSelection::Lookup;
-    let mut warnings = verdict.warnings.clone();
+    // The explainer's own remarks on its input, apart from the policy's warnings (which are
+    // the module's, word for word).
+    let mut notes = Vec::new();
     if looked_up {
-        warnings.extend(mismatch);
+        notes.extend(mismatch);
     } else if namespace_input.is_some() {
-        warnings.push(
+        notes.push(
             "the Namespace is not read: with namespaceSelection: webhook the webhook's selectors do stage A"
                 .to_string(),
         );
@@ -131,7 +134,8 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Vec<Problem>
         "reason": {"code": verdict.reason.code, "text": verdict.reason.text},
         "selectedBy": verdict.selected_by,
         "trail": trail(&verdict),
-        "warnings": warnings,
+        "warnings": verdict.warnings,
+        "notes": notes,
         "message": verdict.message,
         "containers": containers,
         "initContainers": init_containers,
@@ -176,6 +180,12 @@ fn trail(verdict: &Verdict) -> Value {
     )
 }
 
+/// `outcome: invalid` for an input that is not text (a JS value that cannot be written as
+/// JSON).
+pub fn unreadable(input: &'static str, message: String) -> Value {
+    invalid(&[Problem::new(input, format!("{input}: {message}"))])
+}
+
 /// `outcome: invalid`: `error` is the first problem (the Pod's, then the Namespace's, then
 /// the settings'), `errors` all of them, each with where it is.
 fn invalid(problems: &[Problem]) -> Value {
@@ -195,6 +205,7 @@ fn invalid(problems: &[Problem]) -> Value {
         "selectedBy": null,
         "trail": [],
         "warnings": [],
+        "notes": [],
         "message": message,
         "error": where_(&first),
         "errors": problems.iter().map(where_).collect::<Vec<_>>(),
@@ -360,8 +371,31 @@ mod tests {
         assert_eq!(a["outcome"], "injected", "{a}");
         assert_eq!(a["containers"], json!(["app", "istio-proxy"]));
         assert!(
-            a["warnings"][0].as_str().unwrap().contains("kube-system"),
+            a["notes"][0].as_str().unwrap().contains("kube-system"),
             "{a}"
+        );
+    }
+
+    #[test]
+    fn the_explainers_remarks_are_notes_and_the_warnings_stay_the_policys() {
+        let pod = POD.replace(
+            "  name: web\n",
+            "  name: web\n  labels: {sidecar.istio.io/inject: \"yes\"}\n",
+        );
+        let a = explain(
+            &pod,
+            "istio-injection: enabled",
+            "namespaceSelection: webhook",
+        );
+        assert_eq!(a["notes"].as_array().unwrap().len(), 1, "{a}");
+        assert!(a["notes"][0].as_str().unwrap().contains("not read"));
+        let warnings = a["warnings"].as_array().unwrap();
+        assert_eq!(warnings.len(), 1, "{a}");
+        assert!(
+            warnings[0]
+                .as_str()
+                .unwrap()
+                .contains("ignored invalid value \"yes\"")
         );
     }
 
