@@ -198,9 +198,11 @@ function showVerdict(a) {
   $("containers-list").textContent = (a.containers ?? []).join(", ") || "none";
   $("init-containers-list").textContent = (a.initContainers ?? []).join(", ") || "none";
 
-  const warnings = $("warnings");
-  warnings.replaceChildren(...a.warnings.map((w) => el("li", { textContent: w })));
-  $("warnings-box").hidden = a.warnings.length === 0;
+  for (const list of ["warnings", "notes"]) {
+    const items = a[list] ?? [];
+    $(list).replaceChildren(...items.map((w) => el("li", { textContent: w })));
+    $(`${list}-box`).hidden = items.length === 0;
+  }
 }
 
 function showDecision(a) {
@@ -382,6 +384,7 @@ function evaluate() {
   let answer;
   try {
     answer = explain(...inputs);
+    if (!answer || typeof answer.outcome !== "string") throw new Error("the engine gave no answer");
   } catch (e) {
     // explain never throws; a broken module is still said, not a blank page.
     answer = {
@@ -390,6 +393,7 @@ function evaluate() {
       message: String(e),
       trail: [],
       warnings: [],
+      notes: [],
       patch: [],
       pod: null,
       reproduce: null,
