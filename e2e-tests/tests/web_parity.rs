@@ -2,7 +2,8 @@
 //! (the module the page loads, in Node with `initSync`) and through the annotated policy
 //! module in this crate's waPC host, gives the same outcome, reason, trail, rejection
 //! message, warnings and JSONPatch (the op lists compared exactly: both are
-//! `json_patch::diff` of the same two Pods).
+//! `json_patch::diff` of the same two Pods); `validateSettings` of the module's settings
+//! answers as the module's `validate_settings`.
 //!
 //! The cases:
 //! - every e2e scenario (`scenarios/*`): `request.json`, `settings.yml`, and `session.yml`
@@ -118,7 +119,10 @@ fn run(pkg: &Path) -> Result<bool> {
 fn explain_in_node(pkg: &Path, manifest_dir: &Path, cases: &[&Case]) -> Result<Vec<Value>> {
     let input: Vec<Value> = cases
         .iter()
-        .map(|c| json!({"name": c.name, "pod": c.pod, "namespace": c.namespace, "settings": c.settings}))
+        .map(|c| {
+            json!({"name": c.name, "pod": c.pod, "namespace": c.namespace, "settings": c.settings,
+                   "moduleSettings": Value::Object(c.policy.settings.clone()).to_string()})
+        })
         .collect();
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-parity-cases.json");
     std::fs::write(&path, serde_json::to_vec(&input)?)?;
@@ -148,6 +152,17 @@ fn compare(module: &Outcome, explained: &Value) -> Vec<String> {
             diffs.push(format!("{what}: policy {module}, explain {explained}"));
         }
     };
+    // validateSettings on the module's settings answers as the module's validate_settings.
+    let settings_check = match module {
+        Outcome::SettingsInvalid(message) => json!({"valid": false, "message":
+            message.strip_prefix("Provided settings are not valid: ").unwrap_or(message)}),
+        Outcome::Response(_) => json!({"valid": true, "message": null}),
+    };
+    same(
+        "validateSettings",
+        settings_check,
+        explained["settingsCheck"].clone(),
+    );
     match module {
         Outcome::SettingsInvalid(message) => {
             let message = message

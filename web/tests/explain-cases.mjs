@@ -2,7 +2,10 @@
 // a list of cases and prints the answers as JSON, one per case, in order. The policy-parity
 // test (e2e-tests/tests/web_parity.rs) compares them with the policy module's answers.
 //
-//   node web/tests/explain-cases.mjs CASES.json     CASES: [{name, pod, namespace, settings}]
+//   node web/tests/explain-cases.mjs CASES.json
+//
+// CASES: [{name, pod, namespace, settings, moduleSettings}]: `moduleSettings`, the settings
+// as the module gets them (JSON), also go through `validateSettings` (as `settingsCheck`).
 //
 // WEB_PKG names the wasm-bindgen output directory (default: web/pkg).
 
@@ -21,6 +24,7 @@ const answers = cases.map((c) => {
   // What the policy's response can be compared with; the rest (the Pod, the files for
   // kwctl) follows from these.
   const { outcome, reason, selectedBy, trail, warnings, message, patch, containers, error, errors } = a;
-  return { outcome, reason, selectedBy, trail, warnings, message, patch, containers, error, errors };
+  const settingsCheck = glue.validateSettings(c.moduleSettings);
+  return { outcome, reason, selectedBy, trail, warnings, message, patch, containers, error, errors, settingsCheck };
 });
 process.stdout.write(JSON.stringify(answers));
