@@ -428,6 +428,15 @@ describe("the explainer in headless Chromium", () => {
     assert.deepEqual((await shown()).outcome, before.outcome);
   });
 
+  test("the example button brings make run's case back", async () => {
+    await driver.click("#example");
+    await settled();
+    const s = await shown();
+    assert.equal(s.outcome, "injected");
+    assert.equal(s.containers, "reviews, istio-proxy");
+    assert.match(await driver.run(`return document.getElementById("settings").value`), /^# Settings for `make run`/);
+  });
+
   test("explain of the 20-container Pod, timed in the page", async () => {
     const pod20 = readFileSync(join(root, "tests", "data", "pod-20-containers.json"), "utf8");
     const runs = Number(process.env.BENCH_RUNS || 51);
