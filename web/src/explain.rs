@@ -52,8 +52,12 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Vec<Problem>
         .and_then(|ns| ns.names.as_deref());
     let request_json = input::document("pod", pod).and_then(|doc| input::request(doc, hint));
     let namespace_given = !matches!(namespace_input, Ok(None));
-    let settings_json =
-        input::document("settings", settings).and_then(|doc| input::settings(doc, namespace_given));
+    let (settings_json, settings_note) = match input::document("settings", settings)
+        .map(|doc| input::settings(doc, namespace_given))
+    {
+        Ok((json, note)) => (Ok(json), note),
+        Err(problem) => (Err(problem), None),
+    };
     let parsed = settings_json
         .as_ref()
         .map_err(Clone::clone)
@@ -110,7 +114,7 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Vec<Problem>
     let looked_up = parsed.namespace_selection == NamespaceSelection::Lookup;
     // The explainer's own remarks on its input, apart from the policy's warnings (which are
     // the module's, word for word).
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = settings_note.into_iter().collect();
     if looked_up {
         notes.extend(mismatch);
     } else if namespace_input.is_some() {
@@ -416,6 +420,31 @@ mod tests {
         );
         // The replayed session reads back as the same input.
         assert_eq!(explain(POD, replay, "")["message"], a["message"]);
+    }
+
+    #[test]
+    fn settings_that_are_not_a_mapping_are_refused_in_the_policys_words() {
+        for text in ["5", "- policy: enabled"] {
+            let a = explain(POD, "", text);
+            assert_eq!(a["outcome"], "invalid", "{a}");
+            let json = serde_json::to_vec(&input::document("s", text).unwrap()).unwrap();
+            let module = Settings::from_slice(&json).unwrap_err();
+            assert_eq!(a["message"], format!("invalid settings: {module}"));
+        }
+    }
+
+    #[test]
+    fn lookup_asked_without_a_namespace_is_webhook_selection_and_a_note_says_so() {
+        let a = explain(POD, "", "namespaceSelection: lookup");
+        assert_eq!(a["outcome"], "injected", "{a}");
+        assert_eq!(a["selectedBy"], Value::Null);
+        assert!(
+            a["notes"][0]
+                .as_str()
+                .unwrap()
+                .contains("no Namespace is given"),
+            "{a}"
+        );
     }
 
     #[test]

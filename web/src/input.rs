@@ -342,17 +342,22 @@ fn is_string_map(v: &Value) -> bool {
 }
 
 /// The settings as JSON: an empty input is the defaults. An empty Namespace input means
-/// that the webhook's selectors did stage A (`namespaceSelection: webhook`).
-pub fn settings(doc: Option<Value>, namespace_given: bool) -> Result<Value, Problem> {
-    let mut settings = match doc {
-        None => Value::Object(Map::new()),
-        Some(v @ Value::Object(_)) => v,
-        Some(_) => return Err(Problem::new("settings", "settings: must be a mapping")),
-    };
+/// that the webhook's selectors did stage A (`namespaceSelection: webhook`); the note says so
+/// when the settings asked for `lookup`. Settings that are not a mapping are left for the
+/// policy's own parsing to refuse, in its words.
+pub fn settings(doc: Option<Value>, namespace_given: bool) -> (Value, Option<String>) {
+    let mut settings = doc.unwrap_or_else(|| Value::Object(Map::new()));
+    let mut note = None;
     if !namespace_given && let Some(obj) = settings.as_object_mut() {
-        obj.insert("namespaceSelection".into(), "webhook".into());
+        let asked = obj.insert("namespaceSelection".into(), "webhook".into());
+        if asked.as_ref().and_then(Value::as_str) == Some("lookup") {
+            note = Some(
+                "namespaceSelection: lookup, but no Namespace is given: evaluated as namespaceSelection: webhook (give the Namespace to evaluate stage A)"
+                    .to_string(),
+            );
+        }
     }
-    Ok(settings)
+    (settings, note)
 }
 
 /// The field a settings message names: `validate_settings` messages start with the field's
@@ -493,16 +498,12 @@ mod tests {
 
     #[test]
     fn no_namespace_means_webhook_selection() {
-        assert_eq!(
-            settings(None, false).unwrap()["namespaceSelection"],
-            "webhook"
-        );
-        assert!(
-            settings(None, true)
-                .unwrap()
-                .get("namespaceSelection")
-                .is_none()
-        );
-        assert!(settings(Some(json!("x")), true).is_err());
+        assert_eq!(settings(None, false).0["namespaceSelection"], "webhook");
+        assert!(settings(None, true).0.get("namespaceSelection").is_none());
+        let (lookup, note) = settings(Some(json!({"namespaceSelection": "lookup"})), false);
+        assert_eq!(lookup["namespaceSelection"], "webhook");
+        assert!(note.unwrap().contains("no Namespace is given"));
+        // Not a mapping: left for the policy to refuse.
+        assert_eq!(settings(Some(json!("x")), false).0, json!("x"));
     }
 }
