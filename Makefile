@@ -284,16 +284,20 @@ web-serve: web
 	@echo "The explainer: http://127.0.0.1:$(WEB_PORT)/"
 	python3 -m http.server --bind 127.0.0.1 --directory web $(WEB_PORT)
 
-# Debian's chromium and chromium-driver (the same version), installed when missing, as root
-# through apt, like docker-registry above.
+# Debian's chromium and chromium-driver (the same version), and Node when there is none
+# (the tests' runner), installed when missing, as root through apt, like docker-registry above.
 .PHONY: chromium
 chromium:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 		else \
-			echo "chromium and chromedriver are missing: install Debian's chromium and chromium-driver packages" >&2; exit 1; \
+			echo "missing:$$missing: install these Debian packages" >&2; exit 1; \
 		fi; \
 	fi
 
