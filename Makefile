@@ -238,8 +238,9 @@ bench: annotated-policy.wasm $(BASELINE)
 #
 # Installs what it needs: the wasm32-unknown-unknown target and wasm-bindgen-cli, whose
 # version must be the wasm-bindgen crate's (web/Cargo.toml); not --locked: its own lock file
-# does not resolve against this registry. A debug build: it compiles in under 2 minutes on
-# two cores instead of several, and writes the same module (0.5 s instead of 0.2 s).
+# does not resolve against this registry. A debug build without its default features (TLS
+# for the test runner's downloads, with ring's C code): it compiles in under 2 minutes on two
+# cores instead of several, and writes the same module (0.5 s instead of 0.2 s).
 WEB_TARGET := wasm32-unknown-unknown
 WASM_BINDGEN_VERSION := 0.2.130
 WASM_BINDGEN ?= wasm-bindgen
@@ -256,7 +257,7 @@ web-tools:
 		rustup target add $(WEB_TARGET); \
 	fi
 	@if [ "$$($(WASM_BINDGEN) --version 2>/dev/null)" != "wasm-bindgen $(WASM_BINDGEN_VERSION)" ]; then \
-		$(CARGO) install --debug wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
+		$(CARGO) install --debug --no-default-features wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
 	fi
 
 # The release profile strips everything, wasm-bindgen's `target_features` section too (it
