@@ -111,10 +111,8 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Vec<Problem>
     let answer = lookup.clone();
     let verdict = engine::evaluate(request, &parsed, |_| match answer {
         Some(Lookup::Answers(ns)) => Ok(ns),
-        // As the module's lookup sees a host error: the SDK's and waPC's words around it.
-        Some(Lookup::Fails(e)) => Err(format!(
-            "error invoking host capability kubernetes.get_resource: Host error: {e}"
-        )),
+        // As the module's lookup sees a host error.
+        Some(Lookup::Fails(e)) => Err(engine::lookup_host_error(&e)),
         None => Err("no Namespace given".to_string()),
     });
     let injected = verdict.mutated.as_ref().map(json::Value::to_serde);
