@@ -100,20 +100,23 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Vec<Problem>
         }
     };
 
-    let pod_namespace = input::pod_namespace(&request_json);
-    let (lookup, mismatch) = match &namespace_input {
-        Some(ns) => {
-            let (lookup, warning) = ns.lookup(&pod_namespace);
-            (Some(lookup), warning)
-        }
-        None => (None, None),
-    };
-    let answer = lookup.clone();
-    let verdict = engine::evaluate(request, &parsed, |_| match answer {
-        Some(Lookup::Answers(ns)) => Ok(ns),
-        // As the module's lookup sees a host error.
-        Some(Lookup::Fails(e)) => Err(engine::lookup_host_error(&e)),
-        None => Err("no Namespace given".to_string()),
+    // The Namespace lookup the engine makes (in lookup mode, for a Pod creation), answered
+    // from the Namespace input: the name asked for is the policy's.
+    let mut asked: Option<(String, Lookup)> = None;
+    let mut mismatch = None;
+    let verdict = engine::evaluate(request, &parsed, |name| {
+        let Some(ns) = &namespace_input else {
+            return Err("no Namespace given".to_string());
+        };
+        let (lookup, warning) = ns.lookup(name);
+        mismatch = warning;
+        let answer = match &lookup {
+            Lookup::Answers(ns) => Ok(ns.clone()),
+            // As the module's lookup sees a host error.
+            Lookup::Fails(e) => Err(engine::lookup_host_error(e)),
+        };
+        asked = Some((name.to_string(), lookup));
+        answer
     });
     let injected = verdict.mutated.as_ref().map(json::Value::to_serde);
     // Text of the request read only when the engine reached it, and found unreadable: the
@@ -127,13 +130,11 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Vec<Problem>
     // The Pod as sent, as the host reads it for the patch.
     let original = request_json.get("object").unwrap_or(&Value::Null);
 
-    let looked_up = parsed.namespace_selection == NamespaceSelection::Lookup;
     // The explainer's own remarks on its input, apart from the policy's warnings (which are
     // the module's, word for word).
     let mut notes: Vec<String> = settings_note.into_iter().collect();
-    if looked_up {
-        notes.extend(mismatch);
-    } else if namespace_input.is_some() {
+    notes.extend(mismatch);
+    if parsed.namespace_selection == NamespaceSelection::Webhook && namespace_input.is_some() {
         notes.push(
             "the Namespace is not read: with namespaceSelection: webhook the webhook's selectors do stage A"
                 .to_string(),
@@ -148,7 +149,6 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Vec<Problem>
     let stored = injected.as_ref().unwrap_or(original);
     let (containers, init_containers) =
         (names(stored, "containers"), names(stored, "initContainers"));
-    let lookup = lookup.as_ref().filter(|_| looked_up);
     let mut answer = json!({
         "outcome": verdict.outcome.as_str(),
         "reason": {"code": verdict.reason.code, "text": verdict.reason.text},
@@ -159,7 +159,7 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Vec<Problem>
         "message": verdict.message,
         "containers": containers,
         "initContainers": init_containers,
-        "reproduce": reproduce(&request_json, &settings_json, lookup, &pod_namespace),
+        "reproduce": reproduce(&request_json, &settings_json, asked.as_ref()),
     });
     // Moved in, not copied as `json!` would: with a large Pod they are most of the answer.
     if let Some(fields) = answer.as_object_mut() {
@@ -237,11 +237,12 @@ fn invalid(problems: &[Problem]) -> Value {
     })
 }
 
-/// The files `kwctl run` needs to give the same answer: the request, the settings and, in
-/// lookup mode, the session that answers the Namespace lookup as the input did (kwctl's
-/// replay format, as `--record-host-capabilities-interactions` writes it).
-fn reproduce(request: &Value, settings: &Value, lookup: Option<&Lookup>, namespace: &str) -> Value {
-    let session = lookup.map(|lookup| {
+/// The files `kwctl run` needs to give the same answer: the request, the settings and, when
+/// the policy looked the Namespace up, the session that answers that lookup (`asked`: the
+/// name, and the answer) as the input did (kwctl's replay format, as
+/// `--record-host-capabilities-interactions` writes it).
+fn reproduce(request: &Value, settings: &Value, asked: Option<&(String, Lookup)>) -> Value {
+    let session = asked.map(|(namespace, lookup)| {
         let response = match lookup {
             // Single-quoted YAML scalars: quotes doubled, nothing else escaped.
             Lookup::Answers(ns) => {
@@ -436,6 +437,30 @@ mod tests {
         );
         // The replayed session reads back as the same input.
         assert_eq!(explain(POD, replay, "")["message"], a["message"]);
+    }
+
+    #[test]
+    fn the_session_answers_the_lookup_the_policy_makes_and_only_when_it_makes_one() {
+        // An AdmissionRequest whose Pod and request name no namespace: the policy looks up
+        // the namespace "", and the session must answer that lookup for kwctl to replay it.
+        let mut request = json!({"uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "CREATE",
+            "object": {"metadata": {"name": "web"}, "spec": {"containers": [{"name": "app", "image": "app"}]}}});
+        let a = explain(&request.to_string(), "istio-injection: enabled", "");
+        assert_eq!(a["outcome"], "injected", "{a}");
+        let session = a["reproduce"]["session"].as_str().unwrap();
+        assert!(session.contains("    name: ''\n"), "{session}");
+        // Not a Pod creation: no lookup, so no session and no context-aware access.
+        request["operation"] = json!("UPDATE");
+        let a = explain(&request.to_string(), "istio-injection: enabled", "");
+        assert_eq!(a["outcome"], "not-selected", "{a}");
+        assert_eq!(a["reproduce"]["session"], Value::Null, "{a}");
+        assert!(
+            !a["reproduce"]["command"]
+                .as_str()
+                .unwrap()
+                .contains("--allow-context-aware")
+        );
     }
 
     #[test]

@@ -125,18 +125,6 @@ pub fn request(doc: Option<Value>, namespace_hint: Option<&str>) -> Result<Value
     Ok(request)
 }
 
-/// The namespace the Pod is created in: the Pod's own, else the request's.
-pub fn pod_namespace(request: &Value) -> String {
-    let from_pod = request
-        .pointer("/object/metadata/namespace")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty());
-    from_pod
-        .or_else(|| request.get("namespace").and_then(Value::as_str))
-        .unwrap_or("default")
-        .to_string()
-}
-
 /// What the policy's Namespace lookup answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
