@@ -236,19 +236,8 @@ function showDecision(a) {
       : lookup
         ? "Not reached: stage A did not select the Pod."
         : `Not reached: ${a.reason.code}.`;
-  $("trail-line").textContent = compactTrail(a.trail) || "(none)";
-}
-
-// The trail as the policy's `trail` audit annotation writes it.
-function compactTrail(trail) {
-  return ["A", "B"]
-    .map((stage) => {
-      const steps = trail.filter((s) => s.stage === stage);
-      if (!steps.length) return "";
-      return `${stage}: ` + steps.map((s) => `${s.rule}=${s.result}${s.decided ? "*" : ""}`).join(", ");
-    })
-    .filter(Boolean)
-    .join("; ");
+  // The policy's own words: the response's `trail` audit annotation.
+  $("trail-line").textContent = a.auditAnnotations?.trail || "(none)";
 }
 
 function preview(value) {

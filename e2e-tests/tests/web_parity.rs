@@ -198,6 +198,11 @@ fn compare(module: &Outcome, explained: &Value) -> Vec<String> {
                 compact_trail(&explained["trail"]),
             );
             same(
+                "auditAnnotations",
+                json!(response.audit_annotations),
+                explained["auditAnnotations"].clone(),
+            );
+            same(
                 "message",
                 json!(response.status.as_ref().and_then(|s| s.message.clone())),
                 explained["message"].clone(),

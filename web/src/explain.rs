@@ -14,12 +14,13 @@ use crate::input::{self, Lookup, Problem};
 /// JSON:
 ///
 /// `{outcome, reason: {code, text}, selectedBy, trail: [{stage, rule, result, decided}],
-/// warnings, notes, message, patch, pod, containers, initContainers,
+/// warnings, notes, message, auditAnnotations, patch, pod, containers, initContainers,
 /// reproduce: {command, request, settings, session}}`.
 ///
 /// `patch` is `json_patch::diff` of the request's Pod and the injected Pod, as Kubewarden's
 /// host computes it; `pod` is the injected Pod or null; `warnings` are the policy's, `notes`
-/// the explainer's remarks on its input; `containers` and `initContainers`
+/// the explainer's remarks on its input; `auditAnnotations` the response's, as the policy
+/// writes them (`outcome`, `reason`, `trail` in one line); `containers` and `initContainers`
 /// name those of the Pod as stored (the injected one, else the one sent). Bad input gives
 /// `outcome: invalid` with `message`, `error: {input, line, column, path, message}` saying
 /// where, and `errors`, every input's problem.
@@ -157,6 +158,7 @@ fn run(pod: &str, namespace: &str, settings: &str) -> Result<Value, Vec<Problem>
         "warnings": verdict.warnings,
         "notes": notes,
         "message": verdict.message,
+        "auditAnnotations": verdict.audit_annotations(),
         "containers": containers,
         "initContainers": init_containers,
         "reproduce": reproduce(&request_json, &settings_json, asked.as_ref()),
@@ -227,6 +229,7 @@ fn invalid(problems: &[Problem]) -> Value {
         "warnings": [],
         "notes": [],
         "message": message,
+        "auditAnnotations": null,
         "error": where_(&first),
         "errors": problems.iter().map(where_).collect::<Vec<_>>(),
         "patch": [],

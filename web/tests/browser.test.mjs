@@ -324,6 +324,9 @@ describe("the explainer in headless Chromium", () => {
     const page = await driver.run(`return window.explainer.last`);
     assert.equal(response.auditAnnotations.outcome, page.outcome);
     assert.equal(response.auditAnnotations.reason, `${page.reason.code}: ${page.reason.text}`);
+    assert.deepEqual(page.auditAnnotations, response.auditAnnotations);
+    // The trail shown is the response's annotation.
+    assert.equal(await driver.text("#trail-line"), response.auditAnnotations.trail);
     assert.deepEqual(JSON.parse(Buffer.from(response.patch, "base64").toString()), page.patch);
   });
 

@@ -23,8 +23,8 @@ const answers = cases.map((c) => {
   const a = glue.explain(c.pod, c.namespace, c.settings);
   // What the policy's response can be compared with; the rest (the Pod, the files for
   // kwctl) follows from these.
-  const { outcome, reason, selectedBy, trail, warnings, message, patch, containers, error, errors } = a;
+  const { outcome, reason, selectedBy, trail, warnings, message, auditAnnotations, patch, containers, error, errors } = a;
   const settingsCheck = glue.validateSettings(c.moduleSettings);
-  return { outcome, reason, selectedBy, trail, warnings, message, patch, containers, error, errors, settingsCheck };
+  return { outcome, reason, selectedBy, trail, warnings, message, auditAnnotations, patch, containers, error, errors, settingsCheck };
 });
 process.stdout.write(JSON.stringify(answers));
