@@ -3,7 +3,8 @@
 #   make            build policy.wasm and annotated-policy.wasm
 #   make run        evaluate demo/request.json (a Pod in a namespace labelled
 #                   istio-injection=enabled) and print the response and the injected Pod
-#   make test       fmt check, clippy, unit tests, end-to-end tests
+#   make test       fmt check, clippy, unit tests, end-to-end tests, the explainer's browser
+#                   tests (headless Chromium) and its parity with the policy (make web-tests)
 #   make e2e-tests  end-to-end tests only (KWCTL=/path/to/kwctl runs them through kwctl,
 #                   POLICY_SERVER=/path/to/policy-server adds the policy-server suite)
 #   make run-parity `make run`'s output through kwctl and through kwhost, compared
@@ -13,6 +14,8 @@
 #   make manifests  regenerate the ClusterAdmissionPolicy manifests in manifests/
 #   make artifacthub
 #                   regenerate artifacthub/artifacthub-pkg.yml
+#   make web        build the explainer's WebAssembly (web/pkg/); make web-serve serves the
+#                   page on 127.0.0.1; make web-tests runs its tests (see the block below)
 #   make clean
 #
 # Targets install what they need (the wasm32-wasip1 target, binaryen's wasm-opt, the test
@@ -166,7 +169,7 @@ e2e-tests: e2e-runtime annotated-policy.wasm registry
 		$(CARGO) test --locked --release --no-fail-fast --manifest-path e2e-tests/Cargo.toml
 
 .PHONY: test
-test: e2e-runtime fmt lint unit-tests e2e-tests run-parity
+test: e2e-runtime fmt lint unit-tests e2e-tests run-parity web-tests
 
 # Publishing. REGISTRY is host[:port]/repository (registry:// optional), TAG defaults
 # to v$(VERSION). PUSH_SOURCES is a kwctl sources file (insecure_sources,
@@ -259,6 +262,94 @@ bench: annotated-policy.wasm target/bench/floor.wasm target/bench/baseline.wasm 
 		--check tests/data/pod-20-containers.json=tests/data/pod-20-stored.json \
 		$(BENCH_PODS) \
 		| tee bench-results/wasm.md
+
+# ---------------------------------------------------------------------------------------
+# The explainer (web/, README "Explain a decision"): the policy's engine built a second time,
+# for the browser (wasm32-unknown-unknown, wasm-bindgen), and a static page around it.
+#
+#   make web        web/pkg/: the web crate in release, `wasm-bindgen --target web`; fails
+#                   when the module exceeds 1 MiB
+#   make web-serve  serves web/ on http://127.0.0.1:$(WEB_PORT)/ (python3's http.server)
+#   make web-tests  the page in headless Chromium (Debian's chromium and chromium-driver,
+#                   installed with apt-get when missing) through its editors, with a
+#                   screenshot (target/web/explainer.png) and explain of the 20-container
+#                   Pod timed in the page; then explain (web/pkg in Node) against the policy
+#                   module in the wasm host on every scenario, golden case and a decision
+#                   matrix (e2e-tests/tests/web_parity.rs)
+#
+# Installs what it needs: the wasm32-unknown-unknown target and wasm-bindgen-cli, whose
+# version must be the wasm-bindgen crate's (web/Cargo.toml); not --locked: its own lock file
+# does not resolve against this registry. A debug build without its default features (TLS
+# for the test runner's downloads, with ring's C code): it compiles in under 2 minutes on two
+# cores instead of several, and writes the same module (0.5 s instead of 0.2 s).
+WEB_TARGET := wasm32-unknown-unknown
+WASM_BINDGEN_VERSION := 0.2.130
+WASM_BINDGEN ?= wasm-bindgen
+WEB_WASM := web/pkg/istio_sidecar_injector_web_bg.wasm
+WEB_MAX_BYTES := 1048576
+WEB_PORT ?= 8000
+WEB_SOURCES := $(shell find web/src -name '*.rs') web/Cargo.toml demo/request.json demo/session.yml demo/settings.yml
+# No wasm-opt: Debian's binaryen (108) saves 8% (-Oz) but breaks the externref table
+# wasm-bindgen sets up (README "Explain a decision").
+
+.PHONY: web-tools
+web-tools:
+	@if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx $(WEB_TARGET); then \
+		rustup target add $(WEB_TARGET); \
+	fi
+	@if [ "$$($(WASM_BINDGEN) --version 2>/dev/null)" != "wasm-bindgen $(WASM_BINDGEN_VERSION)" ]; then \
+		$(CARGO) install --debug --no-default-features wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
+	fi
+
+# The release profile strips everything, wasm-bindgen's `target_features` section too (it
+# needs it to know which Wasm features it may use): here only debug info is stripped, and
+# wasm-bindgen removes the names.
+$(WEB_WASM): $(SOURCES) $(WEB_SOURCES) | web-tools
+	$(CARGO) build --locked --release -p istio-sidecar-injector-web --target $(WEB_TARGET) \
+		--config 'profile.release.strip="debuginfo"'
+	rm -rf web/pkg
+	$(WASM_BINDGEN) --target web --no-typescript --remove-name-section --remove-producers-section \
+		--out-dir web/pkg target/$(WEB_TARGET)/release/istio_sidecar_injector_web.wasm
+	@# Node reads the glue as an ES module (the parity test, and anyone's script).
+	echo '{"type": "module"}' > web/pkg/package.json
+	@size=$$(stat -c %s $@); \
+	if [ "$$size" -gt $(WEB_MAX_BYTES) ]; then \
+		echo "web: $@ is $$size bytes, over the budget of $(WEB_MAX_BYTES) (1 MiB)" >&2; rm -f $@; exit 1; \
+	fi; \
+	echo "web: $@ is $$size bytes (budget $(WEB_MAX_BYTES))"
+
+.PHONY: web
+web: $(WEB_WASM)
+
+.PHONY: web-serve
+web-serve: web
+	@echo "The explainer: http://127.0.0.1:$(WEB_PORT)/"
+	python3 -m http.server --bind 127.0.0.1 --directory web $(WEB_PORT)
+
+# Debian's chromium and chromium-driver (the same version), and Node when there is none
+# (the tests' runner), installed when missing, as root through apt, like docker-registry above.
+.PHONY: chromium
+chromium:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+		else \
+			echo "missing:$$missing: install these Debian packages" >&2; exit 1; \
+		fi; \
+	fi
+
+# The browser tests run the files of "Reproduce with kwctl" through kwctl when set, else kwhost.
+.PHONY: web-tests
+web-tests: web chromium annotated-policy.wasm $(RUNNER_DEP)
+	KWCTL='$(KWCTL)' KWHOST=$(CURDIR)/$(KWHOST) POLICY_WASM=$(CURDIR)/annotated-policy.wasm \
+		node --test web/tests/*.test.mjs
+	WEB_PKG=$(CURDIR)/web/pkg POLICY_WASM=$(CURDIR)/annotated-policy.wasm \
+		$(CARGO) test --locked --release --manifest-path e2e-tests/Cargo.toml --test web_parity
 
 .PHONY: clean
 clean:

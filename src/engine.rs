@@ -156,6 +156,15 @@ pub fn evaluate_value(
     Ok(evaluate(request, settings, lookup_namespace).into_owned())
 }
 
+/// The error the module's Namespace lookup (lib.rs) returns when the host answers
+/// `get_resource` with the error `message`: the Kubewarden SDK's `Error::HostCall` around
+/// waPC's host error. For callers that stand in for the host (the browser build). Written
+/// out rather than made with the SDK's types, which would link the waPC guest (and its
+/// imports) into the browser's module; the test below holds it to the SDK's words.
+pub fn lookup_host_error(message: &str) -> String {
+    format!("error invoking host capability kubernetes.get_resource: Host error: {message}")
+}
+
 /// Injection only ever handles Pod creations.
 fn is_pod_create(kind: &GroupVersionKind, operation: &str) -> bool {
     kind.kind == "Pod" && kind.group.is_empty() && operation == "CREATE"
@@ -294,4 +303,23 @@ fn not_a_pod_creation(request: &AdmissionRequest) -> String {
         kind => kind,
     };
     format!("{operation} of {kind} is not a Pod creation")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lookup_host_error_is_the_sdks_words() {
+        use kubewarden_policy_sdk::wapc_guest::errors;
+        let message = "Cannot find v1/Namespace named 'shop'";
+        // As `kubernetes::get_resource` wraps what `wapc_guest::host_call` returns.
+        let sdk = kubewarden_policy_sdk::Error::HostCall {
+            operation: "kubernetes.get_resource".to_string(),
+            source: Box::new(errors::new(errors::ErrorKind::HostError(
+                message.as_bytes().to_vec(),
+            ))),
+        };
+        assert_eq!(lookup_host_error(message), sdk.to_string());
+    }
 }

@@ -54,9 +54,10 @@ pub fn document(input: &'static str, text: &str) -> Result<Option<Value>, Proble
         })
 }
 
-/// The AdmissionRequest for the Pod input: a Pod (created in its namespace, or `default`),
-/// an AdmissionRequest, or an AdmissionReview.
-pub fn request(doc: Option<Value>) -> Result<Value, Problem> {
+/// The AdmissionRequest for the Pod input: a Pod (created in its namespace, else in the
+/// namespace the Namespace input names, else in `default`), an AdmissionRequest, or an
+/// AdmissionReview.
+pub fn request(doc: Option<Value>, namespace_hint: Option<&str>) -> Result<Value, Problem> {
     let Some(doc) = doc else {
         return Err(Problem::new(
             "pod",
@@ -98,12 +99,14 @@ pub fn request(doc: Option<Value>) -> Result<Value, Problem> {
     let namespace = meta
         .and_then(|m| m.get("namespace"))
         .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .or(namespace_hint)
         .unwrap_or("default");
     let name = meta
         .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
         .unwrap_or_default();
-    Ok(json!({
+    let mut request = json!({
         "uid": "00000000-0000-4000-8000-00000000e491",
         "kind": {"group": "", "version": "v1", "kind": "Pod"},
         "resource": {"group": "", "version": "v1", "resource": "pods"},
@@ -113,59 +116,120 @@ pub fn request(doc: Option<Value>) -> Result<Value, Problem> {
         "namespace": namespace,
         "operation": "CREATE",
         "userInfo": {"username": "explain"},
-        "object": doc,
         "dryRun": false,
-    }))
+    });
+    // Moved in, not copied as `json!` would.
+    if let Some(fields) = request.as_object_mut() {
+        fields.insert("object".into(), doc);
+    }
+    Ok(request)
 }
 
-/// The namespace the Pod is created in: the Pod's own, else the request's.
-pub fn pod_namespace(request: &Value) -> String {
-    let from_pod = request
-        .pointer("/object/metadata/namespace")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty());
-    from_pod
-        .or_else(|| request.get("namespace").and_then(Value::as_str))
-        .unwrap_or("default")
-        .to_string()
+/// What the policy's Namespace lookup answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// The Namespace object.
+    Answers(Value),
+    /// An error, as the host returns it (a recorded session's `Error`, or a session that
+    /// does not answer this lookup).
+    Fails(String),
 }
 
-/// The Namespace object the policy's lookup answers with: the Namespace input (a Namespace
-/// object, or a map of its labels), in the Pod's namespace.
-pub fn namespace(doc: Value, pod_namespace: &str) -> Result<Value, Problem> {
-    let Value::Object(obj) = doc else {
-        return Err(Problem::new(
-            "namespace",
-            "namespace: must be a Namespace, a map of its labels, or empty",
-        ));
+/// The Namespace input, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamespaceInput {
+    /// The namespace it describes, when it names one: a Pod that names none is created
+    /// there (the API server fills the Pod's namespace from the request's).
+    pub names: Option<String>,
+    /// A recorded kwctl session, which answers only the lookup it recorded.
+    recorded: bool,
+    lookup: Lookup,
+}
+
+impl NamespaceInput {
+    /// What the lookup of the Pod's namespace answers, and a warning when the input
+    /// describes another namespace.
+    pub fn lookup(&self, pod_namespace: &str) -> (Lookup, Option<String>) {
+        match (&self.lookup, self.names.as_deref()) {
+            (Lookup::Answers(_), Some(name)) if name != pod_namespace => {
+                if self.recorded {
+                    // As kwctl replays it: the recorded request is not the one made.
+                    return (
+                        Lookup::Fails(format!(
+                            "Replay error: unexpected request. Was expecting the Namespace {name:?}, got the Namespace {pod_namespace:?} instead"
+                        )),
+                        None,
+                    );
+                }
+                (
+                    self.lookup.clone(),
+                    Some(format!(
+                        "the Namespace input is named {name:?}, but the Pod is created in {pod_namespace:?}: its labels are taken as those of {pod_namespace:?}"
+                    )),
+                )
+            }
+            (Lookup::Answers(ns), None) => {
+                // A map of labels: the Namespace object of the Pod's namespace.
+                let mut ns = ns.clone();
+                if let Some(meta) = ns.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("name".into(), pod_namespace.into());
+                }
+                (Lookup::Answers(ns), None)
+            }
+            _ => (self.lookup.clone(), None),
+        }
+    }
+}
+
+/// The Namespace input: a Namespace object, a map of its labels, or a kwctl
+/// host-capabilities session (`--replay-host-capabilities-interactions`), as recorded from
+/// a cluster or downloaded from the page, whose first exchange answers the lookup.
+pub fn namespace(doc: Value) -> Result<NamespaceInput, Problem> {
+    let obj = match doc {
+        Value::Object(obj) => obj,
+        Value::Array(entries) => return session(&entries),
+        _ => {
+            return Err(Problem::new(
+                "namespace",
+                "namespace: must be a Namespace, a map of its labels, a kwctl session, or empty",
+            ));
+        }
     };
-    if obj.contains_key("metadata") || obj.get("kind").and_then(Value::as_str) == Some("Namespace")
+    if obj.contains_key("metadata")
+        || obj.contains_key("apiVersion")
+        || obj.get("kind").and_then(Value::as_str) == Some("Namespace")
     {
-        let mut ns = Value::Object(obj);
-        let name = ns.pointer("/metadata/name").and_then(Value::as_str);
-        if let Some(name) = name
-            && name != pod_namespace
+        if let Some(kind) = obj.get("kind").and_then(Value::as_str)
+            && kind != "Namespace"
         {
             return Err(Problem::new(
                 "namespace",
-                format!(
-                    "namespace: the Namespace is {name:?}, but the Pod is created in {pod_namespace:?}"
-                ),
+                format!("namespace: the document is a {kind}, not a Namespace"),
             ));
         }
+        let ns = Value::Object(obj);
         if let Some(labels) = ns.pointer("/metadata/labels")
             && !labels.is_null()
             && !is_string_map(labels)
         {
-            return Err(Problem::new(
-                "namespace",
-                "namespace: metadata.labels must be a map of strings",
-            ));
+            return Err(Problem {
+                path: Some("metadata.labels".into()),
+                ..Problem::new(
+                    "namespace",
+                    "namespace: metadata.labels must be a map of strings (quote values such as \"true\")",
+                )
+            });
         }
-        if let Some(meta) = ns.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.insert("name".into(), pod_namespace.into());
-        }
-        return Ok(ns);
+        let names = ns
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
+        return Ok(NamespaceInput {
+            names,
+            recorded: false,
+            lookup: Lookup::Answers(ns),
+        });
     }
     let labels = Value::Object(obj);
     if !is_string_map(&labels) {
@@ -174,10 +238,90 @@ pub fn namespace(doc: Value, pod_namespace: &str) -> Result<Value, Problem> {
             "namespace: a map of labels must have string values (quote values such as \"true\")",
         ));
     }
-    let mut meta = Map::new();
-    meta.insert("name".into(), pod_namespace.into());
-    meta.insert("labels".into(), labels);
-    Ok(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": meta}))
+    Ok(NamespaceInput {
+        names: None,
+        recorded: false,
+        lookup: Lookup::Answers(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"labels": labels}}),
+        ),
+    })
+}
+
+/// A kwctl session: kwctl replays exchanges in order, so the first one must be the
+/// policy's only host call, `get_resource(v1/Namespace NAME)`.
+fn session(entries: &[Value]) -> Result<NamespaceInput, Problem> {
+    let bad = |what: &str| {
+        Problem::new(
+            "namespace",
+            format!("namespace: not a kwctl session: {what}"),
+        )
+    };
+    let Some(first) = entries.first() else {
+        return Ok(NamespaceInput {
+            names: None,
+            recorded: true,
+            lookup: Lookup::Fails("the list of recorded responses is empty".into()),
+        });
+    };
+    if first.get("type").and_then(Value::as_str) != Some("Exchange") {
+        return Err(bad("the first entry has no `type: Exchange`"));
+    }
+    let request = first
+        .get("request")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("the first exchange has no request"))?;
+    // `!KubernetesGetResource` tags the request's first line (serde_yaml's enum form).
+    let (tag, fields) = request
+        .trim_start()
+        .split_once('\n')
+        .unwrap_or((request, ""));
+    let fields: Value = serde_yaml::from_str(fields).unwrap_or(Value::Null);
+    let field = |key: &str| fields.get(key).and_then(Value::as_str).unwrap_or_default();
+    let names = (tag.trim() == "!KubernetesGetResource"
+        && field("api_version") == "v1"
+        && field("kind") == "Namespace")
+        .then(|| field("name").to_string());
+    let Some(name) = names else {
+        return Ok(NamespaceInput {
+            names: None,
+            recorded: true,
+            lookup: Lookup::Fails(format!(
+                "Replay error: unexpected request. Was expecting {}, got the Namespace lookup instead",
+                request.trim()
+            )),
+        });
+    };
+    let response = first.get("response").unwrap_or(&Value::Null);
+    let lookup = match response.get("type").and_then(Value::as_str) {
+        Some("Success") => {
+            let payload = response
+                .get("payload")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match serde_json::from_str::<Value>(payload) {
+                Ok(ns @ Value::Object(_)) => Lookup::Answers(ns),
+                Ok(_) => return Err(bad("the recorded Namespace is not an object")),
+                Err(e) => Lookup::Fails(format!("cannot decode the recorded Namespace: {e}")),
+            }
+        }
+        Some("Error") => Lookup::Fails(
+            response
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        _ => {
+            return Err(bad(
+                "the first exchange's response is neither `type: Success` nor `type: Error`",
+            ));
+        }
+    };
+    Ok(NamespaceInput {
+        names: Some(name),
+        recorded: true,
+        lookup,
+    })
 }
 
 fn is_string_map(v: &Value) -> bool {
@@ -186,17 +330,34 @@ fn is_string_map(v: &Value) -> bool {
 }
 
 /// The settings as JSON: an empty input is the defaults. An empty Namespace input means
-/// that the webhook's selectors did stage A (`namespaceSelection: webhook`).
-pub fn settings(doc: Option<Value>, namespace_given: bool) -> Result<Value, Problem> {
-    let mut settings = match doc {
-        None => Value::Object(Map::new()),
-        Some(v @ Value::Object(_)) => v,
-        Some(_) => return Err(Problem::new("settings", "settings: must be a mapping")),
-    };
+/// that the webhook's selectors did stage A (`namespaceSelection: webhook`); the note says so
+/// when the settings asked for `lookup`. Settings that are not a mapping are left for the
+/// policy's own parsing to refuse, in its words.
+pub fn settings(doc: Option<Value>, namespace_given: bool) -> (Value, Option<String>) {
+    let mut settings = doc.unwrap_or_else(|| Value::Object(Map::new()));
+    let mut note = None;
     if !namespace_given && let Some(obj) = settings.as_object_mut() {
-        obj.insert("namespaceSelection".into(), "webhook".into());
+        let asked = obj.insert("namespaceSelection".into(), "webhook".into());
+        if asked.as_ref().and_then(Value::as_str) == Some("lookup") {
+            note = Some(
+                "namespaceSelection: lookup, but no Namespace is given: evaluated as namespaceSelection: webhook (give the Namespace to evaluate stage A)"
+                    .to_string(),
+            );
+        }
     }
-    Ok(settings)
+    (settings, note)
+}
+
+/// The field a settings message names: `validate_settings` messages start with the field's
+/// path (`values.global.proxy.statusPort: ...`), or with `settings:` when it is the whole.
+pub fn settings_path(message: &str) -> Option<String> {
+    let (path, _) = message.split_once(": ")?;
+    let is_path = !path.is_empty()
+        && path != "settings"
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/[]".contains(c));
+    is_path.then(|| path.to_string())
 }
 
 #[cfg(test)]
@@ -216,50 +377,121 @@ mod tests {
     fn a_pod_an_admission_request_and_a_review_give_the_same_request() {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
                          "spec": {"containers": [{"name": "app"}]}});
-        let from_pod = request(Some(pod.clone())).unwrap();
+        let from_pod = request(Some(pod.clone()), None).unwrap();
         assert_eq!(from_pod["namespace"], "shop");
         assert_eq!(from_pod["operation"], "CREATE");
         assert_eq!(from_pod["object"], pod);
         let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": from_pod});
-        assert_eq!(request(Some(review)).unwrap(), from_pod);
-        assert_eq!(request(Some(from_pod.clone())).unwrap(), from_pod);
+        assert_eq!(request(Some(review), None).unwrap(), from_pod);
+        assert_eq!(request(Some(from_pod.clone()), None).unwrap(), from_pod);
+    }
+
+    #[test]
+    fn a_pod_without_namespace_is_created_in_the_namespace_input_else_default() {
+        let pod = json!({"kind": "Pod", "metadata": {"name": "web"}, "spec": {"containers": []}});
+        assert_eq!(
+            request(Some(pod.clone()), Some("kube-system")).unwrap()["namespace"],
+            "kube-system"
+        );
+        assert_eq!(request(Some(pod), None).unwrap()["namespace"], "default");
+        // The Pod's own namespace wins.
+        let pod = json!({"kind": "Pod", "metadata": {"namespace": "shop"}});
+        assert_eq!(
+            request(Some(pod), Some("other")).unwrap()["namespace"],
+            "shop"
+        );
     }
 
     #[test]
     fn a_document_that_is_not_a_pod_is_refused() {
-        let p = request(Some(json!({"kind": "Deployment", "metadata": {}}))).unwrap_err();
+        let p = request(Some(json!({"kind": "Deployment", "metadata": {}})), None).unwrap_err();
         assert!(p.message.contains("is a Deployment"), "{p:?}");
-        assert!(request(Some(json!(["a"]))).is_err());
-        assert!(request(None).is_err());
+        assert!(request(Some(json!(["a"])), None).is_err());
+        assert!(request(None, None).is_err());
     }
 
     #[test]
     fn namespace_from_labels_or_object() {
-        let ns = namespace(json!({"istio-injection": "enabled"}), "shop").unwrap();
-        assert_eq!(ns["metadata"]["name"], "shop");
-        assert_eq!(ns["metadata"]["labels"]["istio-injection"], "enabled");
-        let obj = json!({"kind": "Namespace", "metadata": {"name": "shop", "labels": {"a": "b"}}});
-        assert_eq!(
-            namespace(obj, "shop").unwrap()["metadata"]["labels"]["a"],
-            "b"
+        let ns = namespace(json!({"istio-injection": "enabled"})).unwrap();
+        assert_eq!(ns.names, None);
+        let (Lookup::Answers(obj), None) = ns.lookup("shop") else {
+            panic!("{ns:?}")
+        };
+        assert_eq!(obj["metadata"]["name"], "shop");
+        assert_eq!(obj["metadata"]["labels"]["istio-injection"], "enabled");
+
+        let input =
+            json!({"kind": "Namespace", "metadata": {"name": "shop", "labels": {"a": "b"}}});
+        let ns = namespace(input.clone()).unwrap();
+        assert_eq!(ns.names.as_deref(), Some("shop"));
+        assert_eq!(ns.lookup("shop"), (Lookup::Answers(input.clone()), None));
+        // Another namespace's object: its labels are used, with a warning.
+        let (lookup, warning) = ns.lookup("other");
+        assert_eq!(lookup, Lookup::Answers(input));
+        assert!(warning.unwrap().contains("\"shop\""));
+
+        assert!(namespace(json!({"istio-injection": true})).is_err());
+        assert!(namespace(json!({"kind": "Pod", "metadata": {}})).is_err());
+        assert!(namespace(json!("text")).is_err());
+    }
+
+    const SESSION: &str = "- type: Exchange\n  request: |\n    !KubernetesGetResource\n    api_version: v1\n    kind: Namespace\n    name: demo\n    namespace: null\n    disable_cache: false\n    field_masks: null\n  response:\n    type: Success\n    payload: '{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"labels\":{\"istio-injection\":\"enabled\"},\"name\":\"demo\"}}'\n";
+
+    #[test]
+    fn a_kwctl_session_answers_the_lookup_it_recorded_and_only_that() {
+        let doc = document("namespace", SESSION).unwrap().unwrap();
+        let ns = namespace(doc).unwrap();
+        assert_eq!(ns.names.as_deref(), Some("demo"));
+        let (Lookup::Answers(obj), None) = ns.lookup("demo") else {
+            panic!("{ns:?}")
+        };
+        assert_eq!(obj["metadata"]["labels"]["istio-injection"], "enabled");
+        let (Lookup::Fails(e), None) = ns.lookup("shop") else {
+            panic!("{ns:?}")
+        };
+        assert!(e.starts_with("Replay error: unexpected request"), "{e}");
+
+        let failing = SESSION.replace(
+            "type: Success\n    payload: '{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"labels\":{\"istio-injection\":\"enabled\"},\"name\":\"demo\"}}'",
+            "type: Error\n    message: Cannot find v1/Namespace named 'demo' inside of namespace 'None'",
         );
-        let other = json!({"kind": "Namespace", "metadata": {"name": "other"}});
-        assert!(namespace(other, "shop").is_err());
-        assert!(namespace(json!({"istio-injection": true}), "shop").is_err());
+        let ns = namespace(document("namespace", &failing).unwrap().unwrap()).unwrap();
+        assert_eq!(
+            ns.lookup("demo").0,
+            Lookup::Fails(
+                "Cannot find v1/Namespace named 'demo' inside of namespace 'None'".into()
+            )
+        );
+        let empty = namespace(json!([])).unwrap();
+        assert_eq!(
+            empty.lookup("demo").0,
+            Lookup::Fails("the list of recorded responses is empty".into())
+        );
+        assert!(namespace(json!([{"type": "Other"}])).is_err());
+    }
+
+    #[test]
+    fn settings_messages_name_their_field() {
+        assert_eq!(
+            settings_path("values.global.proxy.statusPort: invalid type").as_deref(),
+            Some("values.global.proxy.statusPort")
+        );
+        assert_eq!(
+            settings_path("neverInjectSelector[0]: bad").as_deref(),
+            Some("neverInjectSelector[0]")
+        );
+        assert_eq!(settings_path("settings: expected a map"), None);
+        assert_eq!(settings_path("no field here"), None);
     }
 
     #[test]
     fn no_namespace_means_webhook_selection() {
-        assert_eq!(
-            settings(None, false).unwrap()["namespaceSelection"],
-            "webhook"
-        );
-        assert!(
-            settings(None, true)
-                .unwrap()
-                .get("namespaceSelection")
-                .is_none()
-        );
-        assert!(settings(Some(json!("x")), true).is_err());
+        assert_eq!(settings(None, false).0["namespaceSelection"], "webhook");
+        assert!(settings(None, true).0.get("namespaceSelection").is_none());
+        let (lookup, note) = settings(Some(json!({"namespaceSelection": "lookup"})), false);
+        assert_eq!(lookup["namespaceSelection"], "webhook");
+        assert!(note.unwrap().contains("no Namespace is given"));
+        // Not a mapping: left for the policy to refuse.
+        assert_eq!(settings(Some(json!("x")), false).0, json!("x"));
     }
 }
