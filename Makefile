@@ -132,12 +132,12 @@ fmt:
 
 .PHONY: lint
 lint:
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked --release --all-targets --manifest-path e2e-tests/Cargo.toml -- -D warnings
 
 .PHONY: unit-tests
 unit-tests:
-	$(CARGO) test --locked
+	$(CARGO) test --locked --workspace
 
 # The registry tests push to a real OCI registry (the CNCF distribution registry, Debian's
 # docker-registry package); each test starts its own instance on 127.0.0.1. Installed here
@@ -303,10 +303,12 @@ web-tools:
 
 # The release profile strips everything, wasm-bindgen's `target_features` section too (it
 # needs it to know which Wasm features it may use): here only debug info is stripped, and
-# wasm-bindgen removes the names.
+# wasm-bindgen removes the names. The engine is built for size here (`s`, not the policy's 2):
+# the page downloads it, and runs it once per edit (2 ms natively for 20 containers).
 $(WEB_WASM): $(SOURCES) $(WEB_SOURCES) | web-tools
 	$(CARGO) build --locked --release -p istio-sidecar-injector-web --target $(WEB_TARGET) \
-		--config 'profile.release.strip="debuginfo"'
+		--config 'profile.release.strip="debuginfo"' \
+		--config 'profile.release.package.istio-sidecar-injector.opt-level="s"'
 	rm -rf web/pkg
 	$(WASM_BINDGEN) --target web --no-typescript --remove-name-section --remove-producers-section \
 		--out-dir web/pkg target/$(WEB_TARGET)/release/istio_sidecar_injector_web.wasm

@@ -142,18 +142,23 @@ pub fn evaluate<'a>(
     }
 }
 
-/// [`evaluate`] for a request held as serde_json's value (tests, the browser build): the
+/// [`evaluate`] for a request held as serde_json's value (tests, examples, benches): the
 /// request is written out and read as the policy reads it. `Err` when it is not an
-/// AdmissionRequest.
+/// AdmissionRequest, or holds text the engine could not read (the policy answers 400 then).
 pub fn evaluate_value(
     request: &serde_json::Value,
     settings: &Settings,
     lookup_namespace: impl FnOnce(&str) -> Result<serde_json::Value, String>,
 ) -> Result<Verdict<'static>, String> {
     let text = request.to_string();
+    crate::json::take_unreadable();
     let request: AdmissionRequest =
         serde_json::from_str(&text).map_err(|e| format!("not an AdmissionRequest: {e}"))?;
-    Ok(evaluate(request, settings, lookup_namespace).into_owned())
+    let verdict = evaluate(request, settings, lookup_namespace).into_owned();
+    match crate::json::take_unreadable() {
+        None => Ok(verdict),
+        Some(why) => Err(format!("the request cannot be read: {why}")),
+    }
 }
 
 /// The error the module's Namespace lookup (lib.rs) returns when the host answers
@@ -308,6 +313,30 @@ fn not_a_pod_creation(request: &AdmissionRequest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evaluate_value_refuses_a_request_with_text_the_engine_cannot_read() {
+        // A container's ports nested deeper than the engine reads: kept as text while the
+        // request is read, refused when the template reads the ports.
+        let mut deep = serde_json::json!(9080);
+        for _ in 0..200 {
+            deep = serde_json::json!([deep]);
+        }
+        let request = serde_json::json!({
+            "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "CREATE", "namespace": "shop",
+            "object": {"metadata": {"name": "p"},
+                       "spec": {"containers": [{"name": "app", "ports": deep}]}}});
+        let settings =
+            Settings::from_value(&serde_json::json!({"namespaceSelection": "webhook"})).unwrap();
+        let e = evaluate_value(&request, &settings, |_| Err("no cluster".into())).unwrap_err();
+        assert!(e.contains("nested more than 128"), "{e}");
+        // The note is taken: the next request is not refused for it.
+        let mut fine = request.clone();
+        fine["object"]["spec"]["containers"][0]["ports"] =
+            serde_json::json!([{"containerPort": 9080}]);
+        assert!(evaluate_value(&fine, &settings, |_| Err("no cluster".into())).is_ok());
+    }
 
     #[test]
     fn a_lookup_host_error_is_the_sdks_words() {
