@@ -16,7 +16,7 @@
 //!         [--ndots pod-ndots.wasm] [--settings-json J] [--min-seconds S]
 //!         [--max-fresh-ratio NAME=R]... [--max-size BYTES] [--json OUT.json]
 //!         [--check REQUEST=STORED]... [--max-check-ratio R]
-//!         [--policy-server BIN [--max-server-ratio R] [--server-seconds S]]
+//!         [--policy-server BIN [--max-server-ratio NAME=R]... [--server-seconds S]]
 //!         REQUEST.json...
 //! ```
 //!
@@ -24,11 +24,12 @@
 //! floor's for that request. `--check REQUEST=STORED` times check mode on STORED (REQUEST's
 //! Pod as the API server stores it once injected) against inject mode on the same Pod.
 //! `--compare OTHER.wasm` (repeatable) times another build of the policy beside it, with its
-//! settings, for A/B comparisons. `--policy-server`: the same modules behind a real policy-server over HTTP, p50, p99 and
-//! requests/s at concurrency 1 and 8; `--max-server-ratio` bounds the policy's p50 against
-//! the floor's, and the policy must be no slower than pod-ndots. Exits 1 when a budget is
-//! exceeded. `--profile-fresh N`: only N fresh calls of the policy on the first request
-//! (for `perf record` with `KWHOST_PERFMAP=1`).
+//! settings, for A/B comparisons. `--policy-server`: the same modules behind a real
+//! policy-server over HTTP, p50, p99 and requests/s at concurrency 1 and 8;
+//! `--max-server-ratio pod-1-containers.json=1.2` bounds the policy's p50 for that request
+//! against the floor's, and the policy must then be no slower than pod-ndots for it. Exits 1
+//! when a budget is exceeded. `--profile-fresh N`: only N fresh calls of the policy on the
+//! first request (for `perf record` with `KWHOST_PERFMAP=1`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -55,7 +56,9 @@ struct Args {
     checks: Vec<(PathBuf, PathBuf)>,
     max_check_ratio: Option<f64>,
     policy_server: Option<PathBuf>,
-    max_server_ratio: Option<f64>,
+    /// (request file name, the policy's policy-server p50 at most this times the floor's);
+    /// the policy must then also be no slower than pod-ndots there.
+    max_server: Vec<(String, f64)>,
     server_seconds: f64,
     profile_fresh: Option<usize>,
 }
@@ -77,7 +80,7 @@ fn parse_args() -> Result<Args> {
         checks: Vec::new(),
         max_check_ratio: None,
         policy_server: None,
-        max_server_ratio: None,
+        max_server: Vec::new(),
         server_seconds: 2.0,
         profile_fresh: None,
     };
@@ -109,7 +112,13 @@ fn parse_args() -> Result<Args> {
             }
             "--max-check-ratio" => args.max_check_ratio = Some(value()?.parse()?),
             "--policy-server" => args.policy_server = Some(value()?.into()),
-            "--max-server-ratio" => args.max_server_ratio = Some(value()?.parse()?),
+            "--max-server-ratio" => {
+                let v = value()?;
+                let (name, ratio) = v
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("--max-server-ratio takes NAME=RATIO"))?;
+                args.max_server.push((name.to_string(), ratio.parse()?));
+            }
             "--server-seconds" => args.server_seconds = value()?.parse()?,
             "--profile-fresh" => args.profile_fresh = Some(value()?.parse()?),
             other if other.starts_with("--") => bail!("unknown flag {other}"),
@@ -571,7 +580,12 @@ fn server_bench(
                 .map(|i| results[i][0].0.median)
         };
         let policy_p50 = results[0][0].0.median;
-        if let (Some(max), Some(floor_p50)) = (args.max_server_ratio, p50(floor)) {
+        let budget = args
+            .max_server
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, r)| *r);
+        if let (Some(max), Some(floor_p50)) = (budget, p50(floor)) {
             let ratio = policy_p50 / floor_p50;
             println!("  {name}: policy p50 / floor p50 = {ratio:.2}");
             if ratio > max {
@@ -583,7 +597,7 @@ fn server_bench(
         if let Some(ndots_p50) = p50(ndots) {
             let ratio = policy_p50 / ndots_p50;
             println!("  {name}: policy p50 / pod-ndots p50 = {ratio:.2}");
-            if args.max_server_ratio.is_some() && ratio > 1.0 {
+            if budget.is_some() && ratio > 1.0 {
                 failures.push(format!(
                     "{name}: policy-server p50 {ratio:.2}x pod-ndots' (budget 1x)"
                 ));
