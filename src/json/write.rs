@@ -1,4 +1,4 @@
-//! Writing [`Value`]s as compact JSON. An object still holding the text it was read from is
+//! Writing [`Value`]s as compact JSON. A list still holding the text it was read from is
 //! copied as that text; strings are copied whole when they need no escape, which is checked
 //! eight bytes at a time (serde_json's writer looks at them byte by byte).
 

@@ -94,13 +94,7 @@ fn parse_args() -> Result<Args> {
             "--compare" => args.compare.push(value()?.into()),
             "--settings-json" => args.settings = serde_json::from_str(&value()?)?,
             "--min-seconds" => args.min_seconds = value()?.parse()?,
-            "--max-fresh-ratio" => {
-                let pair = value()?;
-                let (name, ratio) = pair
-                    .split_once('=')
-                    .ok_or_else(|| anyhow!("--max-fresh-ratio takes NAME=RATIO"))?;
-                args.max_fresh.push((name.to_string(), ratio.parse()?));
-            }
+            "--max-fresh-ratio" => args.max_fresh.push(named_ratio(&a, &value()?)?),
             "--max-size" => args.max_size = Some(value()?.parse()?),
             "--json" => args.json_out = Some(value()?.into()),
             "--check" => {
@@ -112,13 +106,7 @@ fn parse_args() -> Result<Args> {
             }
             "--max-check-ratio" => args.max_check_ratio = Some(value()?.parse()?),
             "--policy-server" => args.policy_server = Some(value()?.into()),
-            "--max-server-ratio" => {
-                let v = value()?;
-                let (name, ratio) = v
-                    .split_once('=')
-                    .ok_or_else(|| anyhow!("--max-server-ratio takes NAME=RATIO"))?;
-                args.max_server.push((name.to_string(), ratio.parse()?));
-            }
+            "--max-server-ratio" => args.max_server.push(named_ratio(&a, &value()?)?),
             "--server-seconds" => args.server_seconds = value()?.parse()?,
             "--profile-fresh" => args.profile_fresh = Some(value()?.parse()?),
             other if other.starts_with("--") => bail!("unknown flag {other}"),
@@ -131,6 +119,14 @@ fn parse_args() -> Result<Args> {
         );
     }
     Ok(args)
+}
+
+/// A budget given as `NAME=RATIO` (a request file's name, a ratio) to `flag`.
+fn named_ratio(flag: &str, pair: &str) -> Result<(String, f64)> {
+    let (name, ratio) = pair
+        .split_once('=')
+        .ok_or_else(|| anyhow!("{flag} takes NAME=RATIO"))?;
+    Ok((name.to_string(), ratio.parse()?))
 }
 
 /// A compiled module and the settings it runs with.
