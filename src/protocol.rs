@@ -44,8 +44,8 @@ pub enum Disposal {
     Drop,
     /// Left where they are, for an instance about to be discarded: policy-server builds a
     /// fresh instance for every request and drops it after the call, memory and all, so
-    /// freeing a few thousand allocations one by one first is pure cost (4–6% of a
-    /// request, measured in `make bench`).
+    /// freeing a few thousand allocations one by one first is pure cost (3 to 6% of a
+    /// fresh request, measured with `kwbench --compare`).
     Leave,
 }
 
