@@ -316,12 +316,13 @@ mod tests {
 
     #[test]
     fn evaluate_value_refuses_a_request_with_text_the_engine_cannot_read() {
-        // A container's ports nested deeper than the engine reads: kept as text while the
-        // request is read, refused when the template reads the ports.
+        // A container's port holding lists nested deeper than the engine reads: kept as
+        // text while the request is read, refused when the template reads the ports.
         let mut deep = serde_json::json!(9080);
         for _ in 0..200 {
             deep = serde_json::json!([deep]);
         }
+        let deep = serde_json::json!([{"containerPort": 9080, "x": deep}]);
         let request = serde_json::json!({
             "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
             "operation": "CREATE", "namespace": "shop",

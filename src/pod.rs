@@ -88,13 +88,8 @@ fn check_container(path: &str, c: &Map) -> Result<(), String> {
     for field in CONTAINER_LIST_FIELDS {
         match c.get(field) {
             None | Some(Value::Null) => {}
-            // A list still kept as its text is not looked into: nothing here relies on its
-            // items until it is read, and it is copied back as it came. (The API server
-            // decodes a Pod into its Go type before admission: it never sends items that
-            // are not objects.)
-            Some(Value::Array(items)) if !items.is_read() => {}
             Some(Value::Array(items)) => {
-                if let Some(i) = items.iter().position(|v| !v.is_object()) {
+                if let Some(i) = items.first_non_object() {
                     return Err(format!("{path}.{field}[{i}]: must be an object"));
                 }
             }
@@ -356,6 +351,36 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn container_list_items_that_are_not_objects_are_refused_before_they_are_read() {
+        // Read from text, as the policy reads a request: the containers' lists are still
+        // their text when the shape is checked.
+        for (list, at) in [
+            (r#""env": [{"name": "A"}, 1]"#, "spec.containers[0].env[1]"),
+            (r#""ports": ["80"]"#, "spec.containers[0].ports[0]"),
+            (
+                r#""volumeMounts": [{"name": "v"}, [{"a": 1}], null]"#,
+                "spec.containers[0].volumeMounts[1]",
+            ),
+        ] {
+            let text = format!(r#"{{"spec": {{"containers": [{{"name": "a", {list}}}]}}}}"#);
+            let pod = Value::parse(&text).unwrap();
+            let Some(Value::Array(items)) = pod["spec"]["containers"][0]
+                .as_object()
+                .and_then(|c| c.values().nth(1))
+            else {
+                panic!("a list");
+            };
+            assert!(!items.is_read(), "{list}: still text");
+            let e = check_shape(&pod).unwrap_err();
+            assert!(e.contains(at), "{list}: {e}");
+            assert!(!items.is_read(), "{list}: scanned, not read");
+        }
+        let text =
+            r#"{"spec": {"containers": [{"name": "a", "env": [{"name": "A", "value": "[1]"}]}]}}"#;
+        assert!(check_shape(&Value::parse(text).unwrap()).is_ok());
     }
 
     #[test]

@@ -48,8 +48,18 @@ impl<'a> List<'a> {
     }
 
     /// Whether its items have been read (or it never was text).
-    pub fn is_read(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_read(&self) -> bool {
         self.text.as_ref().is_none_or(|t| t.read.get().is_some())
+    }
+
+    /// The position of the first item that is not an object. A list still as its text is
+    /// scanned, not read: its items are built only when something uses them.
+    pub fn first_non_object(&self) -> Option<usize> {
+        match self.text.as_deref() {
+            Some(t) if t.read.get().is_none() => read::first_non_object(&t.text),
+            _ => self.iter().position(|v| !v.is_object()),
+        }
     }
 
     /// The same list, owning all it holds (its text, if it is still text: what was read

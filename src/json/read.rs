@@ -289,6 +289,81 @@ pub(super) fn list_items(text: &str, depth: u16) -> Vec<Value<'_>> {
     }
 }
 
+/// The position of the first item of a list's text that is not an object, found without
+/// building the items (a shape check must not read what injection never reads). Text that
+/// cannot be read is noted (see [`take_unreadable`]) and reported as having none.
+pub(super) fn first_non_object(text: &str) -> Option<usize> {
+    struct Items;
+    impl<'de> Visitor<'de> for Items {
+        type Value = Option<usize>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<usize>, A::Error> {
+            let mut first = None;
+            let mut i = 0;
+            // Every item is scanned: the list must be consumed whole.
+            while let Some(IsObject(is_object)) = seq.next_element()? {
+                if !is_object && first.is_none() {
+                    first = Some(i);
+                }
+                i += 1;
+            }
+            Ok(first)
+        }
+    }
+    /// Whether a value is an object; its insides are skipped, not built.
+    struct IsObject(bool);
+    impl<'de> Deserialize<'de> for IsObject {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Kind).map(IsObject)
+        }
+    }
+    struct Kind;
+    impl<'de> Visitor<'de> for Kind {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            while map
+                .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                .is_some()
+            {}
+            Ok(true)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+            Ok(false)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+    }
+    match serde_json::Deserializer::from_str(text).deserialize_seq(Items) {
+        Ok(first) => first,
+        Err(e) => {
+            unreadable(e);
+            None
+        }
+    }
+}
+
 impl<'a> Seed<'_, 'a> {
     /// A list's items, read as the items of a list at this seed's depth.
     fn deserialize_list<'de: 'a>(
@@ -356,7 +431,7 @@ mod tests {
                 fields.push_str(&format!("\"k{i}\":{i},"));
             }
             fields.push_str("\"k1\":\"last\"");
-            // At the top, and deep enough to be read on access.
+            // At the top, and at the depth whose values are scanned as text first.
             let text = format!(r#"{{{fields},"a":{{"b":{{"c":{{"d":{{{fields}}}}}}}}}}}"#);
             let v = Value::parse(&text).unwrap();
             assert_eq!(v.as_object().unwrap().len(), n + 1);
