@@ -119,15 +119,18 @@ pub(crate) fn needs_no_escape(bytes: &[u8]) -> bool {
 /// Whether any of eight bytes is a quote, a backslash or below 0x20 (exact: the borrow of
 /// the subtraction cannot set a high bit on its own, see "hasless" in Bit Twiddling Hacks).
 fn needs_escape(chunk: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_byte = |byte: u8| {
-        let x = chunk ^ (ONES * u64::from(byte));
-        x.wrapping_sub(ONES) & !x & HIGH != 0
-    };
     let below_space = chunk.wrapping_sub(ONES * 0x20) & !chunk & HIGH != 0;
     // Not `||`: three cheap tests beat two branches, for the common all-clear answer.
-    below_space | has_byte(b'"') | has_byte(b'\\')
+    below_space | has_byte(chunk, b'"') | has_byte(chunk, b'\\')
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any of eight bytes is `byte` (exact, as above).
+pub(super) fn has_byte(chunk: u64, byte: u8) -> bool {
+    let x = chunk ^ (ONES * u64::from(byte));
+    x.wrapping_sub(ONES) & !x & HIGH != 0
 }
 
 #[cfg(test)]
