@@ -107,10 +107,10 @@ impl Verdict<'_> {
     /// `auditAnnotations`: the outcome, the `code: text` reason and, when there was a
     /// decision, its trail in one line.
     pub fn audit_annotations(&self) -> BTreeMap<String, String> {
-        let mut annotations = BTreeMap::from([
-            ("outcome".to_string(), self.outcome.as_str().to_string()),
-            ("reason".to_string(), self.reason.to_string()),
-        ]);
+        // Inserted, not built from an array: that would add another sort to the module.
+        let mut annotations = BTreeMap::new();
+        annotations.insert("outcome".to_string(), self.outcome.as_str().to_string());
+        annotations.insert("reason".to_string(), self.reason.to_string());
         if !self.trail.0.is_empty() {
             annotations.insert("trail".to_string(), self.trail.compact());
         }

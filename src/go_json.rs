@@ -129,7 +129,12 @@ fn canonical_quantities(list: &Value) -> Value {
         Some(Ok(q)) => Value::String(q),
         _ => v.clone(),
     };
-    Value::Object(m.iter().map(|(k, v)| (k.clone(), canonical(v))).collect())
+    // Inserted one by one: collecting would compile another sort into the module.
+    let mut out = serde_json::Map::new();
+    for (k, v) in m {
+        out.insert(k.clone(), canonical(v));
+    }
+    Value::Object(out)
 }
 
 /// A list of objects, each in Go's field order.

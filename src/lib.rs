@@ -11,6 +11,7 @@ pub mod inject;
 pub mod json;
 pub mod json_text;
 pub mod merge;
+pub mod order;
 pub mod pod;
 pub mod probes;
 pub mod prometheus;

@@ -55,12 +55,11 @@ fn kind(key: &str) -> Option<&'static str> {
 /// spellings of one setting are present, their order decides, and it must not depend on
 /// the order the Pod lists them in.
 fn merge_annotations<'m>(annotations: &'m Map) -> Vec<(&'static str, &'m str, &'m str)> {
-    let mut found: Vec<_> = annotations
+    let found: Vec<_> = annotations
         .iter()
         .filter_map(|(k, v)| kind(k).map(|kind| (kind, k, v.as_str().unwrap_or_default())))
         .collect();
-    found.sort_by(|a, b| a.1.cmp(b.1));
-    found
+    crate::order::sorted_by_key(found, |a| a.1)
 }
 
 fn find<'m>(annotations: &'m Map, sanitized: &str) -> Option<&'m str> {

@@ -69,15 +69,14 @@ impl ProxyConfig {
 
     /// proxyMetadata entries, sorted by key as Go's template `range` over a map is.
     pub fn proxy_metadata(&self) -> Vec<(&str, String)> {
-        let mut out: Vec<(&str, String)> = match self.raw.get("proxyMetadata") {
+        let out: Vec<(&str, String)> = match self.raw.get("proxyMetadata") {
             Some(Value::Object(m)) => m
                 .iter()
                 .map(|(k, v)| (k.as_str(), scalar_to_string(v)))
                 .collect(),
             _ => Vec::new(),
         };
-        out.sort_by(|a, b| a.0.cmp(b.0));
-        out
+        crate::order::sorted_by_key(out, |e| e.0)
     }
 
     pub fn proxy_metadata_value(&self, key: &str) -> Option<String> {

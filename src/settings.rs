@@ -618,8 +618,7 @@ impl Settings {
                 names.push(name.clone());
             }
         }
-        names.sort();
-        names
+        crate::order::sorted_by_key(names, |n| n)
     }
 }
 

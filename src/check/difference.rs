@@ -283,12 +283,11 @@ fn fields<'v, 'a>(
     b: &'v Value<'a>,
 ) -> Vec<(&'v str, Option<&'v Value<'a>>, Option<&'v Value<'a>>)> {
     let sorted = |v: &'v Value<'a>| {
-        let mut fields: Vec<(&'v str, &'v Value<'a>)> = v
+        let fields: Vec<(&'v str, &'v Value<'a>)> = v
             .as_object()
             .map(|m| m.iter().collect())
             .unwrap_or_default();
-        fields.sort_unstable_by(|x, y| x.0.cmp(y.0));
-        fields
+        crate::order::sorted_by_key(fields, |f| f.0)
     };
     let (a, b) = (sorted(a), sorted(b));
     let mut out = Vec::with_capacity(a.len().max(b.len()));

@@ -188,11 +188,14 @@ impl<'a> Value<'a> {
             Value::Number(n) => serde_json::Value::Number(n.clone()),
             Value::String(s) => serde_json::Value::String(s.to_string()),
             Value::Array(a) => serde_json::Value::Array(a.iter().map(Value::to_serde).collect()),
-            Value::Object(m) => serde_json::Value::Object(
-                m.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_serde()))
-                    .collect(),
-            ),
+            Value::Object(m) => {
+                // Inserted one by one: collecting would compile another sort into the module.
+                let mut out = serde_json::Map::new();
+                for (k, v) in m.iter() {
+                    out.insert(k.to_string(), v.to_serde());
+                }
+                serde_json::Value::Object(out)
+            }
         }
     }
 
@@ -241,9 +244,7 @@ impl<'b> PartialEq<Map<'b>> for Map<'_> {
         }
         // Sorted rather than searched key by key: objects may have thousands of fields.
         fn sorted(fields: &[Field<'_>]) -> Vec<usize> {
-            let mut refs: Vec<usize> = (0..fields.len()).collect();
-            refs.sort_unstable_by(|&i, &j| fields[i].0.cmp(&fields[j].0));
-            refs
+            crate::order::order_of(fields.iter().map(|(k, _)| k.as_ref()).collect())
         }
         let (x, y) = (sorted(a), sorted(b));
         x.iter()
@@ -329,10 +330,12 @@ impl<'a> Map<'a> {
         Map { fields }
     }
 
+    #[inline(always)]
     fn fields(&self) -> &[Field<'a>] {
         &self.fields
     }
 
+    #[inline(always)]
     fn fields_mut(&mut self) -> &mut Vec<Field<'a>> {
         &mut self.fields
     }
@@ -344,13 +347,16 @@ impl<'a> Map<'a> {
         self.fields().is_empty()
     }
 
+    #[inline(always)]
     fn position(&self, key: &str) -> Option<usize> {
         self.fields().iter().position(|(k, _)| k == key)
     }
 
+    #[inline(always)]
     pub fn get(&self, key: &str) -> Option<&Value<'a>> {
         self.fields().iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
+    #[inline(always)]
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value<'a>> {
         self.fields_mut()
             .iter_mut()

@@ -215,14 +215,12 @@ impl<'a> Stack<'a> {
 fn key_hash(key: &str) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let mut hash = key.len() as u64;
-    let mut chunks = key.as_bytes().chunks_exact(8);
-    for chunk in chunks.by_ref() {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
+    let (words, rest) = key.as_bytes().as_chunks::<8>();
+    for &word in words {
         hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
     }
     let mut last = [0; 8];
-    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    last[..rest.len()].copy_from_slice(rest);
     (hash.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(K)
 }
 
@@ -332,9 +330,7 @@ pub(super) fn first_non_object(text: &str) -> Option<usize> {
 /// closing quote.
 fn string_end(bytes: &[u8], mut i: usize) -> usize {
     while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
+        if let Some(&word) = bytes[i..].first_chunk::<8>() {
             let word = u64::from_le_bytes(word);
             if !super::write::has_byte(word, b'"') && !super::write::has_byte(word, b'\\') {
                 i += 8;

@@ -101,23 +101,18 @@ static ESCAPE: [u8; 256] = {
 };
 
 /// True when no byte is a quote, a backslash or a control character.
+#[inline]
 pub(crate) fn needs_no_escape(bytes: &[u8]) -> bool {
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in chunks.by_ref() {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        if needs_escape(u64::from_le_bytes(word)) {
-            return false;
-        }
+    let (words, rest) = bytes.as_chunks::<8>();
+    if words.iter().any(|&w| needs_escape(u64::from_le_bytes(w))) {
+        return false;
     }
-    !chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    !rest.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// Whether any of eight bytes is a quote, a backslash or below 0x20 (exact: the borrow of
 /// the subtraction cannot set a high bit on its own, see "hasless" in Bit Twiddling Hacks).
+#[inline(always)]
 fn needs_escape(chunk: u64) -> bool {
     let below_space = chunk.wrapping_sub(ONES * 0x20) & !chunk & HIGH != 0;
     // Not `||`: three cheap tests beat two branches, for the common all-clear answer.
@@ -128,6 +123,7 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// Whether any of eight bytes is `byte` (exact, as above).
+#[inline(always)]
 pub(super) fn has_byte(chunk: u64, byte: u8) -> bool {
     let x = chunk ^ (ONES * u64::from(byte));
     x.wrapping_sub(ONES) & !x & HIGH != 0
