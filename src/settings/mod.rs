@@ -9,8 +9,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
+
+mod read;
 
 use crate::quantity::Quantity;
 use crate::selector::{Selector, SelectorError};
@@ -18,8 +19,7 @@ use crate::selector::{Selector, SelectorError};
 /// Templates shipped with the policy, as Istio's Helm chart ships them.
 pub const BUILTIN_TEMPLATES: &[&str] = &["sidecar", "gateway", "grpc-simple", "grpc-agent"];
 
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NamespaceSelection {
     /// The policy reads the Namespace and applies Istio's webhook selectors itself.
     #[default]
@@ -29,8 +29,7 @@ pub enum NamespaceSelection {
 }
 
 /// What the policy does with a Pod the injector would inject.
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Action {
     /// Inject the sidecar (the injector).
     #[default]
@@ -73,12 +72,6 @@ impl From<&str> for Policy {
     }
 }
 
-impl<'de> Deserialize<'de> for Policy {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Policy::from(String::deserialize(d)?.as_str()))
-    }
-}
-
 /// Label selectors, compiled when the settings are read: a Pod is matched against them, not
 /// against their JSON. One that does not compile is kept with its error (Istio skips it with
 /// a warning; `validate_settings` refuses it).
@@ -95,15 +88,7 @@ impl SelectorList {
     }
 }
 
-impl<'de> Deserialize<'de> for SelectorList {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = Vec::<Value>::deserialize(d)?;
-        Ok(SelectorList(raw.iter().map(Selector::parse).collect()))
-    }
-}
-
-#[derive(Deserialize, Debug, Clone)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub action: Action,
     pub policy: Policy,
@@ -143,8 +128,7 @@ impl Default for Settings {
 }
 
 /// The subset of Istio's Helm values that the injection templates read.
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Default)]
 pub struct Values {
     pub global: Global,
     pub pilot: Pilot,
@@ -152,8 +136,7 @@ pub struct Values {
     pub gateways: Gateways,
 }
 
-#[derive(Deserialize, Debug, Clone)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone)]
 pub struct Global {
     pub hub: String,
     pub tag: String,
@@ -161,7 +144,6 @@ pub struct Global {
     pub image_pull_policy: String,
     pub image_pull_secrets: Vec<String>,
     pub proxy: ProxyValues,
-    #[serde(rename = "proxy_init")]
     pub proxy_init: ProxyInitValues,
     pub logging: Logging,
     pub log_as_json: bool,
@@ -173,7 +155,6 @@ pub struct Global {
     pub ca_name: String,
     pub multi_cluster: MultiCluster,
     pub network: String,
-    #[serde(rename = "meshID")]
     pub mesh_id: String,
     pub trust_domain: String,
     pub mount_mtls_certs: bool,
@@ -213,16 +194,13 @@ impl Default for Global {
     }
 }
 
-#[derive(Deserialize, Debug, Clone)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone)]
 pub struct ProxyValues {
     pub image: String,
     pub cluster_domain: String,
     pub log_level: String,
     pub component_log_level: String,
-    #[serde(rename = "includeIPRanges")]
     pub include_ip_ranges: String,
-    #[serde(rename = "excludeIPRanges")]
     pub exclude_ip_ranges: String,
     pub include_inbound_ports: String,
     pub exclude_inbound_ports: String,
@@ -277,8 +255,7 @@ impl Default for ProxyValues {
     }
 }
 
-#[derive(Deserialize, Debug, Clone)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone)]
 pub struct StartupProbe {
     pub enabled: bool,
     pub failure_threshold: u32,
@@ -293,8 +270,7 @@ impl Default for StartupProbe {
     }
 }
 
-#[derive(Deserialize, Debug, Clone)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone)]
 pub struct ProxyInitValues {
     pub image: String,
     pub force_apply_iptables: bool,
@@ -309,8 +285,7 @@ impl Default for ProxyInitValues {
     }
 }
 
-#[derive(Deserialize, Debug, Clone)]
-#[serde(default)]
+#[derive(Debug, Clone)]
 pub struct Logging {
     pub level: String,
 }
@@ -323,26 +298,22 @@ impl Default for Logging {
     }
 }
 
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Default)]
 pub struct Sts {
     pub service_port: u16,
 }
 
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Default)]
 pub struct MultiCluster {
     pub cluster_name: String,
 }
 
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct Sds {
     pub token: SdsToken,
 }
 
-#[derive(Deserialize, Debug, Clone)]
-#[serde(default)]
+#[derive(Debug, Clone)]
 pub struct SdsToken {
     pub aud: String,
 }
@@ -355,25 +326,21 @@ impl Default for SdsToken {
     }
 }
 
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Default)]
 pub struct Pilot {
     pub cni: Cni,
     pub env: Map<String, Value>,
     pub crl_config_map_name: String,
 }
 
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct Cni {
     pub enabled: bool,
     pub provider: String,
 }
 
-#[derive(Deserialize, Debug, Clone)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone)]
 pub struct SidecarInjectorWebhook {
-    #[serde(rename = "rewriteAppHTTPProbe")]
     pub rewrite_app_http_probe: bool,
 }
 
@@ -385,16 +352,14 @@ impl Default for SidecarInjectorWebhook {
     }
 }
 
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Default)]
 pub struct Gateways {
     pub security_context: Value,
     pub seccomp_profile: Value,
 }
 
 /// The MeshConfig fields the injector reads.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone)]
 pub struct MeshConfig {
     pub trust_domain: String,
     pub enable_prometheus_merge: bool,
@@ -421,8 +386,7 @@ impl Default for MeshConfig {
     }
 }
 
-#[derive(Deserialize, Debug, Clone, Default)]
-#[serde(default)]
+#[derive(Debug, Clone, Default)]
 pub struct InboundTrafficPolicy {
     pub mode: String,
 }
@@ -434,21 +398,13 @@ impl Settings {
         if trimmed || bytes == b"null" {
             return Ok(Settings::default());
         }
-        // Through a Value: one deserializer for Settings in the module, not one per input
-        // type (the wasm module's size budget), and settings are parsed once per policy.
         let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("settings: {e}"))?;
         Settings::from_value(&value)
     }
 
-    /// Parses settings from an already-parsed JSON value (the `settings` of a request).
+    /// Parses settings from an already-parsed JSON value.
     pub fn from_value(value: &Value) -> Result<Settings, String> {
-        if value.is_null() {
-            return Ok(Settings::default());
-        }
-        Settings::deserialize(value).map_err(|e| match error_path(value) {
-            path if path.is_empty() => format!("settings: {e}"),
-            path => format!("{path}: {e}"),
-        })
+        read::settings(value)
     }
 
     /// The revision name as Istio writes it (`default` for the default revision).
@@ -619,84 +575,6 @@ impl Settings {
             }
         }
         crate::order::sorted_by_key(names, |n| n)
-    }
-}
-
-/// One step into settings JSON.
-enum Step {
-    Key(String),
-    Index(usize),
-}
-
-/// Where invalid settings go wrong, as `values.global.proxy.statusPort` or
-/// `neverInjectSelector[0]`: the deepest part whose removal lets the settings deserialize,
-/// found by taking parts out one at a time. Only invalid settings pay for it, and settings
-/// are small; it spares the module a path-tracking copy of every settings deserializer.
-fn error_path(settings: &Value) -> String {
-    let mut probe = settings.clone();
-    let mut path: Vec<Step> = Vec::new();
-    loop {
-        let steps: Vec<Step> = match node(&mut probe, &path) {
-            Some(Value::Object(m)) => m.keys().cloned().map(Step::Key).collect(),
-            Some(Value::Array(a)) => (0..a.len()).map(Step::Index).collect(),
-            _ => break,
-        };
-        let mut culprit = None;
-        for step in steps {
-            let Some(removed) = node(&mut probe, &path).map(|n| take(n, &step)) else {
-                break;
-            };
-            let fixed = Settings::deserialize(&probe).is_ok();
-            if let Some(n) = node(&mut probe, &path) {
-                put_back(n, &step, removed);
-            }
-            if fixed {
-                culprit = Some(step);
-                break;
-            }
-        }
-        match culprit {
-            Some(step) => path.push(step),
-            None => break,
-        }
-    }
-    let mut text = String::new();
-    for step in &path {
-        match step {
-            Step::Key(k) if text.is_empty() => text.push_str(k),
-            Step::Key(k) => {
-                text.push('.');
-                text.push_str(k);
-            }
-            Step::Index(i) => text.push_str(&format!("[{i}]")),
-        }
-    }
-    text
-}
-
-fn node<'a>(root: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
-    path.iter().try_fold(root, |v, step| match (v, step) {
-        (Value::Object(m), Step::Key(k)) => m.get_mut(k),
-        (Value::Array(a), Step::Index(i)) => a.get_mut(*i),
-        _ => None,
-    })
-}
-
-fn take(v: &mut Value, step: &Step) -> Value {
-    match (v, step) {
-        (Value::Object(m), Step::Key(k)) => m.remove(k).unwrap_or(Value::Null),
-        (Value::Array(a), Step::Index(i)) => a.remove(*i),
-        _ => Value::Null,
-    }
-}
-
-fn put_back(v: &mut Value, step: &Step, removed: Value) {
-    match (v, step) {
-        (Value::Object(m), Step::Key(k)) => {
-            m.insert(k.clone(), removed);
-        }
-        (Value::Array(a), Step::Index(i)) => a.insert(*i, removed),
-        _ => {}
     }
 }
 
