@@ -49,8 +49,31 @@ pub fn differences<'a>(stored: &Value<'a>, reinjected: &Value<'a>) -> Vec<String
         new_context: meaning::PodContext::of(reinjected),
     };
     pods.compare(&mut found);
-    found.sort_by(|a, b| (a.rank, &a.place, &a.text).cmp(&(b.rank, &b.place, &b.text)));
-    found.into_iter().map(|d| d.text).collect()
+    most_telling_first(found)
+}
+
+/// By rank, then place, then text, through the module's one sort (`order.rs`): the key joins
+/// them so that comparing keys compares them in turn (fixed-width rank and place, then the
+/// container name ended by a NUL, which no name holds, then the text).
+fn most_telling_first(found: Vec<Difference>) -> Vec<String> {
+    let keys: Vec<String> = found
+        .iter()
+        .map(|d| {
+            let (rank, (group, name)) = (d.rank as u8, &d.place);
+            format!(
+                "{}{}{name}\0{}",
+                char::from(rank),
+                char::from(*group),
+                d.text
+            )
+        })
+        .collect();
+    let order = crate::order::order_of(keys.iter().map(String::as_str).collect());
+    let mut slots: Vec<Option<Difference>> = found.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|i| slots[i].take().map(|d| d.text))
+        .collect()
 }
 
 /// The two Pods being compared.
@@ -501,6 +524,34 @@ mod tests {
 
     fn differences(old: &serde_json::Value, new: &serde_json::Value) -> Vec<String> {
         super::differences(&Value::from_serde(old), &Value::from_serde(new))
+    }
+
+    #[test]
+    fn differences_are_ordered_by_rank_then_place_then_text() {
+        let d = |rank, group, name: &str, text: &str| Difference {
+            rank,
+            place: (group, name.to_string()),
+            text: text.to_string(),
+        };
+        // Names that are prefixes of others, groups and ranks out of order, equal places.
+        let found = vec![
+            d(Rank::Other, 0, "", "z"),
+            d(Rank::Env, 1, "app2", "a"),
+            d(Rank::Env, 1, "app", "b"),
+            d(Rank::Env, 0, "zz", "c"),
+            d(Rank::ProxyImage, 9, "", "d"),
+            d(Rank::Env, 1, "app", "a"),
+            d(Rank::Volumes, 9, "v", "e"),
+            d(Rank::Volumes, 9, "", "f"),
+        ];
+        let mut oracle: Vec<_> = found
+            .iter()
+            .map(|x| (x.rank, x.place.clone(), x.text.clone()))
+            .collect();
+        oracle.sort();
+        let expected: Vec<String> = oracle.into_iter().map(|(_, _, text)| text).collect();
+        assert_eq!(most_telling_first(found), expected);
+        assert_eq!(expected, ["d", "c", "a", "b", "a", "f", "e", "z"]);
     }
 
     fn injected(image: &str, rev: &str) -> serde_json::Value {
