@@ -44,279 +44,320 @@ pub fn settings(value: &Value) -> Result<Settings, String> {
     if value.is_null() {
         return Ok(s);
     }
-    let at = At::Root;
-    for (key, v) in fields(value, at)? {
-        let at = at.key(key);
-        match key.as_str() {
-            "action" => {
-                s.action = choice(
-                    v,
-                    at,
-                    &[("inject", Action::Inject), ("check", Action::Check)],
-                )?
-            }
-            "policy" => s.policy = Policy::from(string(v, at)?.as_str()),
-            "revision" => s.revision = string(v, at)?,
-            "namespaceSelection" => {
-                s.namespace_selection = choice(
-                    v,
-                    at,
-                    &[
-                        ("lookup", NamespaceSelection::Lookup),
-                        ("webhook", NamespaceSelection::Webhook),
-                    ],
-                )?
-            }
-            "enableNamespacesByDefault" => s.enable_namespaces_by_default = boolean(v, at)?,
-            "neverInjectSelector" => s.never_inject_selector = selectors(v, at)?,
-            "alwaysInjectSelector" => s.always_inject_selector = selectors(v, at)?,
-            "defaultTemplates" => s.default_templates = strings(v, at)?,
-            "templates" => s.templates = object(v, at)?,
-            "aliases" => {
-                s.aliases = BTreeMap::new();
-                for (alias, targets) in fields(v, at)? {
-                    s.aliases
-                        .insert(alias.clone(), strings(targets, at.key(alias))?);
-                }
-            }
-            "injectedAnnotations" => {
-                s.injected_annotations = BTreeMap::new();
-                for (name, text) in fields(v, at)? {
-                    s.injected_annotations
-                        .insert(name.clone(), string(text, at.key(name))?);
-                }
-            }
-            "nativeSidecars" => s.native_sidecars = boolean(v, at)?,
-            "values" => values(&mut s.values, v, at)?,
-            "meshConfig" => mesh_config(&mut s.mesh_config, v, at)?,
-            _ => {
-                return Err(format!(
-                    "{at}: unknown field, expected one of {}",
-                    SETTINGS_KEYS.join(", ")
-                ));
-            }
-        }
+    let f = Fields::of(value, At::Root)?;
+    if let Some(key) = f.map.keys().find(|k| !SETTINGS_KEYS.contains(&k.as_str())) {
+        return Err(format!(
+            "{key}: unknown field, expected one of {}",
+            SETTINGS_KEYS.join(", ")
+        ));
     }
+    f.read("action", &mut s.action, action)?;
+    f.read("policy", &mut s.policy, policy)?;
+    f.read("revision", &mut s.revision, string)?;
+    f.read(
+        "namespaceSelection",
+        &mut s.namespace_selection,
+        namespace_selection,
+    )?;
+    f.read(
+        "enableNamespacesByDefault",
+        &mut s.enable_namespaces_by_default,
+        boolean,
+    )?;
+    f.read(
+        "neverInjectSelector",
+        &mut s.never_inject_selector,
+        selectors,
+    )?;
+    f.read(
+        "alwaysInjectSelector",
+        &mut s.always_inject_selector,
+        selectors,
+    )?;
+    f.read("defaultTemplates", &mut s.default_templates, strings)?;
+    f.read("templates", &mut s.templates, object)?;
+    f.read("aliases", &mut s.aliases, string_lists)?;
+    f.read(
+        "injectedAnnotations",
+        &mut s.injected_annotations,
+        string_map,
+    )?;
+    f.read("nativeSidecars", &mut s.native_sidecars, boolean)?;
+    f.nested("values", &mut s.values, values)?;
+    f.nested("meshConfig", &mut s.mesh_config, mesh_config)?;
     Ok(s)
 }
 
-// Inside `values` and `meshConfig` unknown keys are skipped: users paste whole Helm values
-// files and mesh configs, of which the injector reads a part.
+// Inside `values` and `meshConfig` other keys are not looked at: users paste whole Helm
+// values files and mesh configs, of which the injector reads a part.
 
-fn values(out: &mut Values, v: &Value, at: At) -> Result<(), String> {
-    for (key, v) in fields(v, at)? {
-        let at = at.key(key);
-        match key.as_str() {
-            "global" => global(&mut out.global, v, at)?,
-            "pilot" => pilot(&mut out.pilot, v, at)?,
-            "sidecarInjectorWebhook" => {
-                sidecar_injector_webhook(&mut out.sidecar_injector_webhook, v, at)?
-            }
-            "gateways" => gateways(&mut out.gateways, v, at)?,
-            _ => {}
+fn values(out: &mut Values, f: &Fields) -> Result<(), String> {
+    f.nested("global", &mut out.global, global)?;
+    f.nested("pilot", &mut out.pilot, pilot)?;
+    f.nested(
+        "sidecarInjectorWebhook",
+        &mut out.sidecar_injector_webhook,
+        sidecar_injector_webhook,
+    )?;
+    f.nested("gateways", &mut out.gateways, gateways)
+}
+
+fn global(out: &mut Global, f: &Fields) -> Result<(), String> {
+    f.read("hub", &mut out.hub, string)?;
+    f.read("tag", &mut out.tag, string)?;
+    f.read("variant", &mut out.variant, string)?;
+    f.read("imagePullPolicy", &mut out.image_pull_policy, string)?;
+    f.read("imagePullSecrets", &mut out.image_pull_secrets, strings)?;
+    f.nested("proxy", &mut out.proxy, proxy)?;
+    f.nested("proxy_init", &mut out.proxy_init, proxy_init)?;
+    f.nested("logging", &mut out.logging, logging)?;
+    f.read("logAsJson", &mut out.log_as_json, boolean)?;
+    f.read("nativeNftables", &mut out.native_nftables, boolean)?;
+    f.nested("sts", &mut out.sts, sts)?;
+    f.read("caAddress", &mut out.ca_address, string)?;
+    f.read("istioNamespace", &mut out.istio_namespace, string)?;
+    f.read("pilotCertProvider", &mut out.pilot_cert_provider, string)?;
+    f.read("caName", &mut out.ca_name, string)?;
+    f.nested("multiCluster", &mut out.multi_cluster, multi_cluster)?;
+    f.read("network", &mut out.network, string)?;
+    f.read("meshID", &mut out.mesh_id, string)?;
+    f.read("trustDomain", &mut out.trust_domain, string)?;
+    f.read("mountMtlsCerts", &mut out.mount_mtls_certs, boolean)?;
+    f.nested("sds", &mut out.sds, sds)?;
+    f.read("trustBundleName", &mut out.trust_bundle_name, string)?;
+    f.read("platform", &mut out.platform, string)
+}
+
+fn proxy(out: &mut ProxyValues, f: &Fields) -> Result<(), String> {
+    f.read("image", &mut out.image, string)?;
+    f.read("clusterDomain", &mut out.cluster_domain, string)?;
+    f.read("logLevel", &mut out.log_level, string)?;
+    f.read("componentLogLevel", &mut out.component_log_level, string)?;
+    f.read("includeIPRanges", &mut out.include_ip_ranges, string)?;
+    f.read("excludeIPRanges", &mut out.exclude_ip_ranges, string)?;
+    f.read(
+        "includeInboundPorts",
+        &mut out.include_inbound_ports,
+        string,
+    )?;
+    f.read(
+        "excludeInboundPorts",
+        &mut out.exclude_inbound_ports,
+        string,
+    )?;
+    f.read(
+        "includeOutboundPorts",
+        &mut out.include_outbound_ports,
+        string,
+    )?;
+    f.read(
+        "excludeOutboundPorts",
+        &mut out.exclude_outbound_ports,
+        string,
+    )?;
+    f.read("statusPort", &mut out.status_port, port)?;
+    f.read(
+        "readinessInitialDelaySeconds",
+        &mut out.readiness_initial_delay_seconds,
+        count,
+    )?;
+    f.read(
+        "readinessPeriodSeconds",
+        &mut out.readiness_period_seconds,
+        count,
+    )?;
+    f.read(
+        "readinessFailureThreshold",
+        &mut out.readiness_failure_threshold,
+        count,
+    )?;
+    f.nested("startupProbe", &mut out.startup_probe, startup_probe)?;
+    f.read("resources", &mut out.resources, any)?;
+    f.read("privileged", &mut out.privileged, boolean)?;
+    f.read("seccompProfile", &mut out.seccomp_profile, any)?;
+    f.read(
+        "holdApplicationUntilProxyStarts",
+        &mut out.hold_application_until_proxy_starts,
+        boolean,
+    )?;
+    f.read("lifecycle", &mut out.lifecycle, any)?;
+    f.read("capNetBindService", &mut out.cap_net_bind_service, boolean)?;
+    f.read("outlierLogPath", &mut out.outlier_log_path, string)?;
+    f.read("tracer", &mut out.tracer, string)
+}
+
+fn startup_probe(out: &mut StartupProbe, f: &Fields) -> Result<(), String> {
+    f.read("enabled", &mut out.enabled, boolean)?;
+    f.read("failureThreshold", &mut out.failure_threshold, count)
+}
+
+fn proxy_init(out: &mut ProxyInitValues, f: &Fields) -> Result<(), String> {
+    f.read("image", &mut out.image, string)?;
+    f.read("forceApplyIptables", &mut out.force_apply_iptables, boolean)
+}
+
+fn logging(out: &mut Logging, f: &Fields) -> Result<(), String> {
+    f.read("level", &mut out.level, string)
+}
+
+fn sts(out: &mut Sts, f: &Fields) -> Result<(), String> {
+    f.read("servicePort", &mut out.service_port, port)
+}
+
+fn multi_cluster(out: &mut MultiCluster, f: &Fields) -> Result<(), String> {
+    f.read("clusterName", &mut out.cluster_name, string)
+}
+
+fn sds(out: &mut Sds, f: &Fields) -> Result<(), String> {
+    f.nested("token", &mut out.token, sds_token)
+}
+
+fn sds_token(out: &mut SdsToken, f: &Fields) -> Result<(), String> {
+    f.read("aud", &mut out.aud, string)
+}
+
+fn pilot(out: &mut Pilot, f: &Fields) -> Result<(), String> {
+    f.nested("cni", &mut out.cni, cni)?;
+    f.read("env", &mut out.env, object)?;
+    f.read("crlConfigMapName", &mut out.crl_config_map_name, string)
+}
+
+fn cni(out: &mut Cni, f: &Fields) -> Result<(), String> {
+    f.read("enabled", &mut out.enabled, boolean)?;
+    f.read("provider", &mut out.provider, string)
+}
+
+fn sidecar_injector_webhook(out: &mut SidecarInjectorWebhook, f: &Fields) -> Result<(), String> {
+    f.read(
+        "rewriteAppHTTPProbe",
+        &mut out.rewrite_app_http_probe,
+        boolean,
+    )
+}
+
+fn gateways(out: &mut Gateways, f: &Fields) -> Result<(), String> {
+    f.read("securityContext", &mut out.security_context, any)?;
+    f.read("seccompProfile", &mut out.seccomp_profile, any)
+}
+
+fn mesh_config(out: &mut MeshConfig, f: &Fields) -> Result<(), String> {
+    f.read("trustDomain", &mut out.trust_domain, string)?;
+    f.read(
+        "enablePrometheusMerge",
+        &mut out.enable_prometheus_merge,
+        boolean,
+    )?;
+    f.read("defaultConfig", &mut out.default_config, object)?;
+    f.nested(
+        "inboundTrafficPolicy",
+        &mut out.inbound_traffic_policy,
+        inbound_traffic_policy,
+    )?;
+    f.read("proxyListenPort", &mut out.proxy_listen_port, port)?;
+    f.read(
+        "proxyInboundListenPort",
+        &mut out.proxy_inbound_listen_port,
+        port,
+    )?;
+    f.read("extensionProviders", &mut out.extension_providers, any_list)
+}
+
+fn inbound_traffic_policy(out: &mut InboundTrafficPolicy, f: &Fields) -> Result<(), String> {
+    f.read("mode", &mut out.mode, string)
+}
+
+/// The fields of one settings object, each read by its name into its slot, which keeps its
+/// default when the field is absent.
+struct Fields<'v, 'a> {
+    map: &'v Map<String, Value>,
+    at: At<'a>,
+}
+
+impl<'v, 'a> Fields<'v, 'a> {
+    fn of(v: &'v Value, at: At<'a>) -> Result<Self, String> {
+        Ok(Fields {
+            map: fields(v, at)?,
+            at,
+        })
+    }
+
+    /// A field read by `read`, one reader per type: kept out of line (size).
+    #[inline(never)]
+    fn read<T>(
+        &self,
+        name: &str,
+        slot: &mut T,
+        read: fn(&Value, At) -> Result<T, String>,
+    ) -> Result<(), String> {
+        if let Some(v) = self.map.get(name) {
+            *slot = read(v, self.at.key(name))?;
         }
+        Ok(())
     }
-    Ok(())
-}
 
-fn global(out: &mut Global, v: &Value, at: At) -> Result<(), String> {
-    for (key, v) in fields(v, at)? {
-        let at = at.key(key);
-        match key.as_str() {
-            "hub" => out.hub = string(v, at)?,
-            "tag" => out.tag = string(v, at)?,
-            "variant" => out.variant = string(v, at)?,
-            "imagePullPolicy" => out.image_pull_policy = string(v, at)?,
-            "imagePullSecrets" => out.image_pull_secrets = strings(v, at)?,
-            "proxy" => proxy(&mut out.proxy, v, at)?,
-            "proxy_init" => proxy_init(&mut out.proxy_init, v, at)?,
-            "logging" => logging(&mut out.logging, v, at)?,
-            "logAsJson" => out.log_as_json = boolean(v, at)?,
-            "nativeNftables" => out.native_nftables = boolean(v, at)?,
-            "sts" => sts(&mut out.sts, v, at)?,
-            "caAddress" => out.ca_address = string(v, at)?,
-            "istioNamespace" => out.istio_namespace = string(v, at)?,
-            "pilotCertProvider" => out.pilot_cert_provider = string(v, at)?,
-            "caName" => out.ca_name = string(v, at)?,
-            "multiCluster" => multi_cluster(&mut out.multi_cluster, v, at)?,
-            "network" => out.network = string(v, at)?,
-            "meshID" => out.mesh_id = string(v, at)?,
-            "trustDomain" => out.trust_domain = string(v, at)?,
-            "mountMtlsCerts" => out.mount_mtls_certs = boolean(v, at)?,
-            "sds" => sds(&mut out.sds, v, at)?,
-            "trustBundleName" => out.trust_bundle_name = string(v, at)?,
-            "platform" => out.platform = string(v, at)?,
-            _ => {}
+    /// An object whose own fields are read over its defaults.
+    #[inline(never)]
+    fn nested<T>(
+        &self,
+        name: &str,
+        slot: &mut T,
+        read: fn(&mut T, &Fields) -> Result<(), String>,
+    ) -> Result<(), String> {
+        if let Some(v) = self.map.get(name) {
+            read(slot, &Fields::of(v, self.at.key(name))?)?;
         }
+        Ok(())
     }
-    Ok(())
 }
 
-fn proxy(out: &mut ProxyValues, v: &Value, at: At) -> Result<(), String> {
-    for (key, v) in fields(v, at)? {
-        let at = at.key(key);
-        match key.as_str() {
-            "image" => out.image = string(v, at)?,
-            "clusterDomain" => out.cluster_domain = string(v, at)?,
-            "logLevel" => out.log_level = string(v, at)?,
-            "componentLogLevel" => out.component_log_level = string(v, at)?,
-            "includeIPRanges" => out.include_ip_ranges = string(v, at)?,
-            "excludeIPRanges" => out.exclude_ip_ranges = string(v, at)?,
-            "includeInboundPorts" => out.include_inbound_ports = string(v, at)?,
-            "excludeInboundPorts" => out.exclude_inbound_ports = string(v, at)?,
-            "includeOutboundPorts" => out.include_outbound_ports = string(v, at)?,
-            "excludeOutboundPorts" => out.exclude_outbound_ports = string(v, at)?,
-            "statusPort" => out.status_port = port(v, at)?,
-            "readinessInitialDelaySeconds" => out.readiness_initial_delay_seconds = count(v, at)?,
-            "readinessPeriodSeconds" => out.readiness_period_seconds = count(v, at)?,
-            "readinessFailureThreshold" => out.readiness_failure_threshold = count(v, at)?,
-            "startupProbe" => startup_probe(&mut out.startup_probe, v, at)?,
-            "resources" => out.resources = v.clone(),
-            "privileged" => out.privileged = boolean(v, at)?,
-            "seccompProfile" => out.seccomp_profile = v.clone(),
-            "holdApplicationUntilProxyStarts" => {
-                out.hold_application_until_proxy_starts = boolean(v, at)?
-            }
-            "lifecycle" => out.lifecycle = v.clone(),
-            "capNetBindService" => out.cap_net_bind_service = boolean(v, at)?,
-            "outlierLogPath" => out.outlier_log_path = string(v, at)?,
-            "tracer" => out.tracer = string(v, at)?,
-            _ => {}
-        }
-    }
-    Ok(())
+fn action(v: &Value, at: At) -> Result<Action, String> {
+    choice(
+        v,
+        at,
+        &[("inject", Action::Inject), ("check", Action::Check)],
+    )
 }
 
-fn startup_probe(out: &mut StartupProbe, v: &Value, at: At) -> Result<(), String> {
-    for (key, v) in fields(v, at)? {
-        let at = at.key(key);
-        match key.as_str() {
-            "enabled" => out.enabled = boolean(v, at)?,
-            "failureThreshold" => out.failure_threshold = count(v, at)?,
-            _ => {}
-        }
-    }
-    Ok(())
+fn namespace_selection(v: &Value, at: At) -> Result<NamespaceSelection, String> {
+    choice(
+        v,
+        at,
+        &[
+            ("lookup", NamespaceSelection::Lookup),
+            ("webhook", NamespaceSelection::Webhook),
+        ],
+    )
 }
 
-fn proxy_init(out: &mut ProxyInitValues, v: &Value, at: At) -> Result<(), String> {
-    for (key, v) in fields(v, at)? {
-        let at = at.key(key);
-        match key.as_str() {
-            "image" => out.image = string(v, at)?,
-            "forceApplyIptables" => out.force_apply_iptables = boolean(v, at)?,
-            _ => {}
-        }
-    }
-    Ok(())
+/// Any word: Istio turns injection off for one it does not know, and `validate_settings`
+/// refuses it.
+fn policy(v: &Value, at: At) -> Result<Policy, String> {
+    Ok(Policy::from(string(v, at)?.as_str()))
 }
 
-fn logging(out: &mut Logging, v: &Value, at: At) -> Result<(), String> {
-    if let Some(level) = fields(v, at)?.get("level") {
-        out.level = string(level, at.key("level"))?;
+fn string_lists(v: &Value, at: At) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let mut out = BTreeMap::new();
+    for (name, list) in fields(v, at)? {
+        out.insert(name.clone(), strings(list, at.key(name))?);
     }
-    Ok(())
+    Ok(out)
 }
 
-fn sts(out: &mut Sts, v: &Value, at: At) -> Result<(), String> {
-    if let Some(p) = fields(v, at)?.get("servicePort") {
-        out.service_port = port(p, at.key("servicePort"))?;
+fn string_map(v: &Value, at: At) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (name, text) in fields(v, at)? {
+        out.insert(name.clone(), string(text, at.key(name))?);
     }
-    Ok(())
+    Ok(out)
 }
 
-fn multi_cluster(out: &mut MultiCluster, v: &Value, at: At) -> Result<(), String> {
-    if let Some(name) = fields(v, at)?.get("clusterName") {
-        out.cluster_name = string(name, at.key("clusterName"))?;
-    }
-    Ok(())
+/// Passed on as written (resources, security contexts, lifecycle hooks).
+fn any(v: &Value, _: At) -> Result<Value, String> {
+    Ok(v.clone())
 }
 
-fn sds(out: &mut Sds, v: &Value, at: At) -> Result<(), String> {
-    if let Some(token) = fields(v, at)?.get("token") {
-        sds_token(&mut out.token, token, at.key("token"))?;
-    }
-    Ok(())
-}
-
-fn sds_token(out: &mut SdsToken, v: &Value, at: At) -> Result<(), String> {
-    if let Some(aud) = fields(v, at)?.get("aud") {
-        out.aud = string(aud, at.key("aud"))?;
-    }
-    Ok(())
-}
-
-fn pilot(out: &mut Pilot, v: &Value, at: At) -> Result<(), String> {
-    for (key, v) in fields(v, at)? {
-        let at = at.key(key);
-        match key.as_str() {
-            "cni" => cni(&mut out.cni, v, at)?,
-            "env" => out.env = object(v, at)?,
-            "crlConfigMapName" => out.crl_config_map_name = string(v, at)?,
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-fn cni(out: &mut Cni, v: &Value, at: At) -> Result<(), String> {
-    for (key, v) in fields(v, at)? {
-        let at = at.key(key);
-        match key.as_str() {
-            "enabled" => out.enabled = boolean(v, at)?,
-            "provider" => out.provider = string(v, at)?,
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-fn sidecar_injector_webhook(
-    out: &mut SidecarInjectorWebhook,
-    v: &Value,
-    at: At,
-) -> Result<(), String> {
-    if let Some(rewrite) = fields(v, at)?.get("rewriteAppHTTPProbe") {
-        out.rewrite_app_http_probe = boolean(rewrite, at.key("rewriteAppHTTPProbe"))?;
-    }
-    Ok(())
-}
-
-fn gateways(out: &mut Gateways, v: &Value, at: At) -> Result<(), String> {
-    for (key, v) in fields(v, at)? {
-        match key.as_str() {
-            "securityContext" => out.security_context = v.clone(),
-            "seccompProfile" => out.seccomp_profile = v.clone(),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-fn mesh_config(out: &mut MeshConfig, v: &Value, at: At) -> Result<(), String> {
-    for (key, v) in fields(v, at)? {
-        let at = at.key(key);
-        match key.as_str() {
-            "trustDomain" => out.trust_domain = string(v, at)?,
-            "enablePrometheusMerge" => out.enable_prometheus_merge = boolean(v, at)?,
-            "defaultConfig" => out.default_config = object(v, at)?,
-            "inboundTrafficPolicy" => {
-                inbound_traffic_policy(&mut out.inbound_traffic_policy, v, at)?
-            }
-            "proxyListenPort" => out.proxy_listen_port = port(v, at)?,
-            "proxyInboundListenPort" => out.proxy_inbound_listen_port = port(v, at)?,
-            "extensionProviders" => out.extension_providers = list(v, at)?.to_vec(),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-fn inbound_traffic_policy(out: &mut InboundTrafficPolicy, v: &Value, at: At) -> Result<(), String> {
-    if let Some(mode) = fields(v, at)?.get("mode") {
-        out.mode = string(mode, at.key("mode"))?;
-    }
-    Ok(())
+fn any_list(v: &Value, at: At) -> Result<Vec<Value>, String> {
+    list(v, at).cloned()
 }
 
 // The readers of one value each, called from many places: kept out of line, the module's
@@ -430,11 +471,11 @@ enum At<'a> {
     Index(&'a At<'a>, usize),
 }
 
-impl<'a> At<'a> {
-    fn key(&'a self, key: &'a str) -> At<'a> {
+impl At<'_> {
+    fn key<'p>(&'p self, key: &'p str) -> At<'p> {
         At::Key(self, key)
     }
-    fn index(&'a self, i: usize) -> At<'a> {
+    fn index(&self, i: usize) -> At<'_> {
         At::Index(self, i)
     }
 }
