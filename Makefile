@@ -86,13 +86,21 @@ target/annotator: FORCE
 .PHONY: FORCE
 FORCE:
 
-# Embeds policy-metadata.yml (and README.md as usage) in the io.kubewarden.metadata section.
+# The usage embedded in the module (io.kubewarden.policy.usage, what kwctl inspect and
+# Artifact Hub show the policy's users): the README down to its developer sections, which
+# a marker in it starts (testing, benchmarks, development: 16 KB the module need not carry).
+USAGE := target/usage.md
+$(USAGE): README.md
+	@mkdir -p target
+	sed '/^<!-- For developers from here on/,$$d' README.md > $@
+
+# Embeds policy-metadata.yml (and the usage) in the io.kubewarden.metadata section.
 ifneq ($(KWCTL),)
-annotated-policy.wasm: policy.wasm policy-metadata.yml README.md target/annotator
-	$(KWCTL) annotate -m policy-metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
+annotated-policy.wasm: policy.wasm policy-metadata.yml $(USAGE) target/annotator
+	$(KWCTL) annotate -m policy-metadata.yml -u $(USAGE) -o annotated-policy.wasm policy.wasm
 else
-annotated-policy.wasm: policy.wasm policy-metadata.yml README.md $(KWHOST) target/annotator
-	$(KWHOST) annotate -m policy-metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
+annotated-policy.wasm: policy.wasm policy-metadata.yml $(USAGE) $(KWHOST) target/annotator
+	$(KWHOST) annotate -m policy-metadata.yml -u $(USAGE) -o annotated-policy.wasm policy.wasm
 endif
 
 # kwctl logs on stderr at INFO level and up, whatever RUST_LOG says, but a directive for a
