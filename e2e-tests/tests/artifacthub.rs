@@ -2,7 +2,7 @@
 //! `make artifacthub` (`kwhost artifacthub`, kwctl's `scaffold artifacthub`)
 //! writes from `policy-metadata.yml` and `questions-ui.yml`; the versions of
 //! Cargo.toml, the metadata and the package agree; and `questions-ui.yml`
-//! offers every top-level setting of `src/settings.rs` with a type, a default
+//! offers every top-level setting of `src/settings/read.rs` with a type, a default
 //! and a help text.
 
 mod support;
@@ -178,44 +178,23 @@ fn created_at_is_kept_until_the_version_changes() {
     );
 }
 
-/// The top-level keys of `Settings` in src/settings.rs, camelCased as serde
-/// (`rename_all = "camelCase"`) names them, honouring `#[serde(rename)]`.
+/// The top-level settings keys: `SETTINGS_KEYS` of src/settings/read.rs, the list the policy
+/// reads and outside of which it refuses a key.
 fn settings_keys() -> Vec<String> {
-    let text = read("src/settings.rs");
+    let text = read("src/settings/read.rs");
     let start = text
-        .find("pub struct Settings {")
-        .expect("struct Settings in src/settings.rs");
+        .find("const SETTINGS_KEYS: &[&str] = &[")
+        .expect("SETTINGS_KEYS in src/settings/read.rs");
     let body = &text[start..];
-    let body = &body[..body.find("\n}").unwrap()];
-    let mut keys = Vec::new();
-    let mut rename: Option<String> = None;
-    for line in body.lines().skip(1) {
-        let line = line.trim();
-        if let Some(r) = line.strip_prefix("#[serde(rename = \"") {
-            rename = r.split('"').next().map(str::to_string);
-        } else if let Some(field) = line.strip_prefix("pub ") {
-            let name = field.split(':').next().unwrap().trim();
-            keys.push(rename.take().unwrap_or_else(|| camel(name)));
-        }
-    }
+    let body = &body[body.find('[').unwrap() + 1..body.find("];").unwrap()];
+    let keys: Vec<String> = body
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
     assert!(keys.len() > 5, "parsed {keys:?}");
     keys
-}
-
-fn camel(snake: &str) -> String {
-    let mut out = String::new();
-    let mut upper = false;
-    for c in snake.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.push(c.to_ascii_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[test]
