@@ -56,23 +56,22 @@ pub fn differences<'a>(stored: &Value<'a>, reinjected: &Value<'a>) -> Vec<String
 /// them so that comparing keys compares them in turn (fixed-width rank and place, then the
 /// container name ended by a NUL, which no name holds, then the text).
 fn most_telling_first(found: Vec<Difference>) -> Vec<String> {
-    let keys: Vec<String> = found
-        .iter()
+    let keyed: Vec<(String, String)> = found
+        .into_iter()
         .map(|d| {
             let (rank, (group, name)) = (d.rank as u8, &d.place);
-            format!(
+            let key = format!(
                 "{}{}{name}\0{}",
                 char::from(rank),
                 char::from(*group),
                 d.text
-            )
+            );
+            (key, d.text)
         })
         .collect();
-    let order = crate::order::order_of(keys.iter().map(String::as_str).collect());
-    let mut slots: Vec<Option<Difference>> = found.into_iter().map(Some).collect();
-    order
+    crate::order::sorted_by_key(keyed, |(key, _)| key)
         .into_iter()
-        .filter_map(|i| slots[i].take().map(|d| d.text))
+        .map(|(_, text)| text)
         .collect()
 }
 

@@ -336,17 +336,22 @@ fn policy(v: &Value, at: At) -> Result<Policy, String> {
 }
 
 fn string_lists(v: &Value, at: At) -> Result<BTreeMap<String, Vec<String>>, String> {
-    let mut out = BTreeMap::new();
-    for (name, list) in fields(v, at)? {
-        out.insert(name.clone(), strings(list, at.key(name))?);
-    }
-    Ok(out)
+    map_of(v, at, strings)
 }
 
 fn string_map(v: &Value, at: At) -> Result<BTreeMap<String, String>, String> {
+    map_of(v, at, string)
+}
+
+/// An object of free names, each value read by `read`.
+fn map_of<T>(
+    v: &Value,
+    at: At,
+    read: fn(&Value, At) -> Result<T, String>,
+) -> Result<BTreeMap<String, T>, String> {
     let mut out = BTreeMap::new();
-    for (name, text) in fields(v, at)? {
-        out.insert(name.clone(), string(text, at.key(name))?);
+    for (name, value) in fields(v, at)? {
+        out.insert(name.clone(), read(value, at.key(name))?);
     }
     Ok(out)
 }
