@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, anyhow};
 use serde_json::{Map, Value, json};
 use wapc::WapcHost;
+use wasmtime_provider::wasmtime::{Cache, CacheConfig, Config, Engine, ProfilingStrategy};
 use wasmtime_provider::{WasmtimeEngineProviderBuilder, WasmtimeEngineProviderPre};
 
 use crate::metadata::{ContextAwareResource, ExecutionMode, Metadata, PolicyType, ProtocolVersion};
@@ -25,19 +26,41 @@ type HostError = Box<dyn std::error::Error + Send + Sync>;
 /// A compiled policy module, ready to be instantiated many times.
 pub struct Policy {
     pre: WasmtimeEngineProviderPre,
+    /// The engine it was compiled by (its epoch is the one the instances' deadlines count).
+    engine: Engine,
     /// Metadata embedded by `annotate`, if the module has any.
     pub metadata: Option<Metadata>,
 }
 
-/// With `KWHOST_PERFMAP` set, modules are compiled by an engine that writes
-/// `/tmp/perf-<pid>.map`, so that `perf record` / `perf report` name the module's functions
-/// (build the module unstripped to get Rust names). Profiling only: this engine has no
-/// compile cache.
-fn perf_map_engine() -> Result<wasmtime_provider::wasmtime::Engine> {
-    use wasmtime_provider::wasmtime::{Config, Engine, ProfilingStrategy};
+/// The epoch deadlines policy-server gives every instance with its default timeout
+/// protection (`--policy-timeout 2`: two ticks of its one-second epoch ticker). The
+/// compiled code then checks the epoch at every function entry and loop, as it does in
+/// policy-server, and that is what this host must time. No ticker runs here, so the
+/// deadline passes only when something advances the epoch ([`Policy::advance_epoch`]).
+const EPOCH_DEADLINES: wasmtime_provider::EpochDeadlines = wasmtime_provider::EpochDeadlines {
+    wapc_init: 2,
+    wapc_func: 2,
+};
+
+/// The engine modules are compiled by: wasmtime's defaults, as policy-server's, with epoch
+/// interruption on, as policy-server turns it on for its timeout protection. With
+/// `KWHOST_PERFMAP` set it writes `/tmp/perf-<pid>.map`, so that `perf record` / `perf
+/// report` name the module's functions (build the module unstripped to get Rust names);
+/// that engine has no compile cache.
+fn engine(cache: &CompileCache) -> Result<Engine> {
     let mut config = Config::new();
-    config.profiler(ProfilingStrategy::PerfMap);
-    Engine::new(&config).map_err(|e| anyhow!("cannot build a profiling engine: {e}"))
+    config.epoch_interruption(true);
+    if std::env::var_os("KWHOST_PERFMAP").is_some() {
+        config.profiler(ProfilingStrategy::PerfMap);
+    } else if let CompileCache::Directory(dir) = cache {
+        std::fs::create_dir_all(dir).ok();
+        let mut cache_config = CacheConfig::new();
+        cache_config.with_directory(dir);
+        config.cache(Some(
+            Cache::new(cache_config).map_err(|e| anyhow!("cannot use the compile cache: {e}"))?,
+        ));
+    }
+    Engine::new(&config).map_err(|e| anyhow!("cannot build Wasmtime engine: {e}"))
 }
 
 /// Where compiled modules are cached (wasmtime's on-disk cache), if anywhere.
@@ -78,25 +101,31 @@ impl Policy {
     pub fn compile(bytes: &[u8], cache: &CompileCache) -> Result<Self> {
         crate::metadata::check_module(bytes)?;
         let metadata = Metadata::from_module(bytes)?;
-        let mut builder = WasmtimeEngineProviderBuilder::new().module_bytes(bytes);
-        if std::env::var_os("KWHOST_PERFMAP").is_some() {
-            builder = builder.engine(perf_map_engine()?);
-        }
-        if let CompileCache::Directory(dir) = cache {
-            std::fs::create_dir_all(dir).ok();
-            builder = builder.enable_cache(Some(dir));
-        }
-        let pre = builder
+        let engine = engine(cache)?;
+        let pre = WasmtimeEngineProviderBuilder::new()
+            .module_bytes(bytes)
+            .engine(engine.clone())
             .build_pre()
             .map_err(|e| anyhow!("cannot build Wasmtime engine: {e}"))?;
-        Ok(Self { pre, metadata })
+        Ok(Self {
+            pre,
+            engine,
+            metadata,
+        })
+    }
+
+    /// Advances the engine's epoch by one tick, as policy-server's ticker does every second:
+    /// a call still running, or started, two ticks after its instance was made is
+    /// interrupted.
+    pub fn advance_epoch(&self) {
+        self.engine.increment_epoch();
     }
 
     /// A fresh instance whose host calls are served by `ctx`.
     pub fn instantiate(&self, ctx: &HostContext) -> Result<Instance> {
         let engine = self
             .pre
-            .rehydrate(None)
+            .rehydrate(Some(EPOCH_DEADLINES))
             .map_err(|e| anyhow!("cannot build Wasmtime engine: {e}"))?;
         let state = Arc::new(Mutex::new(HostState {
             allowed_resources: ctx.allowed_resources.clone(),

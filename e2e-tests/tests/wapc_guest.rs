@@ -5,7 +5,8 @@
 //! - `validate_settings` accepts `{}` and fails (guest error) otherwise;
 //! - `validate` calls `kubewarden/kubernetes/get_resource` for
 //!   `v1/Namespace demo` and returns the host's answer as its
-//!   ValidationResponse, or fails with the host's error text.
+//!   ValidationResponse, or fails with the host's error text;
+//! - `spin` never returns (only an epoch deadline stops it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,6 +45,9 @@ fn guest_wat() -> String {
   (func (export "wapc_init"))
   (func (export "__guest_call") (param $op_len i32) (param $req_len i32) (result i32)
     (call $guest_request (i32.const 1024) (i32.const 65536))
+    ;; spin
+    (if (i32.eq (local.get $op_len) (i32.const 4))
+      (then (loop $forever (br $forever))))
     ;; protocol_version
     (if (i32.eq (local.get $op_len) (i32.const 16))
       (then
@@ -151,6 +155,41 @@ fn run_in_process(
         &AdmissionRequest::from_value(&pod_request()).unwrap(),
         &settings,
     )
+}
+
+/// Instances run under the epoch deadline policy-server sets with its default timeout
+/// protection (two ticks of its one-second ticker): a call still running two ticks on is
+/// interrupted. Without epoch interruption the guest's `spin` would never return, and the
+/// compiled code would lack the epoch checks whose cost `kwbench` must time.
+#[test]
+fn a_call_is_interrupted_two_epoch_ticks_on_as_in_policy_server() {
+    let policy = Policy::from_bytes(&guest_module(), &CompileCache::Disabled).unwrap();
+    let instance = policy.instantiate(&HostContext::default()).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let policy = &policy;
+        scope.spawn(move || {
+            // policy-server's ticker, sped up; stops once the call has returned.
+            for _ in 0..500 {
+                if done_rx
+                    .recv_timeout(std::time::Duration::from_millis(10))
+                    .is_ok()
+                {
+                    return;
+                }
+                policy.advance_epoch();
+            }
+            // Five seconds of ticks and the call still runs: it never will stop.
+            eprintln!("`spin` was not interrupted after 500 epoch ticks");
+            std::process::exit(1);
+        });
+        let result = instance.call_raw("spin", b"{}");
+        done_tx.send(()).ok();
+        let error = result
+            .expect_err("the endless call must be interrupted")
+            .to_string();
+        assert!(error.contains("spin"), "{error}");
+    });
 }
 
 #[test]
