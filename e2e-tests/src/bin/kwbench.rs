@@ -9,7 +9,9 @@
 //! - Kubewarden's pod-ndots (`--ndots`), a mutating policy in production use.
 //!
 //! The warm call (one instance called again and again) is shown beside, for comparison
-//! only: production never takes it.
+//! only: production never takes it. Instances run with the epoch deadlines policy-server
+//! sets by default (its timeout protection), so the compiled code checks the epoch as it
+//! does there.
 //!
 //! ```text
 //! kwbench --policy annotated-policy.wasm --floor floor.wasm --baseline baseline.wasm
@@ -29,7 +31,8 @@
 //! `--max-server-ratio pod-1-containers.json=1.2` bounds the policy's p50 for that request
 //! against the floor's, and the policy must then be no slower than pod-ndots for it. Exits 1
 //! when a budget is exceeded. `--profile-fresh N`: only N fresh calls of the policy on the
-//! first request (for `perf record` with `KWHOST_PERFMAP=1`).
+//! first request (for `perf record` with `KWHOST_PERFMAP=1`); `--profile-warm N`: N calls of
+//! one instance instead, to tell what only a first call pays.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -61,6 +64,7 @@ struct Args {
     max_server: Vec<(String, f64)>,
     server_seconds: f64,
     profile_fresh: Option<usize>,
+    profile_warm: Option<usize>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -83,6 +87,7 @@ fn parse_args() -> Result<Args> {
         max_server: Vec::new(),
         server_seconds: 2.0,
         profile_fresh: None,
+        profile_warm: None,
     };
     while let Some(a) = raw.next() {
         let mut value = || raw.next().ok_or_else(|| anyhow!("{a} needs a value"));
@@ -109,6 +114,7 @@ fn parse_args() -> Result<Args> {
             "--max-server-ratio" => args.max_server.push(named_ratio(&a, &value()?)?),
             "--server-seconds" => args.server_seconds = value()?.parse()?,
             "--profile-fresh" => args.profile_fresh = Some(value()?.parse()?),
+            "--profile-warm" => args.profile_warm = Some(value()?.parse()?),
             other if other.starts_with("--") => bail!("unknown flag {other}"),
             other => args.requests.push(other.into()),
         }
@@ -263,12 +269,17 @@ fn file_name(path: &Path) -> String {
 fn main() -> Result<()> {
     let args = parse_args()?;
     let policy = load("policy", &args.policy, args.settings.clone())?;
-    if let Some(n) = args.profile_fresh {
-        let run = Run::new(&policy, &read_request(&args.requests[0])?)?;
-        for _ in 0..n {
-            run.call(Way::Fresh)?;
+    for (n, way) in [
+        (args.profile_fresh, Way::Fresh),
+        (args.profile_warm, Way::Warm),
+    ] {
+        if let Some(n) = n {
+            let run = Run::new(&policy, &read_request(&args.requests[0])?)?;
+            for _ in 0..n {
+                run.call(way)?;
+            }
+            return Ok(());
         }
-        return Ok(());
     }
     let mut others = Vec::new();
     for (name, path) in [
