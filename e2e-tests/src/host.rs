@@ -115,7 +115,7 @@ impl Policy {
     }
 
     /// Advances the engine's epoch by one tick, as policy-server's ticker does every second:
-    /// a call still running, or started, two ticks after its instance was made is
+    /// a call (or the instance's `wapc_init`) still running two ticks after it started is
     /// interrupted.
     pub fn advance_epoch(&self) {
         self.engine.increment_epoch();
