@@ -67,10 +67,11 @@ wasm-opt:
 # 737), for a module 96 KB smaller; at 25, or with the crate at opt-level "s", requests are
 # 6-20% slower.
 # The policy's own code without bulk memory (the MVP CPU plus the features rustc's default
-# CPU has, bulk memory and reference types aside): its copies then run in the module (libc's
-# memcpy, which keeps `memory.copy` for copies over 32 bytes) instead of one `memory.copy`
-# each. policy-server's wasmtime 44 makes each `memory.copy` a call out to the host, and that
-# cost 5-16% of a fresh request (kwbench, same rounds). The module is 1.5 KB bigger.
+# CPU has, bulk memory, multivalue and reference types aside): its copies then run in the
+# module (libc's memcpy, which keeps `memory.copy` for copies over 32 bytes) instead of one
+# `memory.copy` each. policy-server's wasmtime 44 makes each `memory.copy` a call out to the
+# host, and that cost 5-16% of a fresh request (kwbench, same rounds). The module is 1.5 KB
+# bigger.
 # Only for the policy: the floor and baseline modules keep the defaults.
 POLICY_CODEGEN := --config 'target.$(WASM_TARGET).rustflags=["-C", "llvm-args=-inline-threshold=50", \
 	"-C", "target-cpu=mvp", "-C", "target-feature=+sign-ext,+nontrapping-fptoint,+mutable-globals"]'

@@ -188,7 +188,8 @@ fn a_call_is_interrupted_two_epoch_ticks_on_as_in_policy_server() {
         let error = result
             .expect_err("the endless call must be interrupted")
             .to_string();
-        assert!(error.contains("spin"), "{error}");
+        // wasmtime-provider's words for an epoch deadline passed, not any other failure.
+        assert!(error.contains("execution deadline exceeded"), "{error}");
     });
 }
 
