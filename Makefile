@@ -76,7 +76,13 @@ wasm-opt:
 POLICY_CODEGEN := --config 'target.$(WASM_TARGET).rustflags=["-C", "llvm-args=-inline-threshold=50", \
 	"-C", "target-cpu=mvp", "-C", "target-feature=+sign-ext,+nontrapping-fptoint,+mutable-globals"]'
 
-policy.wasm: $(SOURCES) | wasm-target wasm-opt
+# The flags policy.wasm is built with; the stamp changes, and the module is built again, only
+# when they do (a checkout that already had a module kept its old flags otherwise).
+target/policy-flags: FORCE
+	$(shell mkdir -p target)$(file >$@.new,$(POLICY_CODEGEN) $(WASM_OPT_FLAGS))
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+policy.wasm: $(SOURCES) target/policy-flags | wasm-target wasm-opt
 	$(CARGO) build --locked --release --target $(WASM_TARGET) $(POLICY_CODEGEN)
 	wasm-opt $(WASM_OPT_FLAGS) target/$(WASM_TARGET)/release/$(CRATE).wasm -o policy.wasm
 
