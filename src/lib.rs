@@ -8,6 +8,7 @@ pub mod decision;
 pub mod engine;
 pub mod go_json;
 pub mod inject;
+pub mod injection_status;
 pub mod json;
 pub mod json_text;
 pub mod merge;

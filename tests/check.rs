@@ -455,6 +455,30 @@ fn status_annotation_with_wrong_field_types_is_bad_input_naming_the_field() {
     }
 }
 
+/// Check mode reads the status as Istio's `injectionStatus` does (Go's `json.Unmarshal`): keys
+/// in any case, `null` as an empty record; a mistake names the key as written.
+#[test]
+fn status_annotation_is_read_as_go_reads_it() {
+    let stored = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &json!({}));
+    let with_status = |status: &str| {
+        let mut pod = stored.clone();
+        pod["metadata"]["annotations"]["sidecar.istio.io/status"] = status.into();
+        evaluate(&pod, "bookinfo", &enabled(), &checking(&json!({})))
+    };
+    for status in [
+        "null",
+        r#"{"InitContainers":["istio-init"],"CONTAINERS":["istio-proxy"],"Revision":"default"}"#,
+    ] {
+        let verdict = with_status(status);
+        assert_ne!(verdict.code, Some(400), "{status}: {}", message(&verdict));
+    }
+    let verdict = with_status(r#"{"Containers":"istio-proxy"}"#);
+    assert_eq!(
+        message(&verdict),
+        "the Pod cannot be read: metadata.annotations.sidecar.istio.io/status: Containers must be a list of names, not a string"
+    );
+}
+
 /// The reviews Pod asking for `templates`, as its ReplicaSet creates it.
 fn reviews_pod_with_templates(templates: &str) -> Value {
     let mut pod = reviews_pod();

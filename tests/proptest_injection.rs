@@ -1455,3 +1455,80 @@ fn bug_native_reinjection_adds_ports_of_user_init_proxy() {
     let (first, second) = inject_twice(pod, &settings);
     assert_no_patch(&first, &second);
 }
+
+/// A Pod injected once with `before`, then carrying `status` as its
+/// `sidecar.istio.io/status`, injected again with `after`.
+fn reinjected_with_status(status: &str, before: &Settings, after: &Settings) -> Value {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
+        "spec": {"containers": [{"name": "app", "image": "app",
+            "ports": [{"containerPort": 8080, "protocol": "TCP"}]}]}});
+    let injected = |pod: &Value, settings: &Settings| {
+        let v = common::evaluate(pod, "shop", settings, Value::Null);
+        assert_eq!(v.outcome, Outcome::Injected, "{} {:?}", v.reason, v.message);
+        common::mutated(&v)
+    };
+    let mut first = injected(&pod, before);
+    first["metadata"]["annotations"]["sidecar.istio.io/status"] = status.into();
+    injected(&first, after)
+}
+
+fn proxy(pod: &Value) -> &Value {
+    pod["spec"]["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "istio-proxy"))
+        .expect("istio-proxy")
+}
+
+fn proxy_env(pod: &Value, name: &str) -> Option<String> {
+    proxy(pod)["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?["value"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Istio strips the previous injection from the templates' input only when Go reads the
+/// status into its struct (`injectionStatus`). A revision that is not a string makes Go
+/// refuse the whole record: nothing is stripped, so the previous istio-proxy is still in the
+/// input and its ports (15090, Envoy's Prometheus port) are listed among the Pod's.
+#[test]
+fn a_status_go_cannot_read_strips_nothing_from_the_template_input_as_istio() {
+    let readable = r#"{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":[],"imagePullSecrets":null,"revision":"default"}"#;
+    let unreadable = r#"{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":[],"imagePullSecrets":null,"revision":5}"#;
+    let settings = webhook_settings(json!({}));
+    let ports = |status| {
+        proxy_env(
+            &reinjected_with_status(status, &settings, &settings),
+            "ISTIO_META_POD_PORTS",
+        )
+        .expect("pod ports")
+    };
+    let stripped = ports(readable);
+    assert!(
+        stripped.contains("8080") && !stripped.contains("15090"),
+        "{stripped}"
+    );
+    let kept = ports(unreadable);
+    assert!(kept.contains("8080") && kept.contains("15090"), "{kept}");
+}
+
+/// After the stripping Istio reads the status again by its exact keys (`parseStatus`), to
+/// tell the previous injection's containers from the user's. With `Containers` for
+/// `containers`, the previous istio-proxy counts as the user's own and is applied over the
+/// new one: re-injecting with a new proxy tag keeps the old image, as in Istio.
+#[test]
+fn status_keys_in_another_case_count_the_previous_proxy_as_the_users_as_istio() {
+    let before = webhook_settings(json!({"values": {"global": {"tag": "1.0"}}}));
+    let after = webhook_settings(json!({"values": {"global": {"tag": "2.0"}}}));
+    let image = |status| {
+        proxy(&reinjected_with_status(status, &before, &after))["image"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let exact = image(r#"{"initContainers":["istio-init"],"containers":["istio-proxy"]}"#);
+    assert!(exact.ends_with(":2.0"), "{exact}");
+    let other_case = image(r#"{"InitContainers":["istio-init"],"Containers":["istio-proxy"]}"#);
+    assert!(other_case.ends_with(":1.0"), "{other_case}");
+}

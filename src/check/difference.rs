@@ -6,6 +6,7 @@ use crate::json::{Map, Value};
 
 use super::meaning;
 use crate::annotations::{REVISION, STATUS};
+use crate::injection_status::SidecarInjectionStatus;
 
 /// How telling a difference is; differences are listed in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,12 +90,7 @@ fn revision<'a>(pod: &Value<'a>) -> Option<String> {
     annotations
         .get(STATUS)
         .and_then(Value::as_str)
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        .and_then(|s| {
-            s.get("revision")
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_string)
-        })
+        .and_then(|s| SidecarInjectionStatus::parse(s).ok()?.revision)
         .or_else(|| annotations.get(REVISION)?.as_str().map(str::to_string))
 }
 

@@ -22,6 +22,7 @@ use crate::annotations::STATUS;
 use crate::decision::{Decision, Outcome, Reason};
 use crate::engine::Verdict;
 use crate::inject;
+use crate::injection_status::SidecarInjectionStatus;
 use crate::json::{Map, Value};
 use crate::pod;
 use crate::settings::Settings;
@@ -104,74 +105,20 @@ pub fn check<'a>(
 }
 
 /// Whether a previous injection left its mark (`sidecar.istio.io/status`). In check mode a
-/// mark that cannot be read is bad input: the injector would silently inject such a Pod
-/// again, but a report must not guess.
+/// mark that Istio cannot read is bad input: the injector would silently inject such a Pod
+/// again, but a report must not guess. What Istio reads and refuses is Go's reading
+/// ([`SidecarInjectionStatus::parse`]).
 fn injected_by(pod: &Value) -> Result<bool, Reason> {
     let Some(status) = pod::metadata_map(pod, "annotations").and_then(|a| a.get(STATUS)) else {
         return Ok(false);
     };
     let text = status.as_str().unwrap_or_default();
-    let unreadable = |why: String| {
-        Reason::new(
+    match SidecarInjectionStatus::parse(text) {
+        Ok(_) => Ok(true),
+        Err(why) => Err(Reason::new(
             "invalid-pod",
             format!("the Pod cannot be read: metadata.annotations.{STATUS}: {why}"),
-        )
-    };
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(fields)) => match status_field_error(&fields) {
-            None => Ok(true),
-            Some(why) => Err(unreadable(why)),
-        },
-        Ok(_) => Err(unreadable("must be a JSON object".to_string())),
-        Err(e) => Err(unreadable(e.to_string())),
-    }
-}
-
-/// The status annotation's fields as Istio reads them (`SidecarInjectionStatus`): lists of
-/// names and the revision, each possibly `null`. Istio refuses a status whose fields have
-/// other types; so does the check, naming the field. Other keys are ignored, as by Istio.
-const STATUS_NAME_LISTS: [&str; 4] = [
-    "initContainers",
-    "containers",
-    "volumes",
-    "imagePullSecrets",
-];
-
-/// What is wrong with the status annotation's fields, if anything.
-fn status_field_error(fields: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
-    use serde_json::Value as J;
-    let kind = |v: &J| match v {
-        J::Null => "null",
-        J::Bool(_) => "a boolean",
-        J::Number(_) => "a number",
-        J::String(_) => "a string",
-        J::Array(_) => "a list",
-        J::Object(_) => "an object",
-    };
-    for name in STATUS_NAME_LISTS {
-        match fields.get(name) {
-            None | Some(J::Null) => {}
-            Some(J::Array(items)) => {
-                // Go reads a null item as "".
-                let wrong = |v: &&J| !matches!(v, J::String(_) | J::Null);
-                if let Some((i, item)) = items.iter().enumerate().find(|(_, v)| wrong(v)) {
-                    return Some(format!(
-                        "{name}[{i}] must be a name (a string), not {}",
-                        kind(item)
-                    ));
-                }
-            }
-            Some(other) => {
-                return Some(format!(
-                    "{name} must be a list of names, not {}",
-                    kind(other)
-                ));
-            }
-        }
-    }
-    match fields.get("revision") {
-        None | Some(J::Null | J::String(_)) => None,
-        Some(other) => Some(format!("revision must be a string, not {}", kind(other))),
+        )),
     }
 }
 

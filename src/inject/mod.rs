@@ -16,10 +16,10 @@ use crate::proxy_config::ProxyConfig;
 use crate::settings::Settings;
 use crate::template::{self, TemplateInput};
 
-use reinjection::Status;
+use crate::injection_status::SidecarInjectionStatus;
 use user_containers::OriginalContainers;
 
-const PROXY: &str = "istio-proxy";
+pub(crate) const PROXY: &str = "istio-proxy";
 const INIT: &str = "istio-init";
 const VALIDATION: &str = "istio-validation";
 const CORE_DUMP: &str = "enable-core-dump";
@@ -59,7 +59,12 @@ pub fn inject<'s>(
             .unwrap_or(&settings.values.global.network)
             .to_string(),
     };
-    let previous_status = pod::annotation(&pod, STATUS).and_then(Status::parse);
+    // Istio reads the previous injection's record twice, two ways: as Go's struct to strip
+    // it (`injectionStatus`: nothing stripped when Go cannot read it), and by exact keys for
+    // everything after (`parseStatus`).
+    let status = pod::annotation(&pod, STATUS);
+    let stripped_status = status.and_then(|s| SidecarInjectionStatus::parse(s).ok());
+    let previous_status = status.and_then(SidecarInjectionStatus::parse_status);
 
     let openshift = settings
         .values
@@ -77,7 +82,7 @@ pub fn inject<'s>(
         &templates,
         &context,
         namespace,
-        previous_status.as_ref(),
+        stripped_status.as_ref(),
         (native.for_template, proxy_ids),
     )?;
     let template_pod = TemplateNames::of(&rendered);
@@ -96,7 +101,9 @@ pub fn inject<'s>(
         &mut pod,
         &originals,
         &context.proxy_config,
-        previous_status.as_ref().is_some_and(Status::injected_proxy),
+        previous_status
+            .as_ref()
+            .is_some_and(SidecarInjectionStatus::injected_proxy),
     );
 
     post_process::post_process(&mut pod, &template_pod, &context)?;
@@ -110,10 +117,10 @@ fn run_templates<'s>(
     templates: &[String],
     context: &Context<'s>,
     namespace: &str,
-    previous_status: Option<&Status>,
+    status: Option<&SidecarInjectionStatus>,
     (native_sidecar, proxy_ids): (bool, (i64, i64)),
 ) -> Result<Vec<Value<'s>>, String> {
-    let stripped = match reinjection::strip(pod, previous_status, context.mesh_status_port)? {
+    let stripped = match reinjection::strip(pod, status, context.mesh_status_port)? {
         Some(mut stripped) => {
             user_containers::move_proxy_last(&mut stripped);
             Some(stripped)
@@ -168,7 +175,7 @@ fn merge_templates<'s>(
     pod: &mut Value<'s>,
     rendered: Vec<Value<'s>>,
     native: NativeSidecar,
-    previous_status: Option<&Status>,
+    previous_status: Option<&SidecarInjectionStatus>,
 ) {
     // Whether a template so far injects istio-proxy as an init container (merging names
     // only adds, so this is Istio's check on the template Pod merged so far).
@@ -177,7 +184,8 @@ fn merge_templates<'s>(
     // sidecar injected before (re-injected as a native one). But when the previous injection
     // was native already, a container istio-proxy beside it came from a template chained
     // after the sidecar (Istio's `spire`), and stays.
-    let native_proxy_beside_container = previous_status.is_some_and(Status::proxy_in_both_lists);
+    let native_proxy_beside_container =
+        previous_status.is_some_and(SidecarInjectionStatus::proxy_in_both_lists);
     for r in rendered {
         proxy_in_init = proxy_in_init || pod::has_container(&r, "initContainers", PROXY);
         if native.for_move

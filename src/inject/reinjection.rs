@@ -1,67 +1,21 @@
-//! Injecting a Pod that was injected before: what the previous injection recorded
-//! (`sidecar.istio.io/status`), and the Pod without it as the templates' input (Istio's
-//! `stripPod` + `reinsertOverrides`).
+//! Injecting a Pod that was injected before: the Pod without what the previous injection
+//! recorded (`sidecar.istio.io/status`, read by [`crate::injection_status`]) as the
+//! templates' input (Istio's `stripPod` + `reinsertOverrides`).
 
 use std::collections::HashSet;
 
 use super::PROXY;
 use crate::annotations::{self as ann, STATUS};
+use crate::injection_status::SidecarInjectionStatus;
 use crate::json::Value;
 use crate::pod;
 use crate::prometheus;
-
-/// The names recorded in `sidecar.istio.io/status` by a previous injection.
-#[derive(Debug, Default)]
-pub struct Status {
-    pub containers: Vec<String>,
-    pub init_containers: Vec<String>,
-}
-
-impl Status {
-    /// The annotation's names, or `None` when it is not a JSON object.
-    pub fn parse(raw: &str) -> Option<Status> {
-        let v: serde_json::Value = serde_json::from_str(raw).ok()?;
-        if !v.is_object() {
-            return None;
-        }
-        let names = |key: &str| -> Vec<String> {
-            v.get(key)
-                .and_then(serde_json::Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(serde_json::Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        Some(Status {
-            containers: names("containers"),
-            init_containers: names("initContainers"),
-        })
-    }
-
-    /// Whether the previous injection added istio-proxy (as a container or a native one).
-    pub fn injected_proxy(&self) -> bool {
-        self.containers
-            .iter()
-            .chain(&self.init_containers)
-            .any(|n| n == PROXY)
-    }
-
-    /// Whether the previous injection added istio-proxy both as a native sidecar and as a
-    /// container (a template chained after the sidecar, as Istio's `spire`).
-    pub fn proxy_in_both_lists(&self) -> bool {
-        self.containers.iter().any(|n| n == PROXY)
-            && self.init_containers.iter().any(|n| n == PROXY)
-    }
-}
 
 /// Istio's `stripPod` + `reinsertOverrides`: the template input for a re-injection. `None`
 /// means the Pod itself is the input (no previous injection, no overrides).
 pub fn strip<'a>(
     pod: &Value<'a>,
-    status: Option<&Status>,
+    status: Option<&SidecarInjectionStatus>,
     mesh_status_port: u16,
 ) -> Result<Option<Value<'a>>, String> {
     let overrides = pod::annotation(pod, ann::PROXY_OVERRIDES);
@@ -142,4 +96,67 @@ fn reinsert_overrides(stripped: &mut Value, raw: &str) -> Result<(), String> {
         pod::list_mut(stripped, field).push(c);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Pod injected before: the proxy and its init container, and Prometheus redirected to
+    /// the status port.
+    const INJECTED: &str = r#"{"metadata": {"annotations": {"prometheus.io/port": "15020",
+        "prometheus.io/scrape": "true", "prometheus.io/path": "/stats/prometheus"}},
+        "spec": {"initContainers": [{"name": "istio-init"}],
+                 "containers": [{"name": "app"}, {"name": "istio-proxy"}]}}"#;
+
+    /// The template input for the injected Pod carrying `status`, as `stripPod` makes it from
+    /// what `injectionStatus` reads; `None`: the Pod itself.
+    fn strip_with(status: &str) -> Option<serde_json::Value> {
+        let mut pod: serde_json::Value = serde_json::from_str(INJECTED).unwrap();
+        pod["metadata"]["annotations"][STATUS] = status.into();
+        let text = pod.to_string();
+        let pod = Value::parse(&text).unwrap();
+        let read = SidecarInjectionStatus::parse(status).ok();
+        strip(&pod, read.as_ref(), 15020)
+            .unwrap()
+            .map(|p| p.to_serde())
+    }
+
+    fn names(pod: &serde_json::Value, field: &str) -> Vec<String> {
+        pod["spec"][field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn status_keys_in_another_case_strip_what_they_name_as_istio() {
+        let input = strip_with(r#"{"InitContainers":["istio-init"],"CONTAINERS":["istio-proxy"]}"#)
+            .unwrap();
+        assert_eq!(names(&input, "containers"), ["app"]);
+        assert!(names(&input, "initContainers").is_empty());
+        assert_eq!(input["metadata"]["annotations"].get(STATUS), None);
+    }
+
+    #[test]
+    fn a_status_go_cannot_read_strips_nothing_as_istio() {
+        // The revision as a number: Go refuses the whole record, names and all.
+        for status in [
+            r#"{"initContainers":["istio-init"],"containers":["istio-proxy"],"revision":5}"#,
+            r#"{"initContainers":["istio-init"],"containers":["istio-proxy",7]}"#,
+            "{not json",
+        ] {
+            assert_eq!(strip_with(status), None, "{status}");
+        }
+    }
+
+    #[test]
+    fn a_null_status_strips_only_the_record_and_the_prometheus_redirect_as_istio() {
+        let input = strip_with("null").unwrap();
+        assert_eq!(names(&input, "containers"), ["app", "istio-proxy"]);
+        assert_eq!(names(&input, "initContainers"), ["istio-init"]);
+        assert_eq!(input["metadata"]["annotations"], serde_json::json!({}));
+    }
 }

@@ -2,9 +2,9 @@
 //! `istio-validation`): Istio's `reapplyOverwrittenContainers`, the record of them in
 //! `proxy.istio.io/overrides`, and what they change around them.
 
-use super::reinjection::Status;
 use super::{INIT, PROXY, TemplateNames, VALIDATION};
 use crate::annotations as ann;
+use crate::injection_status::SidecarInjectionStatus;
 use crate::json::{Map, Value, object};
 use crate::merge::merge_onto_pod;
 use crate::pod;
@@ -103,7 +103,7 @@ pub fn reapply<'a>(
     pod: &mut Value<'a>,
     template_pod: &TemplateNames,
     originals: &OriginalContainers<'a>,
-    status: Option<&Status>,
+    status: Option<&SidecarInjectionStatus>,
 ) {
     let mut applied: Vec<(&str, String)> = Vec::new();
     for (field, previously) in [
