@@ -65,28 +65,42 @@ impl SidecarInjectionStatus {
 
     /// The container names as Istio's `parseStatus` reads them for everything after the
     /// stripping (`reapplyOverwrittenContainers`): a JSON object's `containers` and
-    /// `initContainers`, by their exact keys. `None` when the text is not a JSON object.
-    /// Names of other types are skipped (Go's reading fails the request there).
-    pub fn parse_status(text: &str) -> Option<SidecarInjectionStatus> {
-        let value: serde_json::Value = serde_json::from_str(text).ok()?;
-        let fields = value.as_object()?;
-        let names = |key: &str| -> Vec<String> {
-            fields
-                .get(key)
-                .and_then(serde_json::Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(serde_json::Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
+    /// `initContainers`, by their exact keys; `Ok(None)` when the text is not a JSON object
+    /// (Go logs it and reads no names). Go takes each value for a list of strings without
+    /// checking: anything else panics in Istio's webhook and fails the request, which is
+    /// the `Err` here, naming the value.
+    pub fn parse_status(text: &str) -> Result<Option<SidecarInjectionStatus>, String> {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(text) else {
+            return Ok(None);
         };
-        Some(SidecarInjectionStatus {
-            containers: names("containers"),
-            init_containers: names("initContainers"),
+        let names = |key: &str| -> Result<Vec<String>, String> {
+            let items = match fields.get(key) {
+                None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
+                Some(serde_json::Value::Array(items)) => items,
+                Some(other) => {
+                    return Err(format!(
+                        "{key} must be a list of names, not {}",
+                        kind(&Value::from_serde(other))
+                    ));
+                }
+            };
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    serde_json::Value::String(s) => Ok(s.clone()),
+                    other => Err(format!(
+                        "{key}[{i}] must be a name (a string), not {}",
+                        kind(&Value::from_serde(other))
+                    )),
+                })
+                .collect()
+        };
+        Ok(Some(SidecarInjectionStatus {
+            containers: names("containers")?,
+            init_containers: names("initContainers")?,
             ..SidecarInjectionStatus::default()
-        })
+        }))
     }
 
     fn list_mut(&mut self, i: usize) -> &mut Vec<String> {
@@ -272,14 +286,43 @@ mod tests {
     #[test]
     fn parse_status_reads_the_container_lists_by_their_exact_keys_as_istio() {
         let s = SidecarInjectionStatus::parse_status(
-            r#"{"containers":["istio-proxy"],"InitContainers":["istio-init"],"volumes":["v"]}"#,
+            r#"{"containers":["istio-proxy"],"InitContainers":["istio-init"],"volumes":[1]}"#,
         )
+        .unwrap()
         .unwrap();
         assert_eq!(s.containers, ["istio-proxy"]);
         assert!(s.init_containers.is_empty());
         assert!(s.volumes.is_empty());
         for text in ["null", "[]", "{not json"] {
-            assert_eq!(SidecarInjectionStatus::parse_status(text), None, "{text}");
+            assert_eq!(
+                SidecarInjectionStatus::parse_status(text),
+                Ok(None),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_status_fails_where_istios_reading_panics() {
+        for (text, why) in [
+            (
+                r#"{"containers":"istio-proxy"}"#,
+                "containers must be a list of names, not a string",
+            ),
+            (
+                r#"{"initContainers":["istio-init",null]}"#,
+                "initContainers[1] must be a name (a string), not null",
+            ),
+            (
+                r#"{"containers":[{"name":"istio-proxy"}]}"#,
+                "containers[0] must be a name (a string), not an object",
+            ),
+        ] {
+            assert_eq!(
+                SidecarInjectionStatus::parse_status(text),
+                Err(why.to_string()),
+                "{text}"
+            );
         }
     }
 

@@ -1532,3 +1532,68 @@ fn status_keys_in_another_case_count_the_previous_proxy_as_the_users_as_istio() 
     let other_case = image(r#"{"InitContainers":["istio-init"],"Containers":["istio-proxy"]}"#);
     assert!(other_case.ends_with(":1.0"), "{other_case}");
 }
+
+/// Istio's second reading of the status takes each value for a list of strings without
+/// checking; a name that is not a string panics in its webhook, and the request fails. The
+/// policy refuses the Pod there, saying why: `null` among the names, which the first reading
+/// (Go's struct) accepts as "", and a list given as a string.
+#[test]
+fn a_status_name_that_is_not_a_string_fails_the_injection_as_istio() {
+    let settings = webhook_settings(json!({}));
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
+        "spec": {"containers": [{"name": "app", "image": "app"}]}});
+    let (first, _) = inject_twice(pod, &settings);
+    for (status, why) in [
+        (
+            r#"{"initContainers":["istio-init"],"containers":["istio-proxy",null]}"#,
+            "containers[1] must be a name (a string), not null",
+        ),
+        (
+            r#"{"initContainers":"istio-init","containers":["istio-proxy"]}"#,
+            "initContainers must be a list of names, not a string",
+        ),
+    ] {
+        let mut pod = first.clone();
+        pod["metadata"]["annotations"]["sidecar.istio.io/status"] = status.into();
+        let v = common::evaluate(&pod, "shop", &settings, Value::Null);
+        assert_eq!(v.outcome, Outcome::Rejected, "{status}");
+        assert_eq!(v.reason.code, "injection-failed", "{status}");
+        assert!(
+            v.reason
+                .text
+                .contains(&format!("sidecar.istio.io/status: {why}")),
+            "{status}: {}",
+            v.reason.text
+        );
+    }
+}
+
+/// Istio records the user's own istio-proxy in `proxy.istio.io/overrides` only when the Pod
+/// carries no `sidecar.istio.io/status` at all: one that cannot be read still counts as
+/// injected before.
+#[test]
+fn an_unreadable_status_still_counts_as_injected_for_recording_overrides_as_istio() {
+    let settings = webhook_settings(json!({}));
+    let pod = |status: Option<&str>| {
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "shop", "annotations": {}},
+            "spec": {"containers": [{"name": "app", "image": "app"},
+                {"name": "istio-proxy", "image": "auto",
+                 "resources": {"limits": {"memory": "2Gi"}}}]}});
+        if let Some(status) = status {
+            pod["metadata"]["annotations"]["sidecar.istio.io/status"] = status.into();
+        }
+        let v = common::evaluate(&pod, "shop", &settings, Value::Null);
+        assert_eq!(v.outcome, Outcome::Injected, "{} {:?}", v.reason, v.message);
+        common::mutated(&v)["metadata"]["annotations"]
+            .get("proxy.istio.io/overrides")
+            .cloned()
+    };
+    assert!(
+        pod(None).is_some(),
+        "a first injection records the user's istio-proxy"
+    );
+    for status in ["{not json", "null", "[]"] {
+        assert_eq!(pod(Some(status)), None, "{status}");
+    }
+}

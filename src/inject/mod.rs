@@ -64,7 +64,9 @@ pub fn inject<'s>(
     // everything after (`parseStatus`).
     let status = pod::annotation(&pod, STATUS);
     let stripped_status = status.and_then(|s| SidecarInjectionStatus::parse(s).ok());
-    let previous_status = status.and_then(SidecarInjectionStatus::parse_status);
+    let recorded = status.map_or(Ok(None), SidecarInjectionStatus::parse_status);
+    let previous_status = recorded.clone().unwrap_or_default();
+    let already_injected = status.is_some();
 
     let openshift = settings
         .values
@@ -91,11 +93,15 @@ pub fn inject<'s>(
 
     merge_templates(&mut pod, rendered, native, previous_status.as_ref());
     user_containers::normalize_injected(&mut pod, &template_pod, &originals);
+    // Where Istio's second reading meets a name that is not a string, Go panics and
+    // Istio's webhook fails the request: the Pod is refused here, saying why.
+    recorded.map_err(|why| format!("{STATUS}: {why} (Istio's webhook fails on it)"))?;
     user_containers::reapply(
         &mut pod,
         &template_pod,
         &originals,
         previous_status.as_ref(),
+        already_injected,
     );
     user_containers::adjust_init_container_user(
         &mut pod,

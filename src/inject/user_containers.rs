@@ -98,12 +98,14 @@ impl<'a> OriginalContainers<'a> {
 
 /// Istio's `reapplyOverwrittenContainers`: a container the user declared with the name of an
 /// injected one overrides the injected fields (`image: auto` keeps the injected image). On a
-/// first injection the overrides are recorded in `proxy.istio.io/overrides`.
+/// first injection (no `sidecar.istio.io/status` at all, `already_injected` false, however
+/// unreadable the one there is) the overrides are recorded in `proxy.istio.io/overrides`.
 pub fn reapply<'a>(
     pod: &mut Value<'a>,
     template_pod: &TemplateNames,
     originals: &OriginalContainers<'a>,
     status: Option<&SidecarInjectionStatus>,
+    already_injected: bool,
 ) {
     let mut applied: Vec<(&str, String)> = Vec::new();
     for (field, previously) in [
@@ -154,7 +156,7 @@ pub fn reapply<'a>(
             applied.push((field, crate::json_text::array(overlays)));
         }
     }
-    if status.is_none() && !applied.is_empty() {
+    if !already_injected && !applied.is_empty() {
         // Go's ParsedContainers: containers, then initContainers.
         let text = applied
             .iter()
