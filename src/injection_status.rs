@@ -57,7 +57,7 @@ impl SidecarInjectionStatus {
                     other => return Err(format!("{key} must be a string, not {}", kind(other))),
                 }
             } else if let Some(i) = LISTS.iter().position(|f| go_field_match(key, f)) {
-                *status.list_mut(i) = names(key, value)?;
+                *status.list_mut(i) = names(key, value, Nulls::Empty)?;
             }
         }
         Ok(status)
@@ -70,31 +70,12 @@ impl SidecarInjectionStatus {
     /// checking: anything else panics in Istio's webhook and fails the request, which is
     /// the `Err` here, naming the value.
     pub fn parse_status(text: &str) -> Result<Option<SidecarInjectionStatus>, String> {
-        let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(text) else {
+        let Ok(Value::Object(fields)) = Value::parse(text) else {
             return Ok(None);
         };
-        let names = |key: &str| -> Result<Vec<String>, String> {
-            let items = match fields.get(key) {
-                None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
-                Some(serde_json::Value::Array(items)) => items,
-                Some(other) => {
-                    return Err(format!(
-                        "{key} must be a list of names, not {}",
-                        kind(&Value::from_serde(other))
-                    ));
-                }
-            };
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| match item {
-                    serde_json::Value::String(s) => Ok(s.clone()),
-                    other => Err(format!(
-                        "{key}[{i}] must be a name (a string), not {}",
-                        kind(&Value::from_serde(other))
-                    )),
-                })
-                .collect()
+        let names = |key: &str| match fields.get(key) {
+            Some(value) => names(key, value, Nulls::Refused),
+            None => Ok(Vec::new()),
         };
         Ok(Some(SidecarInjectionStatus {
             containers: names("containers")?,
@@ -131,8 +112,15 @@ impl SidecarInjectionStatus {
     }
 }
 
-/// A `[]string` as Go reads it: `null` is an empty list, a `null` item is "".
-fn names(key: &str, value: &Value) -> Result<Vec<String>, String> {
+/// What a `null` name is: "" to Go's struct reading, a panic to `parseStatus`.
+#[derive(Clone, Copy, PartialEq)]
+enum Nulls {
+    Empty,
+    Refused,
+}
+
+/// A `[]string` as Go reads it: `null` is an empty list.
+fn names(key: &str, value: &Value, nulls: Nulls) -> Result<Vec<String>, String> {
     let items = match value {
         Value::Null => return Ok(Vec::new()),
         Value::Array(items) => items,
@@ -147,7 +135,7 @@ fn names(key: &str, value: &Value) -> Result<Vec<String>, String> {
         .iter()
         .enumerate()
         .map(|(i, item)| match item {
-            Value::Null => Ok(String::new()),
+            Value::Null if nulls == Nulls::Empty => Ok(String::new()),
             Value::String(s) => Ok(s.to_string()),
             other => Err(format!(
                 "{key}[{i}] must be a name (a string), not {}",
