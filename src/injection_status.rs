@@ -26,13 +26,6 @@ pub struct SidecarInjectionStatus {
     pub revision: Option<String>,
 }
 
-/// The struct's fields, by their JSON names.
-const LISTS: [&str; 4] = [
-    "initContainers",
-    "containers",
-    "volumes",
-    "imagePullSecrets",
-];
 const REVISION: &str = "revision";
 
 impl SidecarInjectionStatus {
@@ -56,8 +49,8 @@ impl SidecarInjectionStatus {
                     Value::String(s) => status.revision = Some(s.to_string()),
                     other => return Err(format!("{key} must be a string, not {}", kind(other))),
                 }
-            } else if let Some(i) = LISTS.iter().position(|f| go_field_match(key, f)) {
-                *status.list_mut(i) = names(key, value, Nulls::Empty)?;
+            } else if let Some(list) = status.list_for(key) {
+                *list = names(key, value, Nulls::Empty)?;
             }
         }
         Ok(status)
@@ -84,13 +77,17 @@ impl SidecarInjectionStatus {
         }))
     }
 
-    fn list_mut(&mut self, i: usize) -> &mut Vec<String> {
-        match i {
-            0 => &mut self.init_containers,
-            1 => &mut self.containers,
-            2 => &mut self.volumes,
-            _ => &mut self.image_pull_secrets,
-        }
+    /// The list field Go reads `key` into, if any.
+    fn list_for(&mut self, key: &str) -> Option<&mut Vec<String>> {
+        [
+            ("initContainers", &mut self.init_containers),
+            ("containers", &mut self.containers),
+            ("volumes", &mut self.volumes),
+            ("imagePullSecrets", &mut self.image_pull_secrets),
+        ]
+        .into_iter()
+        .find(|(name, _)| go_field_match(key, name))
+        .map(|(_, list)| list)
     }
 
     /// Whether the previous injection added istio-proxy (as a container or a native one).
