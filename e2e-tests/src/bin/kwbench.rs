@@ -661,16 +661,24 @@ fn send_interleaved(
         while start.elapsed() < slot {
             order.shuffle(&mut rng);
             for &i in &order {
-                let t = Instant::now();
-                let (status, _) = policy_server::post(&http, &urls[i], body.to_vec()).await?;
-                if status != 200 {
-                    bail!("{}: HTTP {status}", ids[i]);
-                }
-                latencies[i].push(t.elapsed().as_secs_f64() * 1e6);
+                let latency = timed_post(&http, &urls[i], body)
+                    .await
+                    .with_context(|| ids[i].to_string())?;
+                latencies[i].push(latency);
             }
         }
         Ok(latencies)
     })
+}
+
+/// One POST of `body` to `url`, which must answer 200: its latency in µs.
+async fn timed_post(http: &reqwest::Client, url: &str, body: &[u8]) -> Result<f64> {
+    let t = Instant::now();
+    let (status, _) = policy_server::post(http, url, body.to_vec()).await?;
+    if status != 200 {
+        bail!("HTTP {status}");
+    }
+    Ok(t.elapsed().as_secs_f64() * 1e6)
 }
 
 /// `concurrency` clients sending `body` to `/validate/<id>` back to back for `slot`: each
@@ -692,12 +700,7 @@ fn send_for(
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 while start.elapsed() < slot {
-                    let t = Instant::now();
-                    let (status, _) = policy_server::post(&http, &url, body.clone()).await?;
-                    if status != 200 {
-                        bail!("HTTP {status}");
-                    }
-                    latencies.push(t.elapsed().as_secs_f64() * 1e6);
+                    latencies.push(timed_post(&http, &url, &body).await?);
                 }
                 Ok::<_, anyhow::Error>(latencies)
             }));
