@@ -14,6 +14,9 @@
 #   make manifests  regenerate the ClusterAdmissionPolicy manifests in manifests/
 #   make artifacthub
 #                   regenerate artifacthub/artifacthub-pkg.yml
+#   make profile-module
+#                   target/profile/policy.wasm: policy.wasm with function names, for perf
+#                   (README, Profiling)
 #   make web        build the explainer's WebAssembly (web/pkg/); make web-serve serves the
 #                   page on 127.0.0.1; make web-tests runs its tests (see the block below)
 #   make clean
@@ -85,6 +88,18 @@ target/policy-flags: FORCE
 policy.wasm: $(SOURCES) target/policy-flags | wasm-target wasm-opt
 	$(CARGO) build --locked --release --target $(WASM_TARGET) $(POLICY_CODEGEN)
 	wasm-opt $(WASM_OPT_FLAGS) target/$(WASM_TARGET)/release/$(CRATE).wasm -o policy.wasm
+
+# policy.wasm with its function names, for perf (README, Profiling): the same code
+# generation flags and the same wasm-opt, only not stripped (`-g` keeps the names wasm-opt
+# would drop). The module's own target dir keeps policy.wasm's build untouched.
+PROFILE_MODULE := target/profile/policy.wasm
+$(PROFILE_MODULE): $(SOURCES) target/policy-flags | wasm-target wasm-opt
+	CARGO_PROFILE_RELEASE_STRIP=false $(CARGO) build --locked --release --target $(WASM_TARGET) \
+		--target-dir target/profile $(POLICY_CODEGEN)
+	wasm-opt $(WASM_OPT_FLAGS) -g target/profile/$(WASM_TARGET)/release/$(CRATE).wasm -o $@
+
+.PHONY: profile-module
+profile-module: $(PROFILE_MODULE) $(KWHOST)
 
 $(KWHOST): $(HOST_SOURCES)
 	$(CARGO) build --locked --release --manifest-path e2e-tests/Cargo.toml
