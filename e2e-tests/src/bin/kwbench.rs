@@ -603,18 +603,17 @@ fn server_bench(
                 "c8_p50_us": c8.0.median, "c8_p99_us": c8.0.p99, "c8_rps": c8.1}));
             results.push([c1, c8]);
         }
-        let p50 = |m: Option<&Module>| {
-            m.and_then(|m| modules.iter().position(|x| x.name == m.name))
-                .map(|i| results[i][0].0.median)
-        };
-        let policy_p50 = results[0][0].0.median;
+        let index_of =
+            |m: Option<&Module>| m.and_then(|m| modules.iter().position(|x| x.name == m.name));
+        let p50 = |i: usize| results[i][0].0.median;
+        let policy_p50 = p50(0);
         let budget = args
             .max_server
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, r)| *r);
-        if let (Some(max), Some(floor_p50)) = (budget, p50(floor)) {
-            let ratio = policy_p50 / floor_p50;
+        if let (Some(max), Some(floor)) = (budget, index_of(floor)) {
+            let ratio = policy_p50 / p50(floor);
             println!("  {name}: policy p50 / floor p50 = {ratio:.2}");
             if ratio > max {
                 failures.push(format!(
@@ -622,14 +621,9 @@ fn server_bench(
                 ));
             }
         }
-        if let Some(ndots_p50) = p50(ndots) {
-            let ratio = policy_p50 / ndots_p50;
-            let j = modules
-                .iter()
-                .position(|m| Some(m.name.as_str()) == ndots.map(|n| n.name.as_str()));
-            let (low, high) = j.map_or((ratio, ratio), |j| {
-                p50_ratio_interval(&samples[0][0], &samples[j][0])
-            });
+        if let Some(ndots) = index_of(ndots) {
+            let ratio = policy_p50 / p50(ndots);
+            let (low, high) = p50_ratio_interval(&samples[0][0], &samples[ndots][0]);
             println!(
                 "  {name}: policy p50 / pod-ndots p50 = {ratio:.2} (95% interval {low:.2} to {high:.2}, over {} turns)",
                 samples[0][0].len()
