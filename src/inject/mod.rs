@@ -64,8 +64,12 @@ pub fn inject<'s>(
     // everything after (`parseStatus`).
     let status = pod::annotation(&pod, STATUS);
     let stripped_status = status.and_then(|s| SidecarInjectionStatus::parse(s).ok());
-    let recorded = status.map_or(Ok(None), SidecarInjectionStatus::parse_status);
-    let previous_status = recorded.clone().unwrap_or_default();
+    // The second reading's failure is raised where Istio's webhook fails, after merging.
+    let (previous_status, unreadable_status) =
+        match status.map_or(Ok(None), SidecarInjectionStatus::parse_status) {
+            Ok(recorded) => (recorded, None),
+            Err(why) => (None, Some(why)),
+        };
     let already_injected = status.is_some();
 
     let openshift = settings
@@ -95,7 +99,9 @@ pub fn inject<'s>(
     user_containers::normalize_injected(&mut pod, &template_pod, &originals);
     // Where Istio's second reading meets a name that is not a string, Go panics and
     // Istio's webhook fails the request: the Pod is refused here, saying why.
-    recorded.map_err(|why| format!("{STATUS}: {why} (Istio's webhook fails on it)"))?;
+    if let Some(why) = unreadable_status {
+        return Err(format!("{STATUS}: {why} (Istio's webhook fails on it)"));
+    }
     user_containers::reapply(
         &mut pod,
         &template_pod,
