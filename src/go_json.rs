@@ -1,7 +1,12 @@
-//! Go's JSON shape of Kubernetes objects that Istio writes into annotations: struct fields in
-//! declaration order, empty lists omitted, `resources` always present. Only used where the
-//! policy must reproduce text Istio writes (the `proxy.istio.io/overrides` annotation); the
-//! Pod itself is never re-shaped.
+//! Go's JSON where it differs from serde_json's, on both sides of an annotation:
+//! - the shape of Kubernetes objects that Istio writes into annotations: struct fields in
+//!   declaration order, empty lists omitted, `resources` always present. Only used where the
+//!   policy must reproduce text Istio writes (the `proxy.istio.io/overrides` annotation); the
+//!   Pod itself is never re-shaped;
+//! - what Go's `json.Unmarshal` accepts in the JSON that users write into annotations
+//!   ([`lenient`]).
+
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
@@ -153,10 +158,112 @@ fn each(out: &mut String, list: &Value, order: &[&str]) {
     out.push(']');
 }
 
+/// JSON text as Go's `json.Unmarshal` reads it, for serde_json: a `\uXXXX` escape of a
+/// surrogate that is not half of a pair is read by Go as U+FFFD, where serde_json refuses the
+/// whole text. Istio reads the JSON annotations users write (`sidecar.istio.io/userVolume`,
+/// `userVolumeMount`, `sidecar.istio.io/status`, the CNI networks list) with Go, so such a
+/// value must count as written, not as unreadable. Text without such an escape is returned
+/// as it is.
+pub fn lenient(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(unit) = utf16_escape(bytes, i) else {
+            // Another escape (`\\` too): two bytes, so that an escaped backslash before a
+            // `u` is not read as the start of a `\u` escape.
+            i += 2;
+            continue;
+        };
+        let high = (0xD800..0xDC00).contains(&unit);
+        let paired =
+            high && utf16_escape(bytes, i + 6).is_some_and(|low| (0xDC00..0xE000).contains(&low));
+        if paired {
+            i += 12;
+        } else if (0xD800..0xE000).contains(&unit) {
+            // Go takes only this escape: what follows it is read on its own.
+            let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            out.push_str(&text[copied..i]);
+            out.push_str("\\ufffd");
+            i += 6;
+            copied = i;
+        } else {
+            i += 6;
+        }
+    }
+    match out {
+        None => Cow::Borrowed(text),
+        Some(mut out) => {
+            out.push_str(&text[copied..]);
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// The code unit of the `\uXXXX` escape at `at`, if there is one.
+fn utf16_escape(bytes: &[u8], at: usize) -> Option<u32> {
+    let [b'\\', b'u', hex @ ..] = bytes.get(at..at + 6)? else {
+        return None;
+    };
+    hex.iter()
+        .try_fold(0, |unit, &b| Some(unit << 4 | char::from(b).to_digit(16)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn lenient_reads_unpaired_surrogate_escapes_as_replacement_characters_as_go_does() {
+        let read = |text: &str| serde_json::from_str::<Value>(&lenient(text)).unwrap();
+        for (text, go) in [
+            (r#""\ud800""#, "\u{fffd}"),
+            (r#""\udfff""#, "\u{fffd}"),
+            (r#""a\ud800b""#, "a\u{fffd}b"),
+            // Go takes the high half alone, then reads the next escape as itself.
+            (r#""\ud800\u0041""#, "\u{fffd}A"),
+            (r#""\ud800\ud800""#, "\u{fffd}\u{fffd}"),
+            (r#""\udc00\ud800""#, "\u{fffd}\u{fffd}"),
+            (r#""\ud800\ud83d\ude00""#, "\u{fffd}\u{1f600}"),
+            // A pair is a pair.
+            (r#""\ud83d\ude00""#, "\u{1f600}"),
+            (r#""\uD83D\uDE00""#, "\u{1f600}"),
+            // An escaped backslash before `ud800` is not an escape of a surrogate.
+            (r#""\\ud800""#, "\\ud800"),
+            (r#""\\\ud800""#, "\\\u{fffd}"),
+        ] {
+            assert_eq!(read(text), json!(go), "{text}");
+        }
+        assert_eq!(
+            read(r#"{"\udc00": ["\ud800", 1]}"#),
+            json!({"\u{fffd}": ["\u{fffd}", 1]}),
+            "keys and nested values too"
+        );
+    }
+
+    #[test]
+    fn lenient_leaves_text_without_unpaired_surrogates_untouched() {
+        for text in [
+            r#"{"a": "b"}"#,
+            r#""\ud83d\ude00 \u00e9 \n \\u""#,
+            r#""\u12"#,
+            r#""\"#,
+            "",
+        ] {
+            assert!(
+                matches!(lenient(text), Cow::Borrowed(t) if t == text),
+                "{text}"
+            );
+        }
+        // Malformed text stays malformed.
+        assert!(serde_json::from_str::<Value>(&lenient(r#""\uzzzz""#)).is_err());
+    }
 
     #[test]
     fn container_fields_in_go_order_with_resources() {

@@ -13,6 +13,7 @@
 //! [`SidecarInjectionStatus::parse_status`] is `parseStatus`, which what comes after the
 //! stripping uses (`reapplyOverwrittenContainers`): a map read by exact keys.
 
+use crate::go_json;
 use crate::json::Value;
 
 /// The names a previous injection recorded (Istio's `SidecarInjectionStatus`).
@@ -34,7 +35,8 @@ impl SidecarInjectionStatus {
     /// in Go (a key repeated exactly counts where it first appears, with its last value);
     /// other keys are ignored.
     pub fn parse(text: &str) -> Result<SidecarInjectionStatus, String> {
-        let value = Value::parse(text).map_err(|e| e.to_string())?;
+        let text = go_json::lenient(text);
+        let value = Value::parse(&text).map_err(|e| e.to_string())?;
         let mut status = SidecarInjectionStatus::default();
         let fields = match &value {
             Value::Null => return Ok(status),
@@ -63,7 +65,8 @@ impl SidecarInjectionStatus {
     /// checking: anything else panics in Istio's webhook and fails the request, which is
     /// the `Err` here, naming the value.
     pub fn parse_status(text: &str) -> Result<Option<SidecarInjectionStatus>, String> {
-        let Ok(Value::Object(fields)) = Value::parse(text) else {
+        let text = go_json::lenient(text);
+        let Ok(Value::Object(fields)) = Value::parse(&text) else {
             return Ok(None);
         };
         let names = |key: &str| match fields.get(key) {
@@ -309,6 +312,16 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn unpaired_surrogate_escapes_are_read_as_go_reads_them_not_as_unreadable() {
+        let text = r#"{"containers":["istio-proxy","app-\udc00"],"revision":"r\ud800"}"#;
+        let s = parse(text).unwrap();
+        assert_eq!(s.containers, ["istio-proxy", "app-\u{fffd}"]);
+        assert_eq!(s.revision.as_deref(), Some("r\u{fffd}"));
+        let s = SidecarInjectionStatus::parse_status(text).unwrap().unwrap();
+        assert_eq!(s.containers, ["istio-proxy", "app-\u{fffd}"]);
     }
 
     #[test]

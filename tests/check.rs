@@ -479,6 +479,26 @@ fn status_annotation_is_read_as_go_reads_it() {
     );
 }
 
+/// Go reads a `\uD800` escape that is not half of a pair as U+FFFD; serde_json refuses the
+/// text. A status with one is a readable mark to Istio, so it is to check mode.
+#[test]
+fn status_annotation_with_an_unpaired_surrogate_escape_is_read_as_go_reads_it() {
+    let mut stored = injected_and_stored(&reviews_pod(), "bookinfo", &enabled(), &json!({}));
+    let status = stored["metadata"]["annotations"]["sidecar.istio.io/status"]
+        .as_str()
+        .unwrap()
+        .replacen('{', r#"{"note":"\ud800","#, 1);
+    stored["metadata"]["annotations"]["sidecar.istio.io/status"] = status.into();
+    let verdict = evaluate(&stored, "bookinfo", &enabled(), &checking(&json!({})));
+    assert_eq!(verdict.code, None, "{}", message(&verdict));
+    assert_eq!(
+        verdict.outcome,
+        Outcome::SidecarCurrent,
+        "{}",
+        message(&verdict)
+    );
+}
+
 /// The reviews Pod asking for `templates`, as its ReplicaSet creates it.
 fn reviews_pod_with_templates(templates: &str) -> Value {
     let mut pod = reviews_pod();

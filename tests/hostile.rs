@@ -454,6 +454,45 @@ fn invalid_utf16_surrogate_escapes() {
     }
 }
 
+/// Istio reads the JSON users write into annotations with Go, which takes a `\uD800` escape
+/// that is not half of a pair as U+FFFD. The volume and the mount count as written, not as
+/// unreadable (which would drop them), and the Multus list is read and extended.
+#[test]
+fn unpaired_surrogate_escapes_in_json_annotations_are_read_as_go_reads_them() {
+    let payload = example(|pod| {
+        let annotations = &mut pod["metadata"]["annotations"];
+        annotations["sidecar.istio.io/userVolume"] =
+            json!(r#"{"extra":{"hostPath":{"path":"/data/\ud800"}}}"#);
+        annotations["sidecar.istio.io/userVolumeMount"] =
+            json!(r#"{"extra":{"mountPath":"/mnt/\udc00x"}}"#);
+    });
+    let a = answer("unpaired surrogates in userVolume", &payload);
+    assert_eq!(a.outcome, "injected", "{:?}", a.message);
+    let pod = a.mutated.unwrap();
+    let volume = pod["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "extra")
+        .expect("the user volume is added");
+    assert_eq!(volume["hostPath"]["path"], "/data/\u{fffd}");
+    let proxy = pod["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "istio-proxy")
+        .unwrap();
+    assert!(
+        proxy["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "extra" && m["mountPath"] == "/mnt/\u{fffd}x"),
+        "{}",
+        proxy["volumeMounts"]
+    );
+}
+
 /// Every annotation the policy reads, with a 256 KiB value of several shapes.
 #[test]
 fn huge_values_of_istio_annotations() {

@@ -25,6 +25,7 @@ macro_rules! mount {
     };
 }
 use crate::annotations as ann;
+use crate::go_json;
 use crate::json_text::Object;
 use crate::quantity::Quantity;
 pub(super) use {field_ref, resource_field_ref};
@@ -130,7 +131,7 @@ pub(super) fn user_entries(input: &TemplateInput, key: &str) -> Vec<(String, ser
     let Some(raw) = input.annotation(key) else {
         return Vec::new();
     };
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(raw) else {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&go_json::lenient(raw)) else {
         return Vec::new();
     };
     // serde_json's maps are sorted by key.
