@@ -81,8 +81,12 @@ POLICY_CODEGEN := --config 'target.$(WASM_TARGET).rustflags=["-C", "llvm-args=-i
 
 # The flags policy.wasm is built with; the stamp changes, and the module is built again, only
 # when they do (a checkout that already had a module kept its old flags otherwise).
+# Written by the shell, not by make's `file`, which `make -n` would run too. The flags are
+# quoted for the shell (they hold single quotes).
+POLICY_FLAGS := $(subst ','\'',$(POLICY_CODEGEN) $(WASM_OPT_FLAGS))
 target/policy-flags: FORCE
-	$(shell mkdir -p target)$(file >$@.new,$(POLICY_CODEGEN) $(WASM_OPT_FLAGS))
+	@mkdir -p target
+	@printf '%s\n' '$(POLICY_FLAGS)' >$@.new
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
 policy.wasm: $(SOURCES) target/policy-flags | wasm-target wasm-opt
