@@ -42,16 +42,38 @@ pub fn document(input: &'static str, text: &str) -> Result<Option<Value>, Proble
             ..Problem::new(input, format!("{input}: {e}"))
         });
     }
-    serde_yaml::from_str::<Value>(text)
-        .map(|v| (!v.is_null()).then_some(v))
-        .map_err(|e| {
-            let at = e.location();
-            Problem {
-                line: at.as_ref().map(|l| l.line()),
-                column: at.as_ref().map(|l| l.column()),
-                ..Problem::new(input, format!("{input}: {e}"))
-            }
-        })
+    let value = serde_yaml::from_str::<Value>(text).map_err(|e| {
+        let at = e.location();
+        Problem {
+            line: at.as_ref().map(|l| l.line()),
+            column: at.as_ref().map(|l| l.column()),
+            ..Problem::new(input, format!("{input}: {e}"))
+        }
+    })?;
+    // serde_yaml lets a document nest one level deeper than serde_json does: the same
+    // document is refused alike in either form.
+    if nesting(&value) > JSON_NESTING {
+        return Err(Problem::new(
+            input,
+            format!(
+                "{input}: recursion limit exceeded: nested deeper than {JSON_NESTING} lists and maps, as JSON input may be"
+            ),
+        ));
+    }
+    Ok((!value.is_null()).then_some(value))
+}
+
+/// How many lists and maps serde_json reads inside one another before it refuses the text.
+const JSON_NESTING: usize = 127;
+
+/// How many lists and maps are nested at the deepest point of `value`.
+fn nesting(value: &Value) -> usize {
+    let inner = match value {
+        Value::Array(items) => items.iter().map(nesting).max(),
+        Value::Object(fields) => fields.values().map(nesting).max(),
+        _ => return 0,
+    };
+    1 + inner.unwrap_or(0)
 }
 
 /// The AdmissionRequest for the Pod input: a Pod (created in its namespace, else in the
@@ -371,6 +393,30 @@ mod tests {
         assert!(p.line.is_some() && p.column.is_some(), "{p:?}");
         let p = document("pod", "{\"metadata\": }").unwrap_err();
         assert_eq!((p.line, p.column), (Some(1), Some(14)), "{p:?}");
+    }
+
+    #[test]
+    fn yaml_nests_as_deep_as_json_and_no_deeper() {
+        let lists = |depth: usize| format!("a: {}{}", "[".repeat(depth), "]".repeat(depth));
+        let as_json =
+            |depth: usize| format!("{{\"a\": {}{}}}", "[".repeat(depth), "]".repeat(depth));
+        // The map around the lists is one level.
+        for depth in [JSON_NESTING - 2, JSON_NESTING - 1, JSON_NESTING] {
+            let json = document("pod", &as_json(depth)).map(|_| ());
+            let yaml = document("pod", &lists(depth)).map(|_| ());
+            assert_eq!(
+                json.is_ok(),
+                yaml.is_ok(),
+                "{depth} lists: {json:?} / {yaml:?}"
+            );
+            assert_eq!(
+                json.is_ok(),
+                depth < JSON_NESTING,
+                "{depth} lists: {json:?}"
+            );
+        }
+        let p = document("pod", &lists(JSON_NESTING)).unwrap_err();
+        assert!(p.message.contains("recursion limit exceeded"), "{p:?}");
     }
 
     #[test]
