@@ -280,12 +280,12 @@ BENCH_BUDGETS := --max-fresh-ratio pod-1-containers.json=1.5 --max-fresh-ratio p
 	$(if $(POLICY_SERVER),--max-server-ratio pod-1-containers.json=1.2 --max-server-ratio pod-20-containers.json=1.2)
 ANNOTATE := $(if $(KWCTL),$(KWCTL),$(KWHOST)) annotate
 
-$(BASELINE): e2e-tests/baseline-policy/src/lib.rs e2e-tests/baseline-policy/Cargo.toml | wasm-target
+$(BASELINE): e2e-tests/baseline-policy/src/lib.rs e2e-tests/baseline-policy/Cargo.toml e2e-tests/bench-guest.rs | wasm-target
 	$(CARGO) build --locked --release --target $(WASM_TARGET) --manifest-path e2e-tests/baseline-policy/Cargo.toml
 
 # The floor's answers come from the engine: it is rebuilt whenever the engine changes.
 $(FLOOR): e2e-tests/floor-policy/src/lib.rs e2e-tests/floor-policy/build.rs e2e-tests/floor-policy/Cargo.toml \
-		$(SOURCES) $(BENCH_PODS) | wasm-target
+		e2e-tests/bench-guest.rs $(SOURCES) $(BENCH_PODS) | wasm-target
 	$(CARGO) build --locked --release --target $(WASM_TARGET) --manifest-path e2e-tests/floor-policy/Cargo.toml
 
 # Through the same wasm-opt as the policy; policy-server loads only annotated modules.

@@ -19,7 +19,9 @@ fn main() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
     let out = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("answers.rs");
     let settings: Value = serde_json::from_str(SETTINGS).expect("settings");
-    let mut code = String::from("/// (request uid, the policy's answer).\npub const ANSWERS: &[(&str, &[u8])] = &[\n");
+    let mut code = String::from(
+        "/// (request uid, the policy's answer).\npub const ANSWERS: &[(&str, &[u8])] = &[\n",
+    );
     for name in REQUESTS {
         let path = data.join(name);
         println!("cargo::rerun-if-changed={}", path.display());

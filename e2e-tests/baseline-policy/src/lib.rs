@@ -2,11 +2,10 @@
 //! and answers with the Pod unchanged: no decision, no rendering.
 
 use guest::prelude::*;
+use kubewarden_policy_sdk::mutate_request;
 use kubewarden_policy_sdk::wapc_guest as guest;
 
-extern crate kubewarden_policy_sdk as kubewarden;
-use kubewarden::settings::SettingsValidationResponse;
-use kubewarden::{mutate_request, protocol_version_guest};
+include!("../../bench-guest.rs");
 
 #[derive(serde::Deserialize)]
 struct Payload {
@@ -22,21 +21,7 @@ struct Request {
     object: serde_json::Value,
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn wapc_init() {
-    register_function("validate", validate);
-    register_function("validate_settings", validate_settings);
-    register_function("protocol_version", protocol_version_guest);
-}
-
 fn validate(payload: &[u8]) -> CallResult {
     let payload: Payload = serde_json::from_slice(payload)?;
     mutate_request(payload.request.object)
-}
-
-fn validate_settings(_payload: &[u8]) -> CallResult {
-    Ok(serde_json::to_vec(&SettingsValidationResponse {
-        valid: true,
-        message: None,
-    })?)
 }

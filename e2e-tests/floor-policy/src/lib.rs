@@ -4,21 +4,12 @@
 //! getting the request in and the very same answer out, and nothing else.
 
 use guest::prelude::*;
+use kubewarden_policy_sdk::reject_request;
+use kubewarden_policy_sdk::request::ValidationRequest;
 use kubewarden_policy_sdk::wapc_guest as guest;
 
-extern crate kubewarden_policy_sdk as kubewarden;
-use kubewarden::settings::SettingsValidationResponse;
-use kubewarden::request::ValidationRequest;
-use kubewarden::{protocol_version_guest, reject_request};
-
+include!("../../bench-guest.rs");
 include!(concat!(env!("OUT_DIR"), "/answers.rs"));
-
-#[unsafe(no_mangle)]
-pub extern "C" fn wapc_init() {
-    register_function("validate", validate);
-    register_function("validate_settings", validate_settings);
-    register_function("protocol_version", protocol_version_guest);
-}
 
 fn validate(payload: &[u8]) -> CallResult {
     let request = ValidationRequest::<serde_json::Value>::new(payload)?;
@@ -32,11 +23,4 @@ fn validate(payload: &[u8]) -> CallResult {
             None,
         ),
     }
-}
-
-fn validate_settings(_payload: &[u8]) -> CallResult {
-    Ok(serde_json::to_vec(&SettingsValidationResponse {
-        valid: true,
-        message: None,
-    })?)
 }
