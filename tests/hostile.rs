@@ -157,6 +157,15 @@ fn example(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
 
 const MIB: usize = 1 << 20;
 
+/// The item named `name` of the list at `pointer` in `value`.
+fn named<'v>(value: &'v Value, pointer: &str, name: &str) -> &'v Value {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .and_then(|items| items.iter().find(|item| item["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {pointer}"))
+}
+
 #[test]
 fn ten_mib_annotation_value_is_injected() {
     let payload = example(|pod| {
@@ -186,12 +195,7 @@ fn ten_mib_of_env_vars_is_injected() {
     let a = answer("10 MiB of env vars", &payload);
     assert_eq!(a.outcome, "injected");
     let pod = a.mutated.unwrap();
-    let app = pod["spec"]["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "app")
-        .unwrap();
+    let app = named(&pod, "/spec/containers", "app");
     assert_eq!(app["env"].as_array().unwrap().len(), 150_000);
 }
 
@@ -213,18 +217,8 @@ fn thousand_containers_are_injected() {
     let pod = a.mutated.unwrap();
     assert_eq!(pod["spec"]["containers"].as_array().unwrap().len(), 1001);
     // Every app probe was handed to the agent.
-    let proxy = pod["spec"]["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "istio-proxy")
-        .unwrap();
-    let probers = proxy["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "ISTIO_KUBE_APP_PROBERS")
-        .unwrap();
+    let proxy = named(&pod, "/spec/containers", "istio-proxy");
+    let probers = named(proxy, "/env", "ISTIO_KUBE_APP_PROBERS");
     let probers: Value = serde_json::from_str(probers["value"].as_str().unwrap()).unwrap();
     // readiness (http, named port), liveness (tcp), startup (grpc), preStop (http).
     assert_eq!(probers.as_object().unwrap().len(), 4000);
@@ -469,28 +463,11 @@ fn unpaired_surrogate_escapes_in_json_annotations_are_read_as_go_reads_them() {
     let a = answer("unpaired surrogates in userVolume", &payload);
     assert_eq!(a.outcome, "injected", "{:?}", a.message);
     let pod = a.mutated.unwrap();
-    let volume = pod["spec"]["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "extra")
-        .expect("the user volume is added");
+    let volume = named(&pod, "/spec/volumes", "extra");
     assert_eq!(volume["hostPath"]["path"], "/data/\u{fffd}");
-    let proxy = pod["spec"]["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "istio-proxy")
-        .unwrap();
-    assert!(
-        proxy["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["name"] == "extra" && m["mountPath"] == "/mnt/\u{fffd}x"),
-        "{}",
-        proxy["volumeMounts"]
-    );
+    let proxy = named(&pod, "/spec/containers", "istio-proxy");
+    let mount = named(proxy, "/volumeMounts", "extra");
+    assert_eq!(mount["mountPath"], "/mnt/\u{fffd}x");
 }
 
 /// Every annotation the policy reads, with a 256 KiB value of several shapes.
