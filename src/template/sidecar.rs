@@ -582,3 +582,39 @@ fn nonzero_or(port: u16, default: &str) -> String {
         port.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::append_multus_network;
+
+    #[test]
+    fn multus_networks_list_is_extended_once_as_istio_does() {
+        let cni = "default/istio-cni";
+        assert_eq!(append_multus_network("", cni), cni);
+        assert_eq!(
+            append_multus_network("net1", cni),
+            "net1, default/istio-cni"
+        );
+        assert_eq!(
+            append_multus_network("net1, default/istio-cni", cni),
+            "net1, default/istio-cni"
+        );
+        assert_eq!(
+            append_multus_network(r#"[{"name": "net1"}]"#, cni),
+            r#"[{"name": "net1"}, {"name": "istio-cni", "namespace": "default"}]"#
+        );
+        let present = r#"[{"name": "istio-cni", "namespace": "default"}]"#;
+        assert_eq!(append_multus_network(present, cni), present);
+        // Unreadable JSON is left as it is.
+        assert_eq!(append_multus_network("[{oops]", cni), "[{oops]");
+    }
+
+    /// Go reads an unpaired surrogate escape as U+FFFD: the list is read, and extended.
+    #[test]
+    fn multus_networks_list_with_an_unpaired_surrogate_escape_is_read_as_go_reads_it() {
+        assert_eq!(
+            append_multus_network(r#"[{"name": "net\ud800"}]"#, "default/istio-cni"),
+            r#"[{"name": "net\ud800"}, {"name": "istio-cni", "namespace": "default"}]"#
+        );
+    }
+}
