@@ -470,6 +470,66 @@ fn unpaired_surrogate_escapes_in_json_annotations_are_read_as_go_reads_them() {
     assert_eq!(mount["mountPath"], "/mnt/\u{fffd}x");
 }
 
+/// The example Pod injected, `edit`ed as a later request would carry it, and injected again.
+fn reinjected(edit: impl FnOnce(&mut Value)) -> Answer {
+    let first = answer("the example", &example(|_| {}));
+    assert_eq!(first.outcome, "injected", "{:?}", first.message);
+    let mut request = common::examples().remove(0).request;
+    request["object"] = first.mutated.unwrap();
+    edit(&mut request["object"]);
+    answer("re-injection", &common::payload(&request, &json!({})))
+}
+
+/// What Istio recorded in a Pod it injected is read back with Go on re-injection too: the
+/// user's istio-proxy saved in `proxy.istio.io/overrides` and the agent's probers.
+#[test]
+fn unpaired_surrogate_escapes_in_what_injection_recorded_are_read_as_go_reads_them() {
+    // The user's istio-proxy, as an earlier injection saved it.
+    let a = reinjected(|pod| {
+        pod["metadata"]["annotations"]["proxy.istio.io/overrides"] = json!(
+            r#"{"containers":[{"name":"istio-proxy","env":[{"name":"X","value":"x\ud800"}],"resources":{}}]}"#
+        );
+    });
+    assert_eq!(a.outcome, "injected", "{:?}", a.message);
+    let pod = a.mutated.unwrap();
+    let proxy = named(&pod, "/spec/containers", "istio-proxy");
+    assert_eq!(named(proxy, "/env", "X")["value"], "x\u{fffd}");
+
+    // A prober the agent was handed by an earlier injection, read when a probe the Pod
+    // gained since is handed over too.
+    let a = reinjected(|pod| {
+        let containers = pod["spec"]["containers"].as_array_mut().unwrap();
+        let app = containers.iter_mut().find(|c| c["name"] == "app").unwrap();
+        app["livenessProbe"] = json!({"tcpSocket": {"port": 8080}});
+        let proxy = containers
+            .iter_mut()
+            .find(|c| c["name"] == "istio-proxy")
+            .unwrap();
+        let env = proxy["env"].as_array_mut().unwrap();
+        let probers = env
+            .iter_mut()
+            .find(|e| e["name"] == "ISTIO_KUBE_APP_PROBERS")
+            .unwrap();
+        let value = probers["value"].as_str().unwrap().replacen(
+            '{',
+            r#"{"/app-health/x\ud800/livez":{"tcpSocket":{"port":80}},"#,
+            1,
+        );
+        probers["value"] = json!(value);
+    });
+    assert_eq!(a.outcome, "injected", "{:?}", a.message);
+    let pod = a.mutated.unwrap();
+    let proxy = named(&pod, "/spec/containers", "istio-proxy");
+    let probers = named(proxy, "/env", "ISTIO_KUBE_APP_PROBERS")["value"]
+        .as_str()
+        .unwrap();
+    let probers: Value = serde_json::from_str(probers).unwrap();
+    assert!(
+        probers.get("/app-health/x\u{fffd}/livez").is_some(),
+        "the earlier prober is kept, as Go read it: {probers}"
+    );
+}
+
 /// Every annotation the policy reads, with a 256 KiB value of several shapes.
 #[test]
 fn huge_values_of_istio_annotations() {

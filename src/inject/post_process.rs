@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{CORE_DUMP, Context, INIT, NAMED_LISTS, PROXY, TemplateNames, VALIDATION};
 use crate::annotations::STATUS;
+use crate::go_json;
 use crate::json::Value;
 use crate::json_text::push_string;
 use crate::pod;
@@ -134,7 +135,7 @@ fn merge_or_append_probers(env: &mut Vec<Value>, previously_injected: bool, new:
         let old: Option<BTreeMap<String, serde_json::Value>> = existing
             .get("value")
             .and_then(Value::as_str)
-            .and_then(|v| serde_json::from_str(v).ok());
+            .and_then(|v| serde_json::from_str(&go_json::lenient(v)).ok());
         let fresh: Option<BTreeMap<String, serde_json::Value>> = serde_json::from_str(&new).ok();
         if let (Some(old), Some(mut merged)) = (old, fresh) {
             merged.extend(old);

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use super::PROXY;
 use crate::annotations::{self as ann, STATUS};
+use crate::go_json;
 use crate::injection_status::SidecarInjectionStatus;
 use crate::json::Value;
 use crate::pod;
@@ -49,7 +50,7 @@ pub fn strip<'a>(
 /// The user's containers recorded in `proxy.istio.io/overrides`, put back where the user
 /// declared them (unless the Pod has them).
 fn reinsert_overrides(stripped: &mut Value, raw: &str) -> Result<(), String> {
-    let parsed: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
+    let parsed: serde_json::Value = serde_json::from_str(&go_json::lenient(raw)).map_err(|e| {
         format!(
             "invalid value for annotation '{}': {e}",
             ann::PROXY_OVERRIDES

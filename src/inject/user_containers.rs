@@ -4,6 +4,7 @@
 
 use super::{INIT, PROXY, TemplateNames, VALIDATION};
 use crate::annotations as ann;
+use crate::go_json;
 use crate::injection_status::SidecarInjectionStatus;
 use crate::json::{Map, Value, object};
 use crate::merge::merge_onto_pod;
@@ -40,7 +41,7 @@ impl<'a> OriginalContainers<'a> {
             containers: pick("containers"),
             init_containers: pick("initContainers"),
             saved: pod::annotation(pod, ann::PROXY_OVERRIDES)
-                .and_then(|s| serde_json::from_str(s).ok()),
+                .and_then(|s| serde_json::from_str(&go_json::lenient(s)).ok()),
         }
     }
 
