@@ -4,7 +4,7 @@
 //!   policy must reproduce text Istio writes (the `proxy.istio.io/overrides` annotation); the
 //!   Pod itself is never re-shaped;
 //! - what Go's `json.Unmarshal` accepts in the JSON that users write into annotations
-//!   ([`lenient`]).
+//!   ([`unmarshal`], [`lenient`]).
 
 use std::borrow::Cow;
 
@@ -158,14 +158,19 @@ fn each(out: &mut String, list: &Value, order: &[&str]) {
     out.push(']');
 }
 
+/// JSON text read as Go's `json.Unmarshal` reads it: what Istio reads with it, the policy
+/// reads with this (or with [`lenient`] first, for the engine's borrowed JSON).
+pub fn unmarshal<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Result<T> {
+    serde_json::from_str(&lenient(text))
+}
+
 /// JSON text as Go's `json.Unmarshal` reads it, for serde_json: a `\uXXXX` escape of a
 /// surrogate that is not half of a pair is read by Go as U+FFFD, where serde_json refuses the
 /// whole text. Istio reads the JSON annotations users write (`sidecar.istio.io/userVolume`,
 /// `userVolumeMount`, the CNI networks list) and the JSON it recorded in a Pod before
 /// (`sidecar.istio.io/status`, `proxy.istio.io/overrides`, the agent's
 /// `ISTIO_KUBE_APP_PROBERS`) with Go, so such a value must count as written, not as
-/// unreadable. Text without such an escape is returned
-/// as it is.
+/// unreadable. Text without such an escape is returned as it is.
 pub fn lenient(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let mut out: Option<String> = None;

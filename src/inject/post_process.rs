@@ -135,7 +135,7 @@ fn merge_or_append_probers(env: &mut Vec<Value>, previously_injected: bool, new:
         let old: Option<BTreeMap<String, serde_json::Value>> = existing
             .get("value")
             .and_then(Value::as_str)
-            .and_then(|v| serde_json::from_str(&go_json::lenient(v)).ok());
+            .and_then(|v| go_json::unmarshal(v).ok());
         let fresh: Option<BTreeMap<String, serde_json::Value>> = serde_json::from_str(&new).ok();
         if let (Some(old), Some(mut merged)) = (old, fresh) {
             merged.extend(old);

@@ -50,7 +50,7 @@ pub fn strip<'a>(
 /// The user's containers recorded in `proxy.istio.io/overrides`, put back where the user
 /// declared them (unless the Pod has them).
 fn reinsert_overrides(stripped: &mut Value, raw: &str) -> Result<(), String> {
-    let parsed: serde_json::Value = serde_json::from_str(&go_json::lenient(raw)).map_err(|e| {
+    let parsed: serde_json::Value = go_json::unmarshal(raw).map_err(|e| {
         format!(
             "invalid value for annotation '{}': {e}",
             ann::PROXY_OVERRIDES

@@ -41,7 +41,7 @@ impl<'a> OriginalContainers<'a> {
             containers: pick("containers"),
             init_containers: pick("initContainers"),
             saved: pod::annotation(pod, ann::PROXY_OVERRIDES)
-                .and_then(|s| serde_json::from_str(&go_json::lenient(s)).ok()),
+                .and_then(|s| go_json::unmarshal(s).ok()),
         }
     }
 

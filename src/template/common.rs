@@ -131,7 +131,7 @@ pub(super) fn user_entries(input: &TemplateInput, key: &str) -> Vec<(String, ser
     let Some(raw) = input.annotation(key) else {
         return Vec::new();
     };
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&go_json::lenient(raw)) else {
+    let Ok(serde_json::Value::Object(map)) = go_json::unmarshal(raw) else {
         return Vec::new();
     };
     // serde_json's maps are sorted by key.

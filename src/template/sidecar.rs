@@ -185,9 +185,9 @@ fn append_multus_network(existing: &str, network: &str) -> String {
         return network.to_string();
     }
     if let Some(i) = existing.rfind(']') {
-        let Ok(networks) = serde_json::from_str::<Vec<serde_json::Map<String, serde_json::Value>>>(
-            &go_json::lenient(existing),
-        ) else {
+        let Ok(networks) =
+            go_json::unmarshal::<Vec<serde_json::Map<String, serde_json::Value>>>(existing)
+        else {
             return existing.to_string();
         };
         let (ns, name) = network.split_once('/').unwrap_or(("", network));
