@@ -43,13 +43,16 @@ const EPOCH_DEADLINES: wasmtime_provider::EpochDeadlines = wasmtime_provider::Ep
 };
 
 /// The engine modules are compiled by: wasmtime's defaults, as policy-server's, with epoch
-/// interruption on, as policy-server turns it on for its timeout protection. With
+/// interruption on, as policy-server turns it on for its timeout protection, and the
+/// function-references proposal on, as policy-server and kwctl turn it on for Go's policies
+/// (it changes how the compiled code reaches functions through tables). With
 /// `KWHOST_PERFMAP` set it writes `/tmp/perf-<pid>.map`, so that `perf record` / `perf
 /// report` name the module's functions (build the module unstripped to get Rust names);
 /// that engine has no compile cache.
 fn engine(cache: &CompileCache) -> Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    config.wasm_function_references(true);
     if std::env::var_os("KWHOST_PERFMAP").is_some() {
         config.profiler(ProfilingStrategy::PerfMap);
     } else if let CompileCache::Directory(dir) = cache {
