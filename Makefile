@@ -121,11 +121,15 @@ FORCE:
 
 # The usage embedded in the module (io.kubewarden.policy.usage, what kwctl inspect and
 # Artifact Hub show the policy's users): the README down to its developer sections, which
-# a marker in it starts (testing, benchmarks, development: 16 KB the module need not carry).
+# a marker in it starts (testing, benchmarks, development: 16 KB the module need not carry),
+# and without the two sections above it that are for developers too: building and testing
+# from source ("Two commands") and publishing to a registry ("Publishing"), 6 KB more.
 USAGE := target/usage.md
-$(USAGE): README.md
+$(USAGE): README.md Makefile
 	@mkdir -p target
-	sed '/^<!-- For developers from here on/,$$d' README.md > $@
+	awk '/^<!-- For developers from here on/ { exit } \
+		/^## / { developer = $$0 == "## Two commands" || $$0 == "## Publishing" } \
+		!developer' README.md > $@
 
 # Embeds policy-metadata.yml (and the usage) in the io.kubewarden.metadata section.
 ifneq ($(KWCTL),)
