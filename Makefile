@@ -102,8 +102,12 @@ $(PROFILE_MODULE): $(SOURCES) target/policy-flags | wasm-target wasm-opt
 		--target-dir target/profile $(POLICY_CODEGEN)
 	wasm-opt $(WASM_OPT_FLAGS) -g target/profile/$(WASM_TARGET)/release/$(CRATE).wasm -o $@
 
+# Annotated too, for policy-server, which loads only annotated modules (README, Profiling).
+target/profile/annotated-policy.wasm: $(PROFILE_MODULE) policy-metadata.yml $(KWHOST)
+	$(ANNOTATE) -m policy-metadata.yml -o $@ $(PROFILE_MODULE)
+
 .PHONY: profile-module
-profile-module: $(PROFILE_MODULE) $(KWHOST)
+profile-module: $(PROFILE_MODULE) target/profile/annotated-policy.wasm $(KWHOST)
 
 $(KWHOST): $(HOST_SOURCES)
 	$(CARGO) build --locked --release --manifest-path e2e-tests/Cargo.toml

@@ -13,12 +13,14 @@
 //! - [`scenario`]: the scenario files and checks of `tests/scenarios.rs`.
 //! - [`policy_server`]: a real policy-server started on 127.0.0.1 and the
 //!   AdmissionReviews sent to it (`tests/policy_server.rs`).
+//! - [`perf_map`]: perf's names for the modules' code inside policy-server.
 
 pub mod annotate;
 pub mod artifacthub;
 pub mod host;
 pub mod manifests;
 pub mod metadata;
+pub mod perf_map;
 pub mod policy_server;
 pub mod push;
 pub mod response;

@@ -285,6 +285,11 @@ impl PolicyServer {
         read_log(&self.log)
     }
 
+    /// Its process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.0.try_wait(), Ok(None))

@@ -35,13 +35,16 @@
 //! run's ratio can be trusted; the budget is judged on the ratio itself). Exits 1 when a
 //! budget is exceeded. `--profile-fresh N`: only N fresh calls of the policy on the
 //! first request (for `perf record` with `KWHOST_PERFMAP=1`); `--profile-warm N`: N calls of
-//! one instance instead, to tell what only a first call pays.
+//! one instance instead, to tell what only a first call pays. With `KWHOST_PERFMAP=1` and
+//! `--policy-server`, the modules' functions are named inside policy-server too
+//! ([`kwhost::perf_map`]), for `perf record` around the whole run.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use kwhost::host::{CompileCache, HostContext, Instance, Policy};
+use kwhost::perf_map;
 use kwhost::policy_server::{self, PolicyEntry, PolicyServer};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -149,20 +152,38 @@ struct Module {
     size: u64,
     compile: Duration,
     settings: Value,
+    /// Its regions of compiled code, when a perf map is written (empty otherwise).
+    code: Vec<perf_map::Region>,
 }
 
 fn load(name: &str, path: &Path, settings: Value) -> Result<Module> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {path:?}"))?;
+    let before = perf_map_on().then(perf_map::own_code).transpose()?;
     let start = Instant::now();
     let policy = Policy::compile(&bytes, &CompileCache::Disabled)?;
+    let compile = start.elapsed();
+    let code = match before {
+        Some(before) => perf_map::own_code()?
+            .into_iter()
+            .filter(|r| !before.contains(r))
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(Module {
         name: name.to_string(),
         path: path.to_path_buf(),
         policy,
         size: bytes.len() as u64,
-        compile: start.elapsed(),
+        compile,
         settings,
+        code,
     })
+}
+
+/// Whether wasmtime writes a perf map (`KWHOST_PERFMAP`), which names the modules' code for
+/// perf here and, shared, inside policy-server.
+fn perf_map_on() -> bool {
+    std::env::var_os("KWHOST_PERFMAP").is_some()
 }
 
 /// Median, 99th percentile and count of timed calls, in microseconds.
@@ -469,6 +490,7 @@ fn check_mode(
         size: policy.size,
         compile: policy.compile,
         settings: check_settings,
+        code: Vec::new(),
     };
     println!("\nCheck mode, fresh calls, medians in µs:\n");
     println!(
@@ -539,6 +561,19 @@ fn server_bench(
         policy_timeout: None,
     };
     let server = PolicyServer::start(&config)?;
+    if perf_map_on() {
+        let named: Vec<(&str, &[perf_map::Region])> = modules
+            .iter()
+            .map(|m| (m.name.as_str(), m.code.as_slice()))
+            .collect();
+        match perf_map::share_with(server.pid(), &named) {
+            Ok(shared) => println!(
+                "\nperf: {} functions named in {} ({} regions of policy-server's code)",
+                shared.symbols, shared.path, shared.regions
+            ),
+            Err(e) => println!("\nperf: policy-server's code left unnamed: {e:#}"),
+        }
+    }
     println!(
         "\npolicy-server {} over HTTP on 127.0.0.1 (--workers 2), {} s per module and concurrency, in µs:\n",
         policy_server::version(binary).unwrap_or_default(),
