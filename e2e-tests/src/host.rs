@@ -45,7 +45,7 @@ const EPOCH_DEADLINES: wasmtime_provider::EpochDeadlines = wasmtime_provider::Ep
 /// The engine modules are compiled by: wasmtime's defaults, as policy-server's, with epoch
 /// interruption on, as policy-server turns it on for its timeout protection, and the
 /// function-references proposal on, as policy-server and kwctl turn it on for Go's policies
-/// (it changes how the compiled code reaches functions through tables). With
+/// (which need it to load; this policy compiles to the same code with it or without). With
 /// `KWHOST_PERFMAP` set it writes `/tmp/perf-<pid>.map`, so that `perf record` / `perf
 /// report` name the module's functions (build the module unstripped to get Rust names);
 /// that engine has no compile cache.
