@@ -53,7 +53,7 @@ fn engine(cache: &CompileCache) -> Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.wasm_function_references(true);
-    if std::env::var_os("KWHOST_PERFMAP").is_some() {
+    if crate::perf_map::enabled() {
         config.profiler(ProfilingStrategy::PerfMap);
     } else if let CompileCache::Directory(dir) = cache {
         std::fs::create_dir_all(dir).ok();

@@ -14,6 +14,12 @@ use std::io::{Read, Seek, SeekFrom};
 
 use anyhow::{Context, Result};
 
+/// Whether the engine writes wasmtime's perf map (`KWHOST_PERFMAP` set), which names the
+/// modules' code for perf here, and through [`share_with`] inside policy-server.
+pub fn enabled() -> bool {
+    std::env::var_os("KWHOST_PERFMAP").is_some()
+}
+
 /// One function of wasmtime's perf map: its address, its size, its name.
 struct Symbol {
     address: u64,

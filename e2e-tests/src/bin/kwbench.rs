@@ -158,7 +158,7 @@ struct Module {
 
 fn load(name: &str, path: &Path, settings: Value) -> Result<Module> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {path:?}"))?;
-    let before = perf_map_on().then(perf_map::own_code).transpose()?;
+    let before = perf_map::enabled().then(perf_map::own_code).transpose()?;
     let start = Instant::now();
     let policy = Policy::compile(&bytes, &CompileCache::Disabled)?;
     let compile = start.elapsed();
@@ -178,12 +178,6 @@ fn load(name: &str, path: &Path, settings: Value) -> Result<Module> {
         settings,
         code,
     })
-}
-
-/// Whether wasmtime writes a perf map (`KWHOST_PERFMAP`), which names the modules' code for
-/// perf here and, shared, inside policy-server.
-fn perf_map_on() -> bool {
-    std::env::var_os("KWHOST_PERFMAP").is_some()
 }
 
 /// Median, 99th percentile and count of timed calls, in microseconds.
@@ -561,7 +555,7 @@ fn server_bench(
         policy_timeout: None,
     };
     let server = PolicyServer::start(&config)?;
-    if perf_map_on() {
+    if perf_map::enabled() {
         let named: Vec<(&str, &[perf_map::Region])> = modules
             .iter()
             .map(|m| (m.name.as_str(), m.code.as_slice()))
