@@ -167,10 +167,10 @@ pub fn unmarshal<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Resu
 /// JSON text as Go's `json.Unmarshal` reads it, for serde_json: a `\uXXXX` escape of a
 /// surrogate that is not half of a pair is read by Go as U+FFFD, where serde_json refuses the
 /// whole text. Istio reads the JSON annotations users write (`sidecar.istio.io/userVolume`,
-/// `userVolumeMount`, the CNI networks list) and the JSON it recorded in a Pod before
-/// (`sidecar.istio.io/status`, `proxy.istio.io/overrides`, the agent's
-/// `ISTIO_KUBE_APP_PROBERS`) with Go, so such a value must count as written, not as
-/// unreadable. Text without such an escape is returned as it is.
+/// `userVolumeMount`, `apm.datadoghq.com/env`, the CNI networks list) and the JSON it
+/// recorded in a Pod before (`sidecar.istio.io/status`, `proxy.istio.io/overrides`, the
+/// agent's `ISTIO_KUBE_APP_PROBERS`) with Go, so such a value must count as written, not
+/// as unreadable. Text without such an escape is returned as it is.
 pub fn lenient(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
     let mut out: Option<String> = None;

@@ -470,6 +470,33 @@ fn unpaired_surrogate_escapes_in_json_annotations_are_read_as_go_reads_them() {
     assert_eq!(mount["mountPath"], "/mnt/\u{fffd}x");
 }
 
+/// With the Datadog tracer, Istio's template reads `apm.datadoghq.com/env` with Go's
+/// `fromJSON`: its entries become the proxy's env, in key order, and an unpaired surrogate
+/// escape is U+FFFD rather than a list dropped as unreadable.
+#[test]
+fn datadog_env_annotation_is_read_as_go_reads_it() {
+    let payload = example_payload(
+        |pod| {
+            pod["metadata"]["annotations"]["apm.datadoghq.com/env"] =
+                json!(r#"{"DD_SERVICE":"shop\ud800","DD_ENV":"prod"}"#);
+        },
+        json!({"values": {"global": {"proxy": {"tracer": "datadog"}}}}),
+    );
+    let a = answer("datadog env with an unpaired surrogate", &payload);
+    assert_eq!(a.outcome, "injected", "{:?}", a.message);
+    let pod = a.mutated.unwrap();
+    let proxy = named(&pod, "/spec/containers", "istio-proxy");
+    assert_eq!(named(proxy, "/env", "DD_SERVICE")["value"], "shop\u{fffd}");
+    let names: Vec<&str> = proxy["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .filter(|n| n.starts_with("DD_"))
+        .collect();
+    assert_eq!(names, ["DD_ENV", "DD_SERVICE"]);
+}
+
 /// The example Pod injected, `edit`ed as a later request would carry it, and injected again.
 fn reinjected(edit: impl FnOnce(&mut Value)) -> Answer {
     let first = answer("the example", &example(|_| {}));

@@ -475,7 +475,7 @@ fn proxy_env<'s>(input: &TemplateInput<'_, 's>, app_containers: &[&str]) -> Vec<
     mesh_env(input, &mut env);
     if v.proxy.tracer == "datadog"
         && let Some(raw) = input.annotation("apm.datadoghq.com/env")
-        && let Ok(serde_json::Value::Object(vars)) = serde_json::from_str(raw)
+        && let Ok(serde_json::Value::Object(vars)) = go_json::unmarshal(raw)
     {
         // serde_json's maps are sorted by key, as Go's template ranges over a map.
         for (k, val) in vars {
